@@ -1,0 +1,104 @@
+// Loom's CPU kernels: vectorised, OpenMP-parallel loops over float32 buffers.
+//
+// Determinism rule: every output element is computed by exactly one thread, in a fixed order,
+// so results are bit-identical at any thread count. Parallelise over independent outputs
+// (rows, elements); never split one reduction across threads.
+#ifndef LOOM_KERNELS_H
+#define LOOM_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Team size used by every kernel below (default 1). OpenBLAS threads are managed separately.
+void loom_set_num_threads(int n);
+int loom_get_num_threads(void);
+
+/// Unary elementwise operations, y[i] = f(x[i]); x and y may alias.
+typedef enum {
+    LOOM_U_NEG = 0,
+    LOOM_U_EXP = 1,
+    LOOM_U_LOG = 2,
+    LOOM_U_SQRT = 3,
+    LOOM_U_RSQRT = 4,
+    LOOM_U_TANH = 5,
+    LOOM_U_SIN = 6,
+    LOOM_U_COS = 7,
+    LOOM_U_SILU = 8,      // x * sigmoid(x)
+    LOOM_U_GELU_TANH = 9, // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    LOOM_U_SIGMOID = 10,
+    LOOM_U_SQUARE = 11,
+    LOOM_U_ABS = 12,
+    LOOM_U_RECIP = 13,
+    LOOM_U_RELU = 14,
+    LOOM_U_SIGN = 15,
+} loom_unary_op;
+
+void loom_unary(int op, const float *x, float *y, int64_t n);
+
+/// y[i] = scale * x[i] + shift; x and y may alias.
+void loom_affine(const float *x, float *y, int64_t n, float scale, float shift);
+
+/// y[i] = value.
+void loom_fill(float *y, int64_t n, float value);
+
+/// Binary elementwise operations with broadcasting.
+typedef enum {
+    LOOM_B_ADD = 0,
+    LOOM_B_SUB = 1,
+    LOOM_B_MUL = 2,
+    LOOM_B_DIV = 3,
+    LOOM_B_MAX = 4,
+    LOOM_B_MIN = 5,
+} loom_binary_op;
+
+/// y (contiguous, `shape`, rank <= 8) = a op b, where a and b are read through element strides
+/// (0 on broadcast axes). rank 0 means a single element.
+void loom_binary(int op, int rank, const int64_t *shape,
+                 const float *a, const int64_t *a_strides,
+                 const float *b, const int64_t *b_strides,
+                 float *y);
+
+/// General strided copy over an index space `shape` (rank <= 8):
+/// y[y_offset + sum_d i_d*y_strides[d]] = x[x_offset + sum_d i_d*x_strides[d]].
+/// Covers permute, slice, concat (writing into a slab of y), broadcast and (un)patchify.
+void loom_strided_copy(int rank, const int64_t *shape,
+                       const float *x, int64_t x_offset, const int64_t *x_strides,
+                       float *y, int64_t y_offset, const int64_t *y_strides);
+
+/// Reductions. x has shape `in_shape` (rank <= 8, contiguous); axes with reduce_mask[d] != 0
+/// are reduced; y is contiguous with the reduced axes removed (remaining axes in order).
+/// Sums accumulate in double.
+typedef enum {
+    LOOM_R_SUM = 0,
+    LOOM_R_MEAN = 1,
+    LOOM_R_MAX = 2,
+} loom_reduce_op;
+
+void loom_reduce(int op, int rank, const int64_t *in_shape, const int32_t *reduce_mask,
+                 const float *x, float *y);
+
+/// Row-wise softmax over the last axis: x, y are [rows, cols]; may alias.
+void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
+
+/// Row-wise LayerNorm without affine: y = (x - mean) / sqrt(var + eps), biased variance.
+void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps);
+
+/// Row-wise RMSNorm without weight: y = x / sqrt(mean(x^2) + eps).
+void loom_rmsnorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps);
+
+/// Embedding lookup: y[i, :] = table[idx[i], :] for i < n, table is [table_rows, cols].
+/// Returns -1 on success, else the position i of the first index outside [0, table_rows).
+int64_t loom_gather_rows(const float *table, int64_t table_rows, int64_t cols,
+                         const int64_t *idx, int64_t n, float *y);
+
+/// Pairwise rotation over the last axis (n even): (a, b) -> (-b, a) for each adjacent pair.
+void loom_rotate_pairs(const float *x, float *y, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,127 @@
+/// Elementwise functions of one argument.
+public enum UnaryFunction: String, CaseIterable, Sendable {
+    case neg, exp, log, sqrt, rsqrt, tanh, sin, cos, silu
+    case geluTanh = "gelu_tanh"
+    case sigmoid, square, abs, recip, relu, sign
+}
+
+/// Elementwise functions of two arguments, with NumPy-style broadcasting.
+public enum BinaryFunction: String, CaseIterable, Sendable {
+    case add, sub, mul, div, max, min
+}
+
+/// Reductions over a set of axes.
+public enum ReduceFunction: String, CaseIterable, Sendable {
+    case sum, mean, max
+}
+
+/// How a parameter or buffer gets its initial values (REFERENCE.md §2, "Init").
+public enum Initializer: Equatable, Sendable {
+    case zeros
+    case ones
+    /// N(0, std²).
+    case normal(std: Float)
+    /// Xavier/Glorot uniform on the given fan-in and fan-out.
+    case xavierUniform(fanIn: Int, fanOut: Int)
+    /// Fixed 2-D sin-cos position table for a `gridH`×`gridW` token grid: shape [1, T, D].
+    case sinCos2D(gridH: Int, gridW: Int)
+    /// 2-D RoPE cosine table for a token grid and head dimension: shape [T, headDim].
+    case ropeCos(gridH: Int, gridW: Int)
+    /// 2-D RoPE sine table: shape [T, headDim].
+    case ropeSin(gridH: Int, gridW: Int)
+}
+
+/// The closed op set of Loom's IR. Every node of a graph is one of these.
+public enum Op: Equatable, Sendable {
+    /// A named runtime input (data, timesteps, labels, guidance weights…).
+    case input(name: String)
+    /// A named parameter (trainable) or buffer (not trainable) with its state-dict key.
+    case parameter(name: String, initializer: Initializer, trainable: Bool)
+    /// A tensor filled with one value; its type is declared on the node.
+    case constant(value: Float)
+    /// A tensor whose elements equal their index along `axis`; its type is declared.
+    case iota(axis: Int)
+    case unary(UnaryFunction)
+    /// `scale·x + shift`.
+    case affine(scale: Float, shift: Float)
+    case binary(BinaryFunction)
+    /// `[..., M, K] × [..., K, N]` (after the optional transposes), batch axes broadcast.
+    case matmul(transposeA: Bool, transposeB: Bool)
+    case reduce(ReduceFunction, axes: [Int], keepDims: Bool)
+    /// Softmax over the last axis.
+    case softmax
+    /// LayerNorm over the last axis, no affine.
+    case layerNorm(eps: Float)
+    /// RMSNorm over the last axis, no weight.
+    case rmsNorm(eps: Float)
+    case reshape(shape: [Int])
+    case permute(perm: [Int])
+    /// `x[..., start..<end, ...]` along `axis`.
+    case slice(axis: Int, start: Int, end: Int)
+    case concat(axis: Int)
+    /// Broadcast to `shape` (NumPy rules).
+    case broadcast(shape: [Int])
+    /// Embedding lookup: table `[V, D]`, integer indices `[...]` → `[..., D]`.
+    case gather
+    /// `[N, C, H, W]` → `[N, (H/p)(W/p), C·p·p]`; token row-major, inner order (c, i, j) as a conv weight.
+    case patchify(patch: Int)
+    /// `[N, h·w, p·p·C]` → `[N, C, h·p, w·p]`; inner order (i, j, c), channel fastest.
+    case unpatchify(patch: Int, gridH: Int, gridW: Int)
+    /// Over the last axis, each adjacent pair (a, b) → (−b, a).
+    case rotatePairs
+    case cast(to: DType)
+    /// Identity forward; blocks gradients.
+    case stopGradient
+
+    /// The op's name in IR text.
+    public var mnemonic: String {
+        switch self {
+        case .input: return "input"
+        case .parameter(_, _, let trainable): return trainable ? "param" : "buffer"
+        case .constant: return "constant"
+        case .iota: return "iota"
+        case .unary(let f): return f.rawValue
+        case .affine: return "affine"
+        case .binary(let f): return f.rawValue
+        case .matmul: return "matmul"
+        case .reduce(let f, _, _): return "reduce_\(f.rawValue)"
+        case .softmax: return "softmax"
+        case .layerNorm: return "layer_norm"
+        case .rmsNorm: return "rms_norm"
+        case .reshape: return "reshape"
+        case .permute: return "permute"
+        case .slice: return "slice"
+        case .concat: return "concat"
+        case .broadcast: return "broadcast"
+        case .gather: return "gather"
+        case .patchify: return "patchify"
+        case .unpatchify: return "unpatchify"
+        case .rotatePairs: return "rotate_pairs"
+        case .cast: return "cast"
+        case .stopGradient: return "stop_gradient"
+        }
+    }
+
+    /// True for ops whose type is declared rather than inferred (they take no operands).
+    public var isLeaf: Bool {
+        switch self {
+        case .input, .parameter, .constant, .iota: return true
+        default: return false
+        }
+    }
+
+    /// Number of operands the op takes (nil: variadic, at least one).
+    public var arity: Int? {
+        switch self {
+        case .input, .parameter, .constant, .iota: return 0
+        case .binary, .matmul, .gather: return 2
+        case .concat: return nil
+        default: return 1
+        }
+    }
+}
+
+/// What a node is to the program that runs it.
+public enum NodeRole: String, Sendable {
+    case input, parameter, buffer, activation, output
+}

@@ -1,0 +1,168 @@
+/// Shape and dtype rules of every op. Errors describe the operands; callers add the node and scope.
+public enum TypeInference {
+    /// NumPy broadcasting of two shapes, or nil when they are incompatible.
+    public static func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let rank = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+            let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+            if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
+        }
+        return out
+    }
+
+    /// Normalises possibly negative axes against `rank`, or nil when one is out of range.
+    public static func normalizeAxes(_ axes: [Int], rank: Int) -> [Int]? {
+        var out: [Int] = []
+        for a in axes {
+            let n = a < 0 ? a + rank : a
+            guard n >= 0, n < rank, !out.contains(n) else { return nil }
+            out.append(n)
+        }
+        return out.sorted()
+    }
+
+    /// Result type of `op` applied to operands of `inputs`. Leaf ops return `declared`.
+    public static func infer(_ op: Op, _ inputs: [TensorType], declared: TensorType?) throws -> TensorType {
+        func fail(_ why: String) -> IRError { IRError(why) }
+        if let arity = op.arity, inputs.count != arity {
+            throw fail("expects \(arity) operand(s), got \(inputs.count)")
+        }
+        if op.arity == nil, inputs.isEmpty { throw fail("expects at least one operand") }
+        let x = inputs.first
+        switch op {
+        case .input, .parameter, .constant, .iota:
+            guard let declared else { throw fail("needs a declared type") }
+            if case .iota(let axis) = op, axis < 0 || axis >= max(declared.rank, 1) {
+                throw fail("iota axis \(axis) out of range for \(declared)")
+            }
+            if case .parameter = op, declared.dtype != .f32 { throw fail("parameters must be f32, got \(declared)") }
+            if declared.shape.contains(where: { $0 < 0 }) { throw fail("negative dimension in \(declared)") }
+            return declared
+        case .unary, .affine, .softmax, .layerNorm, .rmsNorm, .stopGradient:
+            let x = x!
+            try requireFloat(x, "operand")
+            if case .softmax = op, x.rank == 0 { throw fail("needs rank >= 1, got \(x)") }
+            if case .layerNorm = op, x.rank == 0 { throw fail("needs rank >= 1, got \(x)") }
+            if case .rmsNorm = op, x.rank == 0 { throw fail("needs rank >= 1, got \(x)") }
+            return x
+        case .rotatePairs:
+            let x = x!
+            try requireFloat(x, "operand")
+            guard let last = x.shape.last, last % 2 == 0 else {
+                throw fail("needs an even last dimension, got \(x)")
+            }
+            return x
+        case .binary:
+            let (a, b) = (inputs[0], inputs[1])
+            try requireFloat(a, "left operand")
+            try requireFloat(b, "right operand")
+            guard let shape = broadcastShapes(a.shape, b.shape) else {
+                throw fail("cannot broadcast \(describeShape(a.shape)) with \(describeShape(b.shape))")
+            }
+            return TensorType(.f32, shape)
+        case .matmul(let ta, let tb):
+            let (a, b) = (inputs[0], inputs[1])
+            try requireFloat(a, "left operand")
+            try requireFloat(b, "right operand")
+            guard a.rank >= 2, b.rank >= 2 else {
+                throw fail("needs rank >= 2 operands, got \(describeShape(a.shape)) × \(describeShape(b.shape))")
+            }
+            let m = ta ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
+            let ka = ta ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+            let kb = tb ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
+            let n = tb ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
+            guard ka == kb else {
+                throw fail("inner dimensions differ: \(describeShape(a.shape))\(ta ? "ᵀ" : "") × \(describeShape(b.shape))\(tb ? "ᵀ" : "") (\(ka) vs \(kb))")
+            }
+            guard let batch = broadcastShapes(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2))) else {
+                throw fail("batch dimensions do not broadcast: \(describeShape(a.shape)) × \(describeShape(b.shape))")
+            }
+            return TensorType(.f32, batch + [m, n])
+        case .reduce(_, let axes, let keepDims):
+            let x = x!
+            try requireFloat(x, "operand")
+            guard let norm = normalizeAxes(axes, rank: x.rank), norm == axes else {
+                throw fail("reduction axes \(axes) invalid for \(x) (they must be sorted, unique and in range)")
+            }
+            var shape: [Int] = []
+            for (i, d) in x.shape.enumerated() {
+                if norm.contains(i) { if keepDims { shape.append(1) } } else { shape.append(d) }
+            }
+            return TensorType(.f32, shape)
+        case .reshape(let shape):
+            let x = x!
+            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == x.elementCount else {
+                throw fail("cannot reshape \(describeShape(x.shape)) (\(x.elementCount) elements) to \(describeShape(shape))")
+            }
+            return TensorType(x.dtype, shape)
+        case .permute(let perm):
+            let x = x!
+            guard perm.count == x.rank, perm.sorted() == Array(0..<x.rank) else {
+                throw fail("permutation \(perm) invalid for \(describeShape(x.shape))")
+            }
+            return TensorType(x.dtype, perm.map { x.shape[$0] })
+        case .slice(let axis, let start, let end):
+            let x = x!
+            guard axis >= 0, axis < x.rank, start >= 0, start <= end, end <= x.shape[axis] else {
+                throw fail("slice axis \(axis) [\(start)..<\(end)] out of range for \(describeShape(x.shape))")
+            }
+            var shape = x.shape
+            shape[axis] = end - start
+            return TensorType(x.dtype, shape)
+        case .concat(let axis):
+            let first = inputs[0]
+            guard axis >= 0, axis < first.rank else {
+                throw fail("concat axis \(axis) out of range for \(describeShape(first.shape))")
+            }
+            var shape = first.shape
+            for other in inputs.dropFirst() {
+                var a = first.shape, b = other.shape
+                guard a.count == b.count, other.dtype == first.dtype else {
+                    throw fail("cannot concatenate \(first) with \(other)")
+                }
+                a[axis] = 0
+                b[axis] = 0
+                guard a == b else {
+                    throw fail("cannot concatenate \(describeShape(first.shape)) with \(describeShape(other.shape)) on axis \(axis)")
+                }
+                shape[axis] += other.shape[axis]
+            }
+            return TensorType(first.dtype, shape)
+        case .broadcast(let shape):
+            let x = x!
+            guard broadcastShapes(x.shape, shape) == shape else {
+                throw fail("cannot broadcast \(describeShape(x.shape)) to \(describeShape(shape))")
+            }
+            return TensorType(x.dtype, shape)
+        case .gather:
+            let (table, index) = (inputs[0], inputs[1])
+            try requireFloat(table, "table")
+            guard table.rank == 2 else { throw fail("table must be [V, D], got \(describeShape(table.shape))") }
+            guard index.dtype != .f32 else { throw fail("indices must be integers, got \(index)") }
+            return TensorType(.f32, index.shape + [table.shape[1]])
+        case .patchify(let p):
+            let x = x!
+            try requireFloat(x, "operand")
+            guard x.rank == 4, p > 0, x.shape[2] % p == 0, x.shape[3] % p == 0 else {
+                throw fail("patch \(p) does not tile \(describeShape(x.shape)) (want [N, C, H, W] with H, W multiples of \(p))")
+            }
+            let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            return TensorType(.f32, [n, (h / p) * (w / p), c * p * p])
+        case .unpatchify(let p, let gh, let gw):
+            let x = x!
+            try requireFloat(x, "operand")
+            guard x.rank == 3, p > 0, x.shape[1] == gh * gw, x.shape[2] % (p * p) == 0 else {
+                throw fail("cannot unpatchify \(describeShape(x.shape)) with patch \(p) on a \(gh)×\(gw) grid")
+            }
+            return TensorType(.f32, [x.shape[0], x.shape[2] / (p * p), gh * p, gw * p])
+        case .cast(let dtype):
+            return TensorType(dtype, x!.shape)
+        }
+    }
+
+    static func requireFloat(_ t: TensorType, _ what: String) throws {
+        guard t.dtype == .f32 else { throw IRError("\(what) must be f32, got \(t)") }
+    }
+}

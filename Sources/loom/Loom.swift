@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// The `loom` command-line tool.
+@main
+struct Loom: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loom",
+        abstract: "Ahead-of-time compiler and runtime for diffusion transformers with Internal Guidance.",
+        subcommands: [])
+}
