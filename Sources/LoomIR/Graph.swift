@@ -82,3 +82,19 @@ public struct Graph: Equatable, Sendable {
         }
     }
 }
+
+extension Graph {
+    /// Elements PyTorch's `parameters()` would count: trainable parameters plus frozen parameters
+    /// such as `pos_embed`, but not registered buffers like the RoPE tables.
+    public var pytorchParameterCount: Int {
+        parameterNodes.reduce(0) { total, node in
+            if case .parameter(_, let initializer, _) = node.op {
+                switch initializer {
+                case .ropeCos, .ropeSin: return total
+                default: return total + node.type.elementCount
+                }
+            }
+            return total
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import LoomGraphs
+import LoomIR
+
+/// Training objectives (REFERENCE.md §5): DDPM ε-prediction, and flow matching in the REPA/IG-SiT
+/// convention (t = 1 noise, target ε − x₀) or the SiT/LightningDiT one (t = 0 noise, target x₀ − ε).
+public enum Objective: String, CaseIterable, Sendable {
+    case ddpmEps = "ddpm_eps"
+    case flowRepa = "flow_repa"
+    case flowSit = "flow_sit"
+}
+
+/// What the loss adds up: both heads' MSE with weight λ on the IG head, and optionally
+/// LightningDiT's cosine velocity-direction term.
+public struct LossSettings: Sendable {
+    public var objective: Objective
+    public var igLambda: Float
+    public var cosineLoss: Bool
+
+    public init(objective: Objective, igLambda: Float = 0.5, cosineLoss: Bool = false) {
+        self.objective = objective
+        self.igLambda = igLambda
+        self.cosineLoss = cosineLoss
+    }
+}
+
+/// Builds the forward-plus-objective graph. Inputs: `x0`, `eps` [N, C, H, W], `t` [N], `y` [N] i64,
+/// and for DDPM `ddpm_coef` [N, 2] = (√ᾱ_t, √(1−ᾱ_t)) from `DDPMSchedule`. Outputs: `xt`, `target`
+/// (flow), `out_final`, `out_inter` (IG), `loss_final`, `loss_inter` (IG), `loss`.
+public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossSettings) throws -> Graph {
+    let config = model.config
+    let b = GraphBuilder(name: model.graphName("loss"))
+    let s = config.inputSize
+    let imageType = TensorType(.f32, [batch, config.inChannels, s, s])
+    let x0 = b.input("x0", imageType), eps = b.input("eps", imageType)
+    let t = b.input("t", TensorType(.f32, [batch]))
+    let y = b.input("y", TensorType(.i64, [batch]))
+    let perSample = [batch, 1, 1, 1]
+    let (xt, target): (Tensor, Tensor) = b.scoped("objective") {
+        switch settings.objective {
+        case .ddpmEps:
+            let coef = b.input("ddpm_coef", TensorType(.f32, [batch, 2]))
+            let a = coef.slice(axis: 1, 0..<1).reshape(perSample), sigma = coef.slice(axis: 1, 1..<2).reshape(perSample)
+            return (a * x0 + sigma * eps, eps)
+        case .flowRepa:
+            let tt = t.reshape(perSample)
+            return ((1 - tt) * x0 + tt * eps, eps - x0)
+        case .flowSit:
+            let tt = t.reshape(perSample)
+            return (tt * x0 + (1 - tt) * eps, x0 - eps)
+        }
+    }
+    b.output("xt", xt)
+    if settings.objective != .ddpmEps { b.output("target", target) }
+    let out = model.forward(b, x: xt, t: t, y: y)
+    b.output("out_final", out.final)
+    if let inter = out.inter { b.output("out_inter", inter) }
+    let loss = b.scoped("objective") { () -> Tensor in
+        let lossFinal = headMSE(out.final, target, inChannels: config.inChannels)
+        b.output("loss_final", lossFinal)
+        var total = lossFinal
+        if let inter = out.inter {
+            let lossInter = headMSE(inter, target, inChannels: config.inChannels)
+            b.output("loss_inter", lossInter)
+            total = total + lossInter * settings.igLambda
+        }
+        if settings.cosineLoss {
+            // LightningDiT's direction term, on the final head only (as the IG reference does).
+            total = total + cosineDirectionLoss(meanChannels(out.final, config.inChannels), target)
+        }
+        return total
+    }
+    b.output("loss", loss)
+    return try b.build()
+}
+
+/// The prediction's first `inChannels` channels (all of them unless learn_sigma doubled the output).
+func meanChannels(_ prediction: Tensor, _ inChannels: Int) -> Tensor {
+    prediction.shape[1] == inChannels ? prediction : prediction.slice(axis: 1, 0..<inChannels)
+}
+
+/// One head's MSE against the target: the mean over batch and pixels of the squared error.
+func headMSE(_ prediction: Tensor, _ target: Tensor, inChannels: Int) -> Tensor {
+    (meanChannels(prediction, inChannels) - target).square().meanAll()
+}
+
+/// `mean over batch and pixels of (1 − cos_sim over channels(v̂, u))`, with PyTorch's
+/// `cosine_similarity` guard `max(‖a‖·‖b‖, 1e-8)`. a, b: [N, C, H, W] → scalar.
+func cosineDirectionLoss(_ a: Tensor, _ b: Tensor) -> Tensor {
+    let dot = (a * b).sum(axes: [1])                                    // [N, H, W]
+    let norms = (a.square().sum(axes: [1]) * b.square().sum(axes: [1])).sqrt()
+    let floor = a.builder.constant(1e-8)
+    return (1 - dot / norms.maximum(floor)).meanAll()
+}

@@ -1,0 +1,27 @@
+import CLoomKernels
+import COpenBLAS
+import Foundation
+
+/// One owner for the cores: Loom's OpenMP kernels and OpenBLAS run one after the other, never
+/// together, each with the same team size. Both spin-wait after work by default, which steals the
+/// core the other needs, so OpenMP's block time is set to 0 unless the user chose one.
+public enum Threading {
+    nonisolated(unsafe) private static var configured = false
+
+    /// Sets the team size for Loom's kernels and for OpenBLAS.
+    public static func setThreads(_ count: Int) {
+        if !configured {
+            setenv("KMP_BLOCKTIME", "0", 0)
+            configured = true
+        }
+        let n = Int32(max(1, count))
+        loom_set_num_threads(n)
+        openblas_set_num_threads(n)
+    }
+
+    /// Threads used when none is given: `LOOM_THREADS`, else the number of cores.
+    public static var defaultThreads: Int {
+        if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+}

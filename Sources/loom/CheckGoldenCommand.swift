@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import LoomDiffusion
+import LoomRuntime
+
+/// `loom check-golden`: recompute a golden file and compare every tensor.
+struct CheckGoldenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-golden",
+        abstract: "Recompute a golden safetensors file (REFERENCE.md §5) and compare every tensor.")
+
+    @Argument(help: "Golden files to check.")
+    var files: [String]
+
+    @Option(help: "Largest allowed max|a − b| / max|golden| per tensor.")
+    var rtol: Double = 1e-4
+
+    @Option(help: "Threads (default: LOOM_THREADS or all cores).")
+    var threads: Int?
+
+    @Option(help: "Also write every computed tensor to this safetensors file (one input file only).")
+    var write: String?
+
+    func run() throws {
+        if write != nil && files.count != 1 { throw ValidationError("--write needs exactly one input file") }
+        var failures = 0
+        for path in files {
+            let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads)
+            print("\(path)  [\(check.model.displayName)]")
+            for row in check.rows {
+                let error = String(format: "%.3e", row.error)
+                print("  \(row.passed ? "ok  " : "FAIL") \(row.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(error)")
+            }
+            for name in check.missing { print("  FAIL \(name.padding(toLength: 24, withPad: " ", startingAt: 0)) not computed") }
+            if !check.passed { failures += 1 }
+            if let write {
+                let tensors = check.computed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+                try SafeTensors.write(tensors, metadata: ["source": path], to: write)
+                print("  wrote \(tensors.count) tensors to \(write)")
+            }
+        }
+        if failures > 0 {
+            print("\(failures) of \(files.count) file(s) exceed rtol \(rtol)")
+            throw ExitCode(1)
+        }
+        print("all \(files.count) file(s) within rtol \(rtol)")
+    }
+}

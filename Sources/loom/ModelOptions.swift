@@ -1,0 +1,84 @@
+import ArgumentParser
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+
+extension Backbone: ExpressibleByArgument {}
+extension ModelPreset: ExpressibleByArgument {}
+extension Objective: ExpressibleByArgument {}
+
+/// Which graph of a model to build.
+enum GraphKind: String, ExpressibleByArgument, CaseIterable {
+    case forward, loss
+}
+
+/// The flags that pick a zoo model; defaults follow the official configurations.
+struct ModelOptions: ParsableArguments {
+    @Argument(help: "Backbone: dit, sit or lightningdit.")
+    var model: Backbone
+
+    @Option(help: "Size preset: S, B, L or XL.")
+    var preset: ModelPreset = .S
+
+    @Option(help: "Patch size (default 2 for dit/sit, 1 for lightningdit).")
+    var patch: Int?
+
+    @Option(help: "Input height = width (default 32 for dit/sit, 16 for lightningdit).")
+    var inputSize: Int?
+
+    @Option(help: "Input channels (default 4 for dit/sit, 32 for lightningdit).")
+    var channels: Int?
+
+    @Option(help: "Number of classes (the label table has one more row, the null label).")
+    var classes: Int = 1000
+
+    @Option(help: "Learn the variance (doubles the output channels); default on for dit only.")
+    var learnSigma: Bool?
+
+    @Option(help: "Batch size of the traced graph.")
+    var batch: Int = 8
+
+    @Option(help: "Attach the IG head after this many blocks (1-based).")
+    var igLayer: Int?
+
+    @Option(help: "Hidden width, overriding the preset.")
+    var hidden: Int?
+
+    @Option(help: "Depth, overriding the preset.")
+    var depth: Int?
+
+    @Option(help: "Attention heads, overriding the preset.")
+    var heads: Int?
+
+    /// The resolved architecture.
+    func config() throws -> ModelConfig {
+        var config = ModelConfig.preset(model, preset, patch: patch, igLayer: igLayer)
+        if let inputSize { config.inputSize = inputSize }
+        if let channels { config.inChannels = channels }
+        if let learnSigma { config.learnSigma = learnSigma }
+        if let hidden { config.hidden = hidden }
+        if let depth { config.depth = depth }
+        if let heads { config.heads = heads }
+        config.numClasses = classes
+        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+        do { try config.validate() } catch let error as IRError { throw ValidationError(error.message) }
+        return config
+    }
+}
+
+/// The objective and loss weights of a loss graph.
+struct LossOptions: ParsableArguments {
+    @Option(help: "Objective: ddpm_eps, flow_repa (t=1 noise, IG-SiT) or flow_sit (t=0 noise). Default: ddpm_eps for dit, flow_repa for sit, flow_sit for lightningdit.")
+    var objective: Objective?
+
+    @Option(name: .customLong("lambda"), help: "Weight λ of the IG head's loss.")
+    var igLambda: Float = 0.5
+
+    @Flag(help: "Add LightningDiT's cosine velocity-direction loss.")
+    var cosineLoss = false
+
+    func settings(for backbone: Backbone) -> LossSettings {
+        let fallback: Objective = backbone == .dit ? .ddpmEps : backbone == .sit ? .flowRepa : .flowSit
+        return LossSettings(objective: objective ?? fallback, igLambda: igLambda, cosineLoss: cosineLoss)
+    }
+}
