@@ -17,6 +17,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CLoomKernels", path: "Sources/CLoomKernels",
                 cSettings: kernelFlags, linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("m")]),
         .target(name: "LoomIR", path: "Sources/LoomIR"),
@@ -25,7 +27,7 @@ let package = Package(
                 path: "Sources/LoomRuntime"),
         .target(name: "LoomGraphs", dependencies: ["LoomIR"], path: "Graphs"),
         .target(name: "LoomDiffusion",
-                dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs"],
+                dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "CZlib", "CPNG"],
                 path: "Sources/LoomDiffusion"),
         .executableTarget(name: "loom",
                           dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomDiffusion",

@@ -1,3 +1,4 @@
+import LoomCompiler
 import LoomGraphs
 import LoomIR
 import LoomRuntime
@@ -34,7 +35,9 @@ public struct GoldenCheck {
         let network = try DiffusionTransformer(config.model)
         guard let x0 = file.tensors["x0"] else { throw DiffusionError("\(path): no tensor \"x0\"") }
         let batch = x0.shape.first ?? 0
-        let graph = try lossGraph(network, batch: batch, settings: config.loss)
+        var graph = try lossGraph(network, batch: batch, settings: config.loss)
+        let goldenGradients = file.order.filter { $0.hasPrefix(Autodiff.gradientPrefix) }
+        if !goldenGradients.isEmpty { graph = try Autodiff.differentiate(graph, loss: "loss") }
 
         // Parameters: exactly the model's keys under `param.`; RoPE buffers are checked, then used.
         var parameters: [String: HostTensor] = [:]
@@ -64,7 +67,7 @@ public struct GoldenCheck {
             }
         }
         computed = try ReferenceExecutor(threads: threads).run(graph, inputs: inputs, parameters: parameters)
-        for name in ["xt", "target", "out_final", "out_inter", "loss_final", "loss_inter", "loss"] {
+        for name in ["xt", "target", "out_final", "out_inter", "loss_final", "loss_inter", "loss"] + goldenGradients {
             guard let golden = file.tensors[name] else { continue }
             guard let mine = computed[name] else {
                 missing.append(name)

@@ -7,8 +7,31 @@ public final class GraphBuilder {
     private var errors: [String] = []
     private var parameterNames: Set<String> = []
 
+    /// Forward node that new nodes stem from (set by passes such as autodiff).
+    public var origin: Int?
+
     public init(name: String) {
         graph = Graph(name: name)
+    }
+
+    /// Continues an existing graph: new nodes are appended after its nodes.
+    public init(extending graph: Graph) {
+        self.graph = graph
+        for node in graph.parameterNodes {
+            if case .parameter(let name, _, _) = node.op { parameterNames.insert(name) }
+        }
+    }
+
+    /// A handle on existing node `id`.
+    public func tensor(_ id: Int) -> Tensor { Tensor(id: id, type: graph.nodes[id].type, builder: self) }
+
+    /// Runs `body` with the scope path replaced by `scope` (used by passes that emit nodes for
+    /// an existing node's module).
+    public func withScope<T>(_ scope: String, _ body: () throws -> T) rethrows -> T {
+        let saved = scopeStack
+        scopeStack = scope.isEmpty ? [] : [scope]
+        defer { scopeStack = saved }
+        return try body()
     }
 
     /// The current module path, e.g. `blocks.3.attn`.
@@ -71,7 +94,7 @@ public final class GraphBuilder {
             fatalError("unexpected error \(error)")
         }
         graph.nodes.append(Node(id: id, op: op, inputs: inputs.map(\.id), type: type,
-                                scope: scope, role: Graph.defaultRole(for: op)))
+                                scope: scope, role: Graph.defaultRole(for: op), origin: origin))
         return Tensor(id: id, type: type, builder: self)
     }
 

@@ -63,6 +63,9 @@ public enum Op: Equatable, Sendable {
     case broadcast(shape: [Int])
     /// Embedding lookup: table `[V, D]`, integer indices `[...]` → `[..., D]`.
     case gather
+    /// Sum of `updates` `[..., D]` into the rows `indices` `[...]` of a zero `[rows, D]` table
+    /// (the gradient of `gather`).
+    case scatterAdd(rows: Int)
     /// `[N, C, H, W]` → `[N, (H/p)(W/p), C·p·p]`; token row-major, inner order (c, i, j) as a conv weight.
     case patchify(patch: Int)
     /// `[N, h·w, p·p·C]` → `[N, C, h·p, w·p]`; inner order (i, j, c), channel fastest.
@@ -94,6 +97,7 @@ public enum Op: Equatable, Sendable {
         case .concat: return "concat"
         case .broadcast: return "broadcast"
         case .gather: return "gather"
+        case .scatterAdd: return "scatter_add"
         case .patchify: return "patchify"
         case .unpatchify: return "unpatchify"
         case .rotatePairs: return "rotate_pairs"
@@ -114,7 +118,7 @@ public enum Op: Equatable, Sendable {
     public var arity: Int? {
         switch self {
         case .input, .parameter, .constant, .iota: return 0
-        case .binary, .matmul, .gather: return 2
+        case .binary, .matmul, .gather, .scatterAdd: return 2
         case .concat: return nil
         default: return 1
         }

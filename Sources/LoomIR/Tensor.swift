@@ -87,6 +87,8 @@ public struct Tensor {
     public func stopGradient() -> Tensor { op(.stopGradient) }
     /// Rows of this `[V, D]` table picked by integer `indices`.
     public func gather(_ indices: Tensor) -> Tensor { op(.gather, indices) }
+    /// Sums these `[..., D]` rows into a zero `[rows, D]` table at integer `indices`.
+    public func scatterAdd(_ indices: Tensor, rows: Int) -> Tensor { op(.scatterAdd(rows: rows), indices) }
 }
 
 /// Concatenates tensors along `axis`.

@@ -142,6 +142,14 @@ public enum TypeInference {
             guard table.rank == 2 else { throw fail("table must be [V, D], got \(describeShape(table.shape))") }
             guard index.dtype != .f32 else { throw fail("indices must be integers, got \(index)") }
             return TensorType(.f32, index.shape + [table.shape[1]])
+        case .scatterAdd(let rows):
+            let (updates, index) = (inputs[0], inputs[1])
+            try requireFloat(updates, "updates")
+            guard index.dtype != .f32 else { throw fail("indices must be integers, got \(index)") }
+            guard rows > 0, updates.rank == index.rank + 1, Array(updates.shape.dropLast()) == index.shape else {
+                throw fail("updates \(describeShape(updates.shape)) do not match indices \(describeShape(index.shape)) plus one feature axis")
+            }
+            return TensorType(.f32, [rows, updates.shape.last!])
         case .patchify(let p):
             let x = x!
             try requireFloat(x, "operand")

@@ -42,6 +42,8 @@ enum OpKernels {
             return Layout.broadcast(x[0], to: shape)
         case .gather:
             return try gather(table: x[0], indices: x[1], outShape: type.shape)
+        case .scatterAdd(let rows):
+            return try scatterAdd(x[0], indices: x[1], rows: rows)
         case .patchify(let p):
             return Layout.patchify(x[0], patch: p)
         case .unpatchify(let p, let gh, let gw):
@@ -159,6 +161,24 @@ enum OpKernels {
             throw RuntimeError("index \(indices.ints[Int(bad)]) at position \(bad) is outside the table's \(rows) rows")
         }
         return HostTensor(shape: outShape, floats: out)
+    }
+
+    /// y[idx[i], :] += updates[i, :], serially in index order (deterministic).
+    static func scatterAdd(_ updates: HostTensor, indices: HostTensor, rows: Int) throws -> HostTensor {
+        let cols = updates.shape.last!
+        var out = [Float](repeating: 0, count: rows * cols)
+        for (i, row) in indices.ints.enumerated() where row < 0 || row >= Int64(rows) {
+            throw RuntimeError("index \(row) at position \(i) is outside the table's \(rows) rows")
+        }
+        updates.floats.withUnsafeBufferPointer { pu in
+            out.withUnsafeMutableBufferPointer { py in
+                for (i, row) in indices.ints.enumerated() {
+                    let dst = py.baseAddress! + Int(row) * cols, src = pu.baseAddress! + i * cols
+                    for j in 0..<cols { dst[j] += src[j] }
+                }
+            }
+        }
+        return HostTensor(shape: [rows, cols], floats: out)
     }
 
     static func iota(_ shape: [Int], axis: Int) -> HostTensor {

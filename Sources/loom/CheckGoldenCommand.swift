@@ -27,11 +27,12 @@ struct CheckGoldenCommand: ParsableCommand {
         for path in files {
             let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads)
             print("\(path)  [\(check.model.displayName)]")
+            let width = max((check.rows.map(\.name) + check.missing).map(\.count).max() ?? 0, 8)
             for row in check.rows {
                 let error = String(format: "%.3e", row.error)
-                print("  \(row.passed ? "ok  " : "FAIL") \(row.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(error)")
+                print("  \(row.passed ? "ok  " : "FAIL") \(row.name.padding(toLength: width, withPad: " ", startingAt: 0)) \(error)")
             }
-            for name in check.missing { print("  FAIL \(name.padding(toLength: 24, withPad: " ", startingAt: 0)) not computed") }
+            for name in check.missing { print("  FAIL \(name.padding(toLength: width, withPad: " ", startingAt: 0)) not computed") }
             if !check.passed { failures += 1 }
             if let write {
                 let tensors = check.computed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }

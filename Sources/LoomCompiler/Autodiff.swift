@@ -1,0 +1,94 @@
+import LoomIR
+
+/// Reverse-mode automatic differentiation as a graph pass: one reverse sweep over the nodes on the
+/// parameter→loss path, a VJP rule per primitive (`VJPRules`), contributions summed where a value is
+/// used more than once, broadcast axes reduced back, `stop_gradient` honoured. Every backward node
+/// keeps the scope of the forward node it differentiates and records it as its `origin`.
+public enum Autodiff {
+    /// Prefix of the gradient outputs: `grad.<parameter key>`.
+    public static let gradientPrefix = "grad."
+
+    /// Appends the gradient of the scalar output `loss` with respect to every trainable parameter
+    /// (or those named in `parameters`) and adds them as outputs `grad.<key>`. Parameters the loss
+    /// does not depend on get a zero gradient.
+    public static func differentiate(_ graph: Graph, loss: String, parameters: [String]? = nil) throws -> Graph {
+        guard let lossOutput = graph.outputs.first(where: { $0.name == loss }) else {
+            throw IRError("autodiff: graph \(graph.name) has no output \"\(loss)\" (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
+        }
+        let lossID = lossOutput.node
+        guard graph.nodes[lossID].type == TensorType(.f32, []) else {
+            throw IRError("autodiff: output \"\(loss)\" must be an f32 scalar, got \(graph.nodes[lossID].type)")
+        }
+        let targets = try selectParameters(graph, parameters)
+        let needed = pathNodes(graph, from: Set(targets.map(\.id)), to: lossID)
+
+        let b = GraphBuilder(extending: graph)
+        var adjoints = AdjointTable()
+        b.origin = lossID
+        adjoints.add(b.withScope(graph.nodes[lossID].scope) { b.constant(1) }, to: lossID)
+        for id in stride(from: lossID, through: 0, by: -1) where needed.contains(id) {
+            let node = graph.nodes[id]
+            guard let g = adjoints.take(id, builder: b, type: node.type, scope: node.scope) else { continue }
+            if node.op.isLeaf {
+                adjoints.finished[id] = g
+                continue
+            }
+            b.origin = id
+            let contributions = b.withScope(node.scope) {
+                VJPRules.pullback(node, g, b, operandNeeded: node.inputs.map { needed.contains($0) })
+            }
+            for (operand, contribution) in zip(node.inputs, contributions) {
+                guard let contribution, needed.contains(operand) else { continue }
+                switch contribution {
+                case .dense(let value): adjoints.add(value, to: operand)
+                case .slice(let axis, let start, let end, let value):
+                    adjoints.addSlice(value, axis: axis, start: start, end: end, to: operand)
+                }
+            }
+        }
+        b.origin = nil
+        for node in targets {
+            guard case .parameter(let name, _, _) = node.op else { continue }
+            let gradient = adjoints.finished[node.id]
+                ?? b.withScope(node.scope) { b.constant(0, shape: node.type.shape) }
+            b.output(gradientPrefix + name, gradient)
+        }
+        return try b.build()
+    }
+
+    static func selectParameters(_ graph: Graph, _ names: [String]?) throws -> [Node] {
+        let trainable = graph.parameterNodes.filter { $0.role == .parameter }
+        guard let names else { return trainable }
+        return try names.map { name in
+            guard let node = trainable.first(where: { $0.op.parameterName == name }) else {
+                throw IRError("autodiff: no trainable parameter \"\(name)\" in graph \(graph.name)")
+            }
+            return node
+        }
+    }
+
+    /// Nodes that depend on a target through differentiable edges and that the loss depends on.
+    static func pathNodes(_ graph: Graph, from sources: Set<Int>, to sink: Int) -> Set<Int> {
+        var forward = sources
+        for node in graph.nodes where !node.op.isLeaf && node.type.dtype == .f32 {
+            if case .stopGradient = node.op { continue }
+            let differentiable = VJPRules.differentiableOperands(node.op, arity: node.inputs.count)
+            if zip(node.inputs, differentiable).contains(where: { $1 && forward.contains($0) }) {
+                forward.insert(node.id)
+            }
+        }
+        var backward: Set<Int> = [sink]
+        for id in stride(from: sink, through: 0, by: -1) where backward.contains(id) {
+            backward.formUnion(graph.nodes[id].inputs)
+        }
+        return forward.intersection(backward)
+    }
+}
+
+extension Op {
+    /// The state-dict key of a parameter or buffer node.
+    public var parameterName: String? {
+        if case .parameter(let name, _, _) = self { return name }
+        return nil
+    }
+}
