@@ -17,6 +17,8 @@ void loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 
 /// Unary elementwise operations, y[i] = f(x[i]); x and y may alias.
+/// EXP, TANH, SILU, GELU_TANH and SIGMOID use vectorised in-house exp (~1 ulp) and tanh (~2 ulp);
+/// LOG, SIN and COS call libm. SIGMOID/SILU/GELU stay finite (no NaN) for any finite x.
 typedef enum {
     LOOM_U_NEG = 0,
     LOOM_U_EXP = 1,
@@ -56,6 +58,7 @@ typedef enum {
 
 /// y (contiguous, `shape`, rank <= 8) = a op b, where a and b are read through element strides
 /// (0 on broadcast axes). rank 0 means a single element.
+/// MAX/MIN propagate NaN (like torch.maximum/minimum). y may alias a contiguous operand exactly.
 void loom_binary(int op, int rank, const int64_t *shape,
                  const float *a, const int64_t *a_strides,
                  const float *b, const int64_t *b_strides,
@@ -70,7 +73,8 @@ void loom_strided_copy(int rank, const int64_t *shape,
 
 /// Reductions. x has shape `in_shape` (rank <= 8, contiguous); axes with reduce_mask[d] != 0
 /// are reduced; y is contiguous with the reduced axes removed (remaining axes in order).
-/// Sums accumulate in double.
+/// Sums accumulate in double. MAX propagates NaN. Reducing an empty axis gives 0 (sum),
+/// NaN (mean) or -inf (max).
 typedef enum {
     LOOM_R_SUM = 0,
     LOOM_R_MEAN = 1,
@@ -90,11 +94,13 @@ void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, f
 void loom_rmsnorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps);
 
 /// Embedding lookup: y[i, :] = table[idx[i], :] for i < n, table is [table_rows, cols].
-/// Returns -1 on success, else the position i of the first index outside [0, table_rows).
+/// Returns -1 on success, else the position i of the first index outside [0, table_rows);
+/// all indices are checked before anything is written, so y is untouched on failure.
 int64_t loom_gather_rows(const float *table, int64_t table_rows, int64_t cols,
                          const int64_t *idx, int64_t n, float *y);
 
 /// Pairwise rotation over the last axis (n even): (a, b) -> (-b, a) for each adjacent pair.
+/// x and y may alias. (For odd n the last element is copied unchanged.)
 void loom_rotate_pairs(const float *x, float *y, int64_t n);
 
 #ifdef __cplusplus

@@ -1,0 +1,4 @@
+// Umbrella header of Loom's C kernels.
+#include "loom_kernels.h"
+#include "loom_random.h"
+#include "loom_signals.h"

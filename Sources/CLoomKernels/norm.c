@@ -1,0 +1,68 @@
+// Row-wise softmax, LayerNorm and RMSNorm over the last axis of a [rows, cols] buffer.
+// Statistics accumulate in double; each row is handled by one thread. x and y may alias.
+#include "loom_internal.h"
+
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t cols;
+    float eps;
+} rows_ctx;
+
+static void softmax_range(void *vctx, int64_t begin, int64_t end) {
+    const rows_ctx *c = (const rows_ctx *)vctx;
+    const int64_t n = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * n;
+        float *y = c->y + r * n;
+        const float m = loom__max_f32(x, n);
+        LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = loom__expf(x[j] - m);
+        const float inv = (float)(1.0 / loom__sum_f64(y, n));
+        LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+
+static void layernorm_range(void *vctx, int64_t begin, int64_t end) {
+    const rows_ctx *c = (const rows_ctx *)vctx;
+    const int64_t n = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * n;
+        float *y = c->y + r * n;
+        const double mean = loom__sum_f64(x, n) / (double)n;
+        const double var = loom__sumsqdev_f64(x, n, mean) / (double)n;
+        const float fmean = (float)mean;
+        const float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
+        LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = (x[j] - fmean) * rstd;
+    }
+}
+
+static void rmsnorm_range(void *vctx, int64_t begin, int64_t end) {
+    const rows_ctx *c = (const rows_ctx *)vctx;
+    const int64_t n = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * n;
+        float *y = c->y + r * n;
+        const double ms = loom__sumsqdev_f64(x, n, 0.0) / (double)n;
+        const float rstd = (float)(1.0 / sqrt(ms + (double)c->eps));
+        LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = x[j] * rstd;
+    }
+}
+
+static void run_rows(loom_range_fn fn, const float *x, float *y, int64_t rows, int64_t cols,
+                     float eps) {
+    if (rows <= 0 || cols <= 0) return;
+    rows_ctx c = {x, y, cols, eps};
+    loom__parallel_for(rows, rows * cols, fn, &c);
+}
+
+void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols) {
+    run_rows(softmax_range, x, y, rows, cols, 0.0f);
+}
+
+void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
+    run_rows(layernorm_range, x, y, rows, cols, eps);
+}
+
+void loom_rmsnorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
+    run_rows(rmsnorm_range, x, y, rows, cols, eps);
+}
