@@ -100,13 +100,14 @@ public final class GzipInflater {
     public func read(upTo count: Int) throws -> [UInt8] {
         var output: [UInt8] = []
         guard count > 0 else { return output }
-        let chunk = 1 << 20
+        // Inflate into a scratch buffer and append each piece with a bulk copy.
+        let chunk = Swift.min(count, 1 << 20)
+        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        defer { scratch.deallocate() }
         while output.count < count && !finished {
             let want = Swift.min(chunk, count - output.count)
-            let start = output.count
-            output.append(contentsOf: repeatElement(0, count: want))
-            let produced = try inflateChunk(into: &output, at: start, capacity: want)
-            output.removeSubrange((start + produced)...)
+            let produced = try inflateChunk(into: scratch, capacity: want)
+            output.append(contentsOf: UnsafeBufferPointer(start: scratch, count: produced))
         }
         return output
     }
@@ -122,53 +123,51 @@ public final class GzipInflater {
         return bytes
     }
 
-    /// Runs inflate until `capacity` bytes are written at `output[start...]` or the stream ends.
-    private func inflateChunk(into output: inout [UInt8], at start: Int, capacity: Int) throws -> Int {
+    /// Runs inflate until `capacity` bytes are written at `dst` or the stream ends.
+    private func inflateChunk(into dst: UnsafeMutablePointer<UInt8>, capacity: Int) throws -> Int {
         var produced = 0
         try compressed.withUnsafeBufferPointer { src in
-            try output.withUnsafeMutableBufferPointer { dst in
-                while produced < capacity && !finished {
-                    stream.pointee.next_in = UnsafeMutablePointer(mutating: src.baseAddress.map { $0 + consumed })
-                    stream.pointee.avail_in = uInt(src.count - consumed)
-                    stream.pointee.next_out = dst.baseAddress! + start + produced
-                    stream.pointee.avail_out = uInt(capacity - produced)
-                    let inBefore = src.count - consumed
-                    let outBefore = capacity - produced
-                    let status = inflate(stream, Z_NO_FLUSH)
-                    let usedIn = inBefore - Int(stream.pointee.avail_in)
-                    let madeOut = outBefore - Int(stream.pointee.avail_out)
-                    consumed += usedIn
-                    produced += madeOut
-                    producedCount += madeOut
-                    switch status {
-                    case Z_OK:
-                        continue
-                    case Z_STREAM_END:
-                        // Another gzip member may follow (concatenated .gz files).
-                        if consumed + 1 < src.count && src[consumed] == 0x1f && src[consumed + 1] == 0x8b {
-                            let reset = inflateReset(stream)
-                            guard reset == Z_OK else {
-                                throw DiffusionError("gzip file '\(source)': inflateReset failed with zlib status \(reset)")
-                            }
-                        } else {
-                            finished = true
+            while produced < capacity && !finished {
+                stream.pointee.next_in = UnsafeMutablePointer(mutating: src.baseAddress.map { $0 + consumed })
+                stream.pointee.avail_in = uInt(src.count - consumed)
+                stream.pointee.next_out = dst + produced
+                stream.pointee.avail_out = uInt(capacity - produced)
+                let inBefore = src.count - consumed
+                let outBefore = capacity - produced
+                let status = inflate(stream, Z_NO_FLUSH)
+                let usedIn = inBefore - Int(stream.pointee.avail_in)
+                let madeOut = outBefore - Int(stream.pointee.avail_out)
+                consumed += usedIn
+                produced += madeOut
+                producedCount += madeOut
+                switch status {
+                case Z_OK:
+                    continue
+                case Z_STREAM_END:
+                    // Another gzip member may follow (concatenated .gz files).
+                    if consumed + 1 < src.count && src[consumed] == 0x1f && src[consumed + 1] == 0x8b {
+                        let reset = inflateReset(stream)
+                        guard reset == Z_OK else {
+                            throw DiffusionError("gzip file '\(source)': inflateReset failed with zlib status \(reset)")
                         }
-                    case Z_BUF_ERROR:
-                        // No progress possible: inflate wants more input but there is none.
-                        throw DiffusionError("gzip file '\(source)': truncated compressed data: all \(src.count) "
-                                             + "input bytes were consumed (\(producedCount) bytes decompressed) "
-                                             + "without reaching the end of the gzip stream")
-                    case Z_NEED_DICT:
-                        throw DiffusionError("gzip file '\(source)': corrupt data: the stream needs a preset dictionary")
-                    case Z_DATA_ERROR:
-                        throw DiffusionError("gzip file '\(source)': corrupt compressed data at input byte \(consumed)"
-                                             + " (after \(producedCount) decompressed bytes)\(zlibMessage(stream))")
-                    case Z_MEM_ERROR:
-                        throw DiffusionError("gzip file '\(source)': out of memory while decompressing")
-                    default:
-                        throw DiffusionError("gzip file '\(source)': inflate failed with zlib status \(status)"
-                                             + zlibMessage(stream))
+                    } else {
+                        finished = true
                     }
+                case Z_BUF_ERROR:
+                    // No progress possible: inflate wants more input but there is none.
+                    throw DiffusionError("gzip file '\(source)': truncated compressed data: all \(src.count) "
+                                         + "input bytes were consumed (\(producedCount) bytes decompressed) "
+                                         + "without reaching the end of the gzip stream")
+                case Z_NEED_DICT:
+                    throw DiffusionError("gzip file '\(source)': corrupt data: the stream needs a preset dictionary")
+                case Z_DATA_ERROR:
+                    throw DiffusionError("gzip file '\(source)': corrupt compressed data at input byte \(consumed)"
+                                         + " (after \(producedCount) decompressed bytes)\(zlibMessage(stream))")
+                case Z_MEM_ERROR:
+                    throw DiffusionError("gzip file '\(source)': out of memory while decompressing")
+                default:
+                    throw DiffusionError("gzip file '\(source)': inflate failed with zlib status \(status)"
+                                         + zlibMessage(stream))
                 }
             }
         }
@@ -180,23 +179,4 @@ public final class GzipInflater {
 private func zlibMessage(_ stream: UnsafeMutablePointer<z_stream>) -> String {
     guard let message = stream.pointee.msg else { return "" }
     return ": " + String(cString: message)
-}
-
-/// Reads a whole file, throwing a `DiffusionError` that names the path when it is missing,
-/// a directory or unreadable. `what` describes the file ("IDX file", "gzip file"...).
-func readFileBytes(path: String, what: String, hint: String? = nil) throws -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw DiffusionError("\(what) '\(path)' not found" + (hint.map { "; \($0)" } ?? ""))
-    }
-    guard !isDirectory.boolValue else {
-        throw DiffusionError("\(what) '\(path)' is a directory, not a file")
-    }
-    let data: Data
-    do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-    } catch {
-        throw DiffusionError("\(what) '\(path)' is unreadable: \(error.localizedDescription)")
-    }
-    return data.withUnsafeBytes { Array($0.bindMemory(to: UInt8.self)) }
 }
