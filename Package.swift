@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "LoomCompilerTests", dependencies: ["LoomIR", "LoomCompiler", "LoomGraphs"],
                     path: "Tests/LoomCompilerTests"),
         .testTarget(name: "LoomDiffusionTests",
-                    dependencies: ["LoomIR", "LoomRuntime", "LoomGraphs", "LoomDiffusion"],
+                    dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomDiffusion"],
                     path: "Tests/LoomDiffusionTests"),
     ],
     swiftLanguageModes: [.v5]

@@ -3,23 +3,32 @@ import LoomIR
 
 /// Training objectives (REFERENCE.md §5): DDPM ε-prediction, and flow matching in the REPA/IG-SiT
 /// convention (t = 1 noise, target ε − x₀) or the SiT/LightningDiT one (t = 0 noise, target x₀ − ε).
-public enum Objective: String, CaseIterable, Sendable {
+public enum Objective: String, CaseIterable, Sendable, Codable {
     case ddpmEps = "ddpm_eps"
     case flowRepa = "flow_repa"
     case flowSit = "flow_sit"
 }
 
 /// What the loss adds up: both heads' MSE with weight λ on the IG head, and optionally
-/// LightningDiT's cosine velocity-direction term.
-public struct LossSettings: Sendable {
+/// LightningDiT's cosine velocity-direction term, DDPM's variational-bound term (learn_sigma
+/// models), and the IG training-acceleration target.
+public struct LossSettings: Sendable, Codable, Equatable {
     public var objective: Objective
     public var igLambda: Float
     public var cosineLoss: Bool
+    /// Training-acceleration variant (paper §4.3, Eq. 7): the final head's target becomes
+    /// `u + ω·sg(D_f − D_i)`; the IG head keeps the plain target. 0 turns it off.
+    public var omega: Float
+    /// Add the variational-bound term of the hybrid loss (DDPM with learn_sigma only).
+    public var vbLoss: Bool
 
-    public init(objective: Objective, igLambda: Float = 0.5, cosineLoss: Bool = false) {
+    public init(objective: Objective, igLambda: Float = 0.5, cosineLoss: Bool = false, omega: Float = 0,
+                vbLoss: Bool = false) {
         self.objective = objective
         self.igLambda = igLambda
         self.cosineLoss = cosineLoss
+        self.omega = omega
+        self.vbLoss = vbLoss
     }
 }
 
@@ -54,8 +63,19 @@ public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossS
     let out = model.forward(b, x: xt, t: t, y: y)
     b.output("out_final", out.final)
     if let inter = out.inter { b.output("out_inter", inter) }
+    if settings.omega != 0 && out.inter == nil {
+        throw DiffusionError("the training-acceleration target (omega \(settings.omega)) needs an IG head: pass --ig-layer")
+    }
+    if settings.vbLoss && !(settings.objective == .ddpmEps && config.learnSigma) {
+        throw DiffusionError("the variational-bound term needs a DDPM objective and a learn_sigma model")
+    }
     let loss = b.scoped("objective") { () -> Tensor in
-        let lossFinal = headMSE(out.final, target, inChannels: config.inChannels)
+        var finalTarget = target
+        if settings.omega != 0, let inter = out.inter {
+            let gap = meanChannels(out.final, config.inChannels) - meanChannels(inter, config.inChannels)
+            finalTarget = target + gap.stopGradient() * settings.omega
+        }
+        let lossFinal = headMSE(out.final, finalTarget, inChannels: config.inChannels)
         b.output("loss_final", lossFinal)
         var total = lossFinal
         if let inter = out.inter {
@@ -66,6 +86,12 @@ public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossS
         if settings.cosineLoss {
             // LightningDiT's direction term, on the final head only (as the IG reference does).
             total = total + cosineDirectionLoss(meanChannels(out.final, config.inChannels), target)
+        }
+        if settings.vbLoss {
+            let coef = b.input("ddpm_vb_coef", TensorType(.f32, [batch, DDPMSchedule.vbColumns]))
+            let vb = variationalBoundTerm(output: out.final, x0: x0, xt: xt, coef: coef, inChannels: config.inChannels)
+            b.output("loss_vb", vb)
+            total = total + vb
         }
         return total
     }
