@@ -2,7 +2,7 @@ import LoomIR
 
 /// The three backbone families of the zoo. DiT and SiT share one network; they differ in the
 /// objective and in how the timestep is fed (integer DDPM steps vs float t ∈ [0, 1]).
-public enum Backbone: String, CaseIterable, Sendable {
+public enum Backbone: String, CaseIterable, Sendable, Codable {
     case dit, sit, lightningdit
 }
 
@@ -16,7 +16,7 @@ public enum ModelPreset: String, CaseIterable, Sendable {
 }
 
 /// Everything that fixes a zoo model's architecture.
-public struct ModelConfig: Equatable, Sendable {
+public struct ModelConfig: Equatable, Sendable, Codable {
     public var backbone: Backbone
     public var inputSize: Int
     public var inChannels: Int

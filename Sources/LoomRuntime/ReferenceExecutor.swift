@@ -13,7 +13,7 @@ public struct ReferenceExecutor {
     /// Runs `graph` and returns its outputs by name.
     public func run(_ graph: Graph, inputs: [String: HostTensor],
                     parameters: [String: HostTensor]) throws -> [String: HostTensor] {
-        let values = try evaluateAll(graph, inputs: inputs, parameters: parameters)
+        let values = try evaluate(graph, inputs: inputs, parameters: parameters, keepAll: false)
         var outputs: [String: HostTensor] = [:]
         for output in graph.outputs { outputs[output.name] = values[output.node] }
         return outputs
@@ -22,10 +22,23 @@ public struct ReferenceExecutor {
     /// Runs `graph` and returns the value of every node, indexed by node id.
     public func evaluateAll(_ graph: Graph, inputs: [String: HostTensor],
                             parameters: [String: HostTensor]) throws -> [HostTensor] {
+        try evaluate(graph, inputs: inputs, parameters: parameters, keepAll: true)
+    }
+
+    /// Runs the nodes in order; unless `keepAll`, a value is released after its last use
+    /// (outputs are kept), so peak memory follows what is live rather than the whole graph.
+    func evaluate(_ graph: Graph, inputs: [String: HostTensor], parameters: [String: HostTensor],
+                  keepAll: Bool) throws -> [HostTensor] {
         try checkBindings(graph, inputs: inputs, parameters: parameters)
         Threading.setThreads(threads)
+        var lastUse = Array(0..<graph.nodes.count)
+        for node in graph.nodes { for operand in node.inputs { lastUse[operand] = max(lastUse[operand], node.id) } }
+        for output in graph.outputs { lastUse[output.node] = graph.nodes.count }
+        var releaseAt = [[Int]](repeating: [], count: graph.nodes.count + 1)
+        for (id, last) in lastUse.enumerated() { releaseAt[last].append(id) }
         var values: [HostTensor] = []
         values.reserveCapacity(graph.nodes.count)
+        let released = HostTensor(shape: [0], floats: [])
         for node in graph.nodes {
             let value: HostTensor
             switch node.op {
@@ -40,6 +53,7 @@ public struct ReferenceExecutor {
                 }
             }
             values.append(value)
+            if !keepAll { for id in releaseAt[node.id] { values[id] = released } }
         }
         return values
     }

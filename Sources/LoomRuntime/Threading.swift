@@ -12,6 +12,9 @@ public enum Threading {
     public static func setThreads(_ count: Int) {
         if !configured {
             setenv("KMP_BLOCKTIME", "0", 0)
+            // Keep freed buffers in the heap: the executor allocates and frees the same sizes every
+            // step, and returning them to the kernel makes each step fault its pages in again.
+            loom_keep_heap_memory()
             configured = true
         }
         let n = Int32(max(1, count))

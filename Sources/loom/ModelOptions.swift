@@ -29,8 +29,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Input channels (default 4 for dit/sit, 32 for lightningdit).")
     var channels: Int?
 
-    @Option(help: "Number of classes (the label table has one more row, the null label).")
-    var classes: Int = 1000
+    @Option(help: "Number of classes (default 1000; the label table has one more row, the null label).")
+    var classes: Int?
 
     @Option(help: "Learn the variance (doubles the output channels); default on for dit only.")
     var learnSigma: Bool?
@@ -59,7 +59,7 @@ struct ModelOptions: ParsableArguments {
         if let hidden { config.hidden = hidden }
         if let depth { config.depth = depth }
         if let heads { config.heads = heads }
-        config.numClasses = classes
+        config.numClasses = classes ?? 1000
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         do { try config.validate() } catch let error as IRError { throw ValidationError(error.message) }
         return config

@@ -2,3 +2,4 @@
 #include "loom_kernels.h"
 #include "loom_random.h"
 #include "loom_signals.h"
+#include "loom_memory.h"

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import LoomCompiler
+import LoomDiffusion
+import LoomGraphs
+import LoomRuntime
+
+extension TimeSampling: ExpressibleByArgument {}
+
+/// `loom train`: trains a zoo model on Fashion-MNIST or a folder of latents.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a zoo model (forward, backward, AdamW + EMA as one graph per step).",
+        discussion: """
+            Fashion-MNIST (Debian's dataset-fashion-mnist) is the default data: 28×28 images padded to 32×32,
+            1 channel, 10 classes. --latents DIR trains on pre-encoded latents instead (safetensors shards with
+            `latents` and `labels`, optional stats.safetensors). The run folder receives checkpoint.safetensors
+            and loss.csv; Ctrl-C finishes the current step, saves, and exits; --resume continues bit for bit.
+            """)
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var loss: LossOptions
+
+    @Option(help: "Fashion-MNIST folder.") var dataRoot = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Train on a folder of latent shards instead of Fashion-MNIST.") var latents: String?
+    @Option(help: "Use only the first N training samples.") var limit: Int?
+    @Option(help: "Total optimizer steps.") var steps = 1000
+    @Option(help: "Learning rate.") var lr: Float = 1e-4
+    @Option(help: "Linear learning-rate warm-up steps.") var warmup = 0
+    @Option(help: "EMA decay (0 disables the EMA copy).") var emaDecay: Float = 0.9999
+    @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float = 0
+    @Option(help: "Global gradient-norm clip (0 disables).") var clip: Float = 1.0
+    @Option(help: "Seed for weights, data order, noise and timesteps.") var seed: UInt64 = 0
+    @Option(help: "Probability of the null label (for CFG).") var labelDropout: Float = 0.1
+    @Option(help: "Timestep distribution for flow objectives: uniform or logit_normal.") var timeSampling: TimeSampling = .uniform
+    @Option(help: "Training-acceleration weight ω (final-head target u + ω·sg(D_f − D_i)); 0 is plain IG training.")
+    var omega: Float = 0
+    @Flag(help: "Add the variational-bound term (DDPM + learn_sigma: the hybrid loss of DiT).") var vbLoss = false
+    @Option(help: "Run folder for checkpoint and loss log.") var out = "runs/train"
+    @Option(help: "Save a checkpoint every N steps.") var checkpointEvery = 500
+    @Option(help: "Print progress every N steps.") var logEvery = 10
+    @Option(help: "Continue from this checkpoint (its configuration is used; --steps may extend it).") var resume: String?
+    @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+
+    func run() throws {
+        do {
+            try train()
+        } catch let error as DiffusionError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func loadData(channels: Int?) throws -> Dataset {
+        if let latents { return try LatentFolder.load(path: latents, numClasses: model.classes) }
+        return try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: model.inputSize ?? 32, limit: limit)
+    }
+
+    func train() throws {
+        let threadCount = threads ?? Threading.defaultThreads
+        if let resume {
+            let (_, saved) = try peekConfig(resume)
+            var config = saved
+            if steps != 1000 || config.steps < steps { config.steps = max(steps, config.steps) }
+            let dataset = try loadData(channels: config.model.inChannels)
+            let graph = try Trainer.trainingGraph(config)
+            let (state, _) = try TrainingState.load(path: resume, graph: graph)
+            let trainer = try Trainer(config: config, dataset: limit.map { dataset.prefix($0) } ?? dataset,
+                                      state: state, threads: threadCount)
+            try finish(trainer)
+            return
+        }
+        var dataset = try loadData(channels: model.channels)
+        if let limit { dataset = dataset.prefix(limit) }
+        var modelConfig = try model.config()
+        if model.inputSize == nil { modelConfig.inputSize = dataset.height }
+        if model.channels == nil { modelConfig.inChannels = dataset.channels }
+        if model.classes == nil { modelConfig.numClasses = dataset.numClasses }
+        var optimizer = AdamWSettings()
+        optimizer.emaDecay = emaDecay > 0 ? emaDecay : nil
+        optimizer.clipNorm = clip > 0 ? clip : nil
+        optimizer.weightDecay = weightDecay
+        var settings = loss.settings(for: model.model)
+        settings.omega = omega
+        settings.vbLoss = vbLoss
+        let config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
+                                    steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
+                                    labelDropout: labelDropout, timeSampling: timeSampling)
+        try finish(try Trainer(config: config, dataset: dataset, threads: threadCount))
+    }
+
+    func peekConfig(_ path: String) throws -> (SafeTensorsFile, TrainingConfig) {
+        let file = try SafeTensors.read(path: path)
+        guard let json = file.metadata["loom.training"] else {
+            throw DiffusionError("\(path): not a Loom training checkpoint (no \"loom.training\" metadata)")
+        }
+        return (file, try TrainingConfig.from(json: json, source: path))
+    }
+
+    func finish(_ trainer: Trainer) throws {
+        let run = TrainingRun(directory: out, checkpointEvery: checkpointEvery, logEvery: logEvery)
+        let outcome = try run.run(trainer) { print($0); fflush(stdout) }
+        if outcome == .interrupted { throw ExitCode(130) }
+    }
+}
