@@ -1,7 +1,7 @@
 import LoomIR
 
 /// Runs a graph node by node on the CPU: OpenBLAS `cblas_sgemm` for matrix products, the C kernels
-/// for everything else, every intermediate kept in its own buffer. Simple and obviously right: the
+/// for everything else (`KernelLibrary`), every intermediate in a buffer of its own. Simple and obviously right: the
 /// ground truth compiled plans are compared against.
 public struct ReferenceExecutor {
     public let threads: Int
@@ -15,20 +15,20 @@ public struct ReferenceExecutor {
                     parameters: [String: HostTensor]) throws -> [String: HostTensor] {
         let values = try evaluate(graph, inputs: inputs, parameters: parameters, keepAll: false)
         var outputs: [String: HostTensor] = [:]
-        for output in graph.outputs { outputs[output.name] = values[output.node] }
+        for output in graph.outputs { outputs[output.name] = values[output.node]!.ref.hostTensor() }
         return outputs
     }
 
     /// Runs `graph` and returns the value of every node, indexed by node id.
     public func evaluateAll(_ graph: Graph, inputs: [String: HostTensor],
                             parameters: [String: HostTensor]) throws -> [HostTensor] {
-        try evaluate(graph, inputs: inputs, parameters: parameters, keepAll: true)
+        try evaluate(graph, inputs: inputs, parameters: parameters, keepAll: true).map { $0!.ref.hostTensor() }
     }
 
-    /// Runs the nodes in order; unless `keepAll`, a value is released after its last use
-    /// (outputs are kept), so peak memory follows what is live rather than the whole graph.
+    /// Runs the nodes in order, each into a buffer of its own; unless `keepAll`, a buffer is
+    /// released after its last use (outputs are kept), so memory follows what is live.
     func evaluate(_ graph: Graph, inputs: [String: HostTensor], parameters: [String: HostTensor],
-                  keepAll: Bool) throws -> [HostTensor] {
+                  keepAll: Bool) throws -> [RawBuffer?] {
         try checkBindings(graph, inputs: inputs, parameters: parameters)
         Threading.setThreads(threads)
         var lastUse = Array(0..<graph.nodes.count)
@@ -36,24 +36,24 @@ public struct ReferenceExecutor {
         for output in graph.outputs { lastUse[output.node] = graph.nodes.count }
         var releaseAt = [[Int]](repeating: [], count: graph.nodes.count + 1)
         for (id, last) in lastUse.enumerated() { releaseAt[last].append(id) }
-        var values: [HostTensor] = []
+        var values: [RawBuffer?] = []
         values.reserveCapacity(graph.nodes.count)
-        let released = HostTensor(shape: [0], floats: [])
         for node in graph.nodes {
-            let value: HostTensor
+            let value: RawBuffer
             switch node.op {
-            case .input(let name): value = inputs[name]!
-            case .parameter(let name, _, _): value = parameters[name]!
+            case .input(let name): value = RawBuffer(inputs[name]!)
+            case .parameter(let name, _, _): value = RawBuffer(parameters[name]!)
             default:
+                value = RawBuffer(node.type)
                 do {
-                    value = try OpKernels.evaluate(node.op, node.inputs.map { values[$0] }, type: node.type)
+                    try KernelLibrary.launch(node.op, node.inputs.map { values[$0]!.ref }, value.ref)
                 } catch let error as RuntimeError {
                     let at = node.scope.isEmpty ? "top level" : node.scope
                     throw RuntimeError("node %\(node.id) (\(node.op.mnemonic)) in \(at): \(error.message)")
                 }
             }
             values.append(value)
-            if !keepAll { for id in releaseAt[node.id] { values[id] = released } }
+            if !keepAll { for id in releaseAt[node.id] { values[id] = nil } }
         }
         return values
     }

@@ -1,0 +1,38 @@
+import COpenBLAS
+import LoomIR
+
+extension KernelLibrary {
+    /// Batched `op(A)·op(B)` with broadcast batch axes, one `cblas_sgemm` per batch entry; when B has
+    /// no batch axes and A is not transposed, A's batch folds into M (one GEMM).
+    static func matmul(_ a: TensorRef, _ b: TensorRef, _ y: TensorRef, transposeA: Bool, transposeB: Bool) {
+        guard y.count > 0 else { return }
+        let (ra, rb) = (a.shape.count, b.shape.count)
+        let m = y.shape[y.shape.count - 2], n = y.shape[y.shape.count - 1]
+        let k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1]
+        let lda = Int32(a.shape[ra - 1]), ldb = Int32(b.shape[rb - 1])
+        let opA = transposeA ? CblasTrans : CblasNoTrans, opB = transposeB ? CblasTrans : CblasNoTrans
+        let batchShape = Array(y.shape.dropLast(2))
+        let batch = batchShape.reduce(1, *)
+        if rb == 2 && !transposeA {
+            cblas_sgemm(CblasRowMajor, opA, opB, Int32(batch * m), Int32(n), Int32(k), 1,
+                        a.floats, lda, b.floats, ldb, 0, y.floats, Int32(n))
+            return
+        }
+        let strideA = broadcastStrides(Array(a.shape.dropLast(2)), to: batchShape)
+        let strideB = broadcastStrides(Array(b.shape.dropLast(2)), to: batchShape)
+        let matA = a.shape[ra - 2] * a.shape[ra - 1], matB = b.shape[rb - 2] * b.shape[rb - 1]
+        let batchStrides = rowMajorStrides(batchShape)
+        for index in 0..<batch {
+            var offA = 0, offB = 0, rest = index
+            for axis in batchShape.indices {
+                let coordinate = rest / batchStrides[axis]
+                rest %= batchStrides[axis]
+                offA += coordinate * Int(strideA[axis])
+                offB += coordinate * Int(strideB[axis])
+            }
+            cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
+                        a.floats + offA * matA, lda, b.floats + offB * matB, ldb,
+                        0, y.floats + index * m * n, Int32(n))
+        }
+    }
+}
