@@ -15,6 +15,9 @@ public enum Autodiff {
         guard let lossOutput = graph.outputs.first(where: { $0.name == loss }) else {
             throw IRError("autodiff: graph \(graph.name) has no output \"\(loss)\" (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
         }
+        if let fused = graph.nodes.first(where: { if case .fused = $0.op { return true } else { return false } }) {
+            throw IRError("autodiff: node %\(fused.id) (\(fused.op.mnemonic)) is a fused kernel; differentiate before fusion")
+        }
         let lossID = lossOutput.node
         guard graph.nodes[lossID].type == TensorType(.f32, []) else {
             throw IRError("autodiff: output \"\(loss)\" must be an f32 scalar, got \(graph.nodes[lossID].type)")
@@ -82,13 +85,5 @@ public enum Autodiff {
             backward.formUnion(graph.nodes[id].inputs)
         }
         return forward.intersection(backward)
-    }
-}
-
-extension Op {
-    /// The state-dict key of a parameter or buffer node.
-    public var parameterName: String? {
-        if case .parameter(let name, _, _) = self { return name }
-        return nil
     }
 }

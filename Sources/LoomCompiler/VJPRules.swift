@@ -105,6 +105,8 @@ enum VJPRules {
                 .reshape([n, gh * gw, p * p * c]))]
         case .rotatePairs:
             return [dense(-g.rotatePairs())]
+        case .fused:
+            preconditionFailure("autodiff runs before fusion (checked by Autodiff.differentiate)")
         }
     }
 

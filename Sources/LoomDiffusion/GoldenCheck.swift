@@ -24,7 +24,10 @@ public struct GoldenCheck {
     public var passed: Bool { missing.isEmpty && rows.allSatisfy(\.passed) }
 
     /// Runs the check on the golden file at `path`.
-    public init(path: String, rtol: Double = 1e-4, threads: Int = Threading.defaultThreads) throws {
+    /// With `compiled`, the graph goes through the compiler (fusion, memory plan) and runs as a
+    /// `Plan`; otherwise the reference executor runs it node by node.
+    public init(path: String, rtol: Double = 1e-4, threads: Int = Threading.defaultThreads,
+                compiled: Bool = false) throws {
         let file = try SafeTensors.read(path: path)
         guard let json = file.metadata["config"] else {
             throw DiffusionError("\(path): metadata has no \"config\" entry (see REFERENCE.md §5)")
@@ -66,7 +69,13 @@ public struct GoldenCheck {
                 inputs[name] = try file.tensor(name, expected: node.type)
             }
         }
-        computed = try ReferenceExecutor(threads: threads).run(graph, inputs: inputs, parameters: parameters)
+        if compiled {
+            let executor = PlanExecutor(plan: try PlanCompiler.compile(graph), threads: threads)
+            try executor.setParameters(parameters)
+            computed = try executor.run(inputs: inputs)
+        } else {
+            computed = try ReferenceExecutor(threads: threads).run(graph, inputs: inputs, parameters: parameters)
+        }
         for name in ["xt", "target", "out_final", "out_inter", "loss_final", "loss_inter", "loss"] + goldenGradients {
             guard let golden = file.tensors[name] else { continue }
             guard let mine = computed[name] else {

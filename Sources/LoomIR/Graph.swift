@@ -39,6 +39,9 @@ public struct Graph: Equatable, Sendable {
     public var name: String
     public var nodes: [Node]
     public var outputs: [GraphOutput]
+    /// Notes left by passes (e.g. why a fusion was refused); printed as `//` lines in dumps and
+    /// not part of the program.
+    public var remarks: [String] = []
 
     public init(name: String, nodes: [Node] = [], outputs: [GraphOutput] = []) {
         self.name = name

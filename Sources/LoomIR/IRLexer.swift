@@ -180,6 +180,7 @@ enum IRAttributeValue {
     case word(IRToken)
     case list([Int])
     case call(IRToken, [IRToken])
+    case string(IRToken)
 }
 
 /// The `key=value` attributes and flags of one instruction; each must be used exactly once.
@@ -211,6 +212,7 @@ struct IRAttributes {
         case .word(let t): return "\(key)=\(t.text)"
         case .list(let v): return "\(key)=[\(v.map(String.init).joined(separator: ","))]"
         case .call(let f, let args): return "\(key)=\(f.text)(\(args.map(\.text).joined(separator: ",")))"
+        case .string(let t): return "\(key)=\(t.text)"
         }
     }
 
@@ -251,6 +253,14 @@ struct IRAttributes {
             throw IRError("bad attribute '\(spelled(key, value))': expected a list such as [0,1]")
         }
         return v
+    }
+
+    mutating func string(_ key: String) throws -> String {
+        let value = try take(key)
+        guard case .string(let t) = value else {
+            throw IRError("bad attribute '\(spelled(key, value))': expected a quoted string")
+        }
+        return t.value
     }
 
     mutating func dtype(_ key: String) throws -> DType {
@@ -296,6 +306,7 @@ enum IROpKind {
     case binary(BinaryFunction), matmul, reduce(ReduceFunction), softmax, layerNorm, rmsNorm
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
     case stopGradient
+    case fusedElementwise, linear, normModulate, attention
 
     init?(_ mnemonic: String) {
         if let f = UnaryFunction(rawValue: mnemonic) { self = .unary(f); return }
@@ -327,12 +338,28 @@ enum IROpKind {
         case "rotate_pairs": self = .rotatePairs
         case "cast": self = .cast
         case "stop_gradient": self = .stopGradient
+        case "fused_elementwise": self = .fusedElementwise
+        case "linear": self = .linear
+        case "norm_modulate": self = .normModulate
+        case "attention": self = .attention
         default: return nil
         }
     }
 
-    func makeOp(name: String?, value: Float?, attributes a: inout IRAttributes) throws -> Op {
+    func makeOp(name: String?, value: Float?, operandCount: Int, attributes a: inout IRAttributes) throws -> Op {
         switch self {
+        case .fusedElementwise:
+            let text = try a.string("program")
+            return .fused(.elementwise(try ElementwiseProgram.parse(text, inputCount: operandCount)))
+        case .linear:
+            guard a.values["act"] != nil else { return .fused(.linear(activation: nil)) }
+            let value = try a.take("act")
+            guard case .word(let t) = value, let f = UnaryFunction(rawValue: t.text) else {
+                throw IRError("bad attribute '\(a.spelled("act", value))': expected a unary function")
+            }
+            return .fused(.linear(activation: f))
+        case .normModulate: return .fused(.normModulate(eps: try a.float("eps"), rms: try a.flag("rms")))
+        case .attention: return .fused(.attention(scale: try a.float("scale")))
         case .input: return .input(name: name!)
         case .parameter(let trainable):
             return .parameter(name: name!, initializer: try a.initializer("init"), trainable: trainable)

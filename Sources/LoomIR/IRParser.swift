@@ -181,7 +181,7 @@ private struct Parser {
         }
         try cursor.expectEnd()
 
-        let op = try kind.makeOp(name: name, value: value, attributes: &attributes)
+        let op = try kind.makeOp(name: name, value: value, operandCount: inputs.count, attributes: &attributes)
         try attributes.checkAllUsed()
         graph.nodes.append(Node(id: id, op: op, inputs: inputs, type: type, scope: scope,
                                 role: Graph.defaultRole(for: op), origin: origin))
@@ -189,6 +189,7 @@ private struct Parser {
     }
 
     func parseAttributeValue(_ cursor: inout IRTokenCursor, _ key: IRToken) throws -> IRAttributeValue {
+        if cursor.peek.kind == .string { return .string(cursor.next()) }
         if cursor.accept("[") {
             var values: [Int] = []
             if !cursor.accept("]") {

@@ -16,6 +16,7 @@ public enum IRPrinter {
     /// The parseable text of `graph`, ending with `"}\n"`.
     public static func print(_ graph: Graph) -> String {
         var out = header(graph)
+        for remark in graph.remarks { out += "  // " + remark + "\n" }
         for node in graph.nodes { out += "  " + line(node) + "\n" }
         out += footer(graph)
         return out
@@ -119,6 +120,13 @@ public enum IRPrinter {
             return ["patch=\(patch)", "grid_h=\(gridH)", "grid_w=\(gridW)"]
         case .cast(let dtype):
             return ["to=" + dtype.rawValue]
+        case .fused(let kernel):
+            switch kernel {
+            case .elementwise(let program): return ["program=" + quote(program.text)]
+            case .linear(let activation): return activation.map { ["act=" + $0.rawValue] } ?? []
+            case .normModulate(let eps, let rms): return ["eps=" + float(eps)] + (rms ? ["rms"] : [])
+            case .attention(let scale): return ["scale=" + float(scale)]
+            }
         }
     }
 

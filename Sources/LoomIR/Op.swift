@@ -75,6 +75,8 @@ public enum Op: Equatable, Sendable {
     case cast(to: DType)
     /// Identity forward; blocks gradients.
     case stopGradient
+    /// A kernel made by the fusion pass (never present before fusion).
+    case fused(FusedKernel)
 
     /// The op's name in IR text.
     public var mnemonic: String {
@@ -103,6 +105,7 @@ public enum Op: Equatable, Sendable {
         case .rotatePairs: return "rotate_pairs"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
+        case .fused(let kernel): return kernel.mnemonic
         }
     }
 
@@ -120,6 +123,11 @@ public enum Op: Equatable, Sendable {
         case .input, .parameter, .constant, .iota: return 0
         case .binary, .matmul, .gather, .scatterAdd: return 2
         case .concat: return nil
+        case .fused(let kernel):
+            switch kernel {
+            case .elementwise, .normModulate: return nil
+            case .linear, .attention: return 3
+            }
         default: return 1
         }
     }
@@ -128,4 +136,12 @@ public enum Op: Equatable, Sendable {
 /// What a node is to the program that runs it.
 public enum NodeRole: String, Sendable {
     case input, parameter, buffer, activation, output
+}
+
+extension Op {
+    /// The state-dict key of a parameter or buffer node.
+    public var parameterName: String? {
+        if case .parameter(let name, _, _) = self { return name }
+        return nil
+    }
 }

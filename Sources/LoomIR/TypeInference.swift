@@ -167,10 +167,56 @@ public enum TypeInference {
             return TensorType(.f32, [x.shape[0], x.shape[2] / (p * p), gh * p, gw * p])
         case .cast(let dtype):
             return TensorType(dtype, x!.shape)
+        case .fused(let kernel):
+            return try inferFused(kernel, inputs)
         }
     }
 
     static func requireFloat(_ t: TensorType, _ what: String) throws {
         guard t.dtype == .f32 else { throw IRError("\(what) must be f32, got \(t)") }
+    }
+
+    static func inferFused(_ kernel: FusedKernel, _ inputs: [TensorType]) throws -> TensorType {
+        for (i, t) in inputs.enumerated() { try requireFloat(t, "operand \(i)") }
+        switch kernel {
+        case .elementwise(let program):
+            try program.validate()
+            guard program.inputCount == inputs.count else {
+                throw IRError("program reads \(program.inputCount) operand(s), got \(inputs.count)")
+            }
+            var shape: [Int] = []
+            for t in inputs {
+                guard let b = broadcastShapes(shape, t.shape) else {
+                    throw IRError("cannot broadcast \(describeShape(shape)) with \(describeShape(t.shape))")
+                }
+                shape = b
+            }
+            return TensorType(.f32, shape)
+        case .linear:
+            let (x, w, bias) = (inputs[0], inputs[1], inputs[2])
+            guard x.rank >= 1, w.rank == 2, bias.shape == [w.shape[0]], x.shape.last == w.shape[1] else {
+                throw IRError("linear needs x [..., K], weight [N, K], bias [N]; got \(x), \(w), \(bias)")
+            }
+            return TensorType(.f32, Array(x.shape.dropLast()) + [w.shape[0]])
+        case .normModulate(_, let rms):
+            guard inputs.count == (rms ? 4 : 3) else {
+                throw IRError("norm_modulate takes x, \(rms ? "weight, " : "")shift, scale; got \(inputs.count) operands")
+            }
+            let x = inputs[0]
+            guard x.rank == 3 else { throw IRError("x must be [B, T, D], got \(x)") }
+            let (b, d) = (x.shape[0], x.shape[2])
+            if rms, inputs[1].shape != [d] { throw IRError("weight must be [\(d)], got \(inputs[1])") }
+            for t in inputs.suffix(2) where t.shape != [b, d] {
+                throw IRError("shift and scale must be [\(b), \(d)], got \(t)")
+            }
+            return x
+        case .attention:
+            let (q, k, v) = (inputs[0], inputs[1], inputs[2])
+            guard q.rank == 4, k.rank == 4, v.rank == 4, q.shape[0...1] == k.shape[0...1],
+                  k.shape[0...2] == v.shape[0...2], q.shape[3] == k.shape[3] else {
+                throw IRError("attention needs q [B,H,T,d], k [B,H,S,d], v [B,H,S,e]; got \(q), \(k), \(v)")
+            }
+            return TensorType(.f32, [q.shape[0], q.shape[1], q.shape[2], v.shape[3]])
+        }
     }
 }

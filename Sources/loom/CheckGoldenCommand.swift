@@ -18,6 +18,9 @@ struct CheckGoldenCommand: ParsableCommand {
     @Option(help: "Threads (default: LOOM_THREADS or all cores).")
     var threads: Int?
 
+    @Flag(help: "Run through the compiler (fusion + memory plan) instead of the reference executor.")
+    var compiled = false
+
     @Option(help: "Also write every computed tensor to this safetensors file (one input file only).")
     var write: String?
 
@@ -25,8 +28,9 @@ struct CheckGoldenCommand: ParsableCommand {
         if write != nil && files.count != 1 { throw ValidationError("--write needs exactly one input file") }
         var failures = 0
         for path in files {
-            let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads)
-            print("\(path)  [\(check.model.displayName)]")
+            let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads,
+                                        compiled: compiled)
+            print("\(path)  [\(check.model.displayName)\(compiled ? ", compiled plan" : "")]")
             let width = max((check.rows.map(\.name) + check.missing).map(\.count).max() ?? 0, 8)
             for row in check.rows {
                 let error = String(format: "%.3e", row.error)

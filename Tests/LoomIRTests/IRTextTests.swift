@@ -56,6 +56,7 @@ final class IRTextTests: XCTestCase {
         case .rotatePairs: return "rotate_pairs"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
+        case .fused(let kernel): return kernel.mnemonic
         }
     }
 
@@ -67,7 +68,8 @@ final class IRTextTests: XCTestCase {
             + ["matmul"]
             + ReduceFunction.allCases.map { "reduce_" + $0.rawValue }
             + ["softmax", "layer_norm", "rms_norm", "reshape", "permute", "slice", "concat", "broadcast",
-               "gather", "scatter_add", "patchify", "unpatchify", "rotate_pairs", "cast", "stop_gradient"]
+               "gather", "scatter_add", "patchify", "unpatchify", "rotate_pairs", "cast", "stop_gradient",
+               "fused_elementwise", "linear", "norm_modulate", "attention"]
     }
 
     /// A graph that uses every op, every initializer, scalars, integers and scoped blocks.
@@ -128,6 +130,20 @@ final class IRTextTests: XCTestCase {
         b.output("scalar", scalar)
         b.output("index", index)
         b.output("table_grad", grad)
+        // Fused kernels (made by the fusion pass; traced here directly to cover their text form).
+        let program = try ElementwiseProgram.parse("mul(r0,r1);affine(r2,0.5,1.0);gelu_tanh(r3);const(-2.5);max(r4,r5)",
+                                                   inputCount: 2)
+        let chain = b.append(.fused(.elementwise(program)), [h, gain])
+        let linearBias = pos.reshape([16, 32]).slice(axis: 1, 0..<1).reshape([16])
+        let projected = b.append(.fused(.linear(activation: .silu)), [chain, proj, linearBias])
+        let plainLinear = b.append(.fused(.linear(activation: nil)), [chain, proj, linearBias])
+        let modulated = b.append(.fused(.normModulate(eps: 1e-6, rms: false)), [h, emb, emb])
+        let rmsModulated = b.append(.fused(.normModulate(eps: 1e-6, rms: true)), [h, gain, emb, emb])
+        let heads = h.reshape([2, 16, 4, 8]).permute([0, 2, 1, 3])
+        let attended = b.append(.fused(.attention(scale: 0.35355339)), [heads, heads, heads])
+        b.output("fused", projected + plainLinear)
+        b.output("modulated", modulated + rmsModulated)
+        b.output("attended", attended)
         return try b.build()
     }
 

@@ -3,3 +3,4 @@
 #include "loom_random.h"
 #include "loom_signals.h"
 #include "loom_memory.h"
+#include "loom_fused.h"

@@ -1,18 +1,25 @@
-
 import Foundation
 import LoomCompiler
 import LoomGraphs
 import LoomIR
 import LoomRuntime
 
-/// Runs training steps: one graph per step (forward, backward, AdamW + EMA update), state written
-/// back from the graph's `update.*` outputs, progress printed, losses logged, checkpoints saved.
+/// How training steps are executed.
+public enum TrainingBackend: String, CaseIterable, Sendable {
+    /// The compiled plan (fusion, memory plan, in-place updates): the default.
+    case compiled
+    /// The reference executor, node by node (ground truth; slow).
+    case reference
+}
+
+/// Runs training steps: one graph per step (forward, backward, AdamW + EMA update); the new
+/// weights and optimizer state come back through the graph's `update.*` outputs.
 public final class Trainer {
     public let config: TrainingConfig
     public let graph: Graph
-    public private(set) var state: TrainingState
     let inputs: StepInputs
-    let executor: ReferenceExecutor
+    let runner: TrainingStepRunner
+    public private(set) var stepCount: Int
 
     /// Per-step figures.
     public struct StepLog {
@@ -24,16 +31,28 @@ public final class Trainer {
         public var learningRate: Float
     }
 
-    /// Builds the training graph for `config`; `state` continues a checkpoint, else starts fresh.
+    /// Builds (or takes) the training graph for `config`; `state` continues a checkpoint, else the
+    /// run starts fresh. With `plan`, that precompiled plan runs the steps (its table must match).
     public init(config: TrainingConfig, dataset: Dataset, state: TrainingState? = nil,
-                threads: Int = Threading.defaultThreads) throws {
+                threads: Int = Threading.defaultThreads, backend: TrainingBackend = .compiled,
+                plan: Plan? = nil) throws {
         try config.validate()
         self.config = config
-        graph = try Trainer.trainingGraph(config)
+        graph = try plan?.graph ?? Trainer.trainingGraph(config)
         inputs = try StepInputs(config: config, dataset: dataset)
-        executor = ReferenceExecutor(threads: threads)
-        self.state = state ?? TrainingState(graph: graph, seed: config.seed)
+        let initial = state ?? TrainingState(graph: graph, seed: config.seed)
+        stepCount = initial.step
+        if backend == .reference && plan == nil {
+            runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
+        } else {
+            let executor = PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph), threads: threads)
+            try executor.setParameters(initial.tensors)
+            runner = PlanTrainingRunner(executor: executor)
+        }
     }
+
+    /// The current weights, optimizer moments, EMA and step count.
+    public var state: TrainingState { TrainingState(tensors: runner.tensors(), step: stepCount) }
 
     /// forward + objective → autodiff → AdamW/EMA.
     public static func trainingGraph(_ config: TrainingConfig) throws -> Graph {
@@ -48,15 +67,12 @@ public final class Trainer {
     /// Runs one step and returns its log line.
     @discardableResult
     public func step() throws -> StepLog {
-        let t = state.step + 1
-        var feed = try inputs.inputs(step: state.step)
+        let t = stepCount + 1
+        var feed = try inputs.inputs(step: stepCount)
         let lr = config.learningRate(atStep: t)
         for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
-        let outputs = try executor.run(graph, inputs: feed, parameters: state.tensors)
-        for (name, value) in outputs where name.hasPrefix(OptimizerPass.updatePrefix) {
-            state.tensors[String(name.dropFirst(OptimizerPass.updatePrefix.count))] = value
-        }
-        state.step = t
+        let outputs = try runner.run(feed)
+        stepCount = t
         let loss = outputs["loss"]!.floats[0]
         guard loss.isFinite else {
             throw DiffusionError("step \(t): the loss is \(loss); lower --lr or check the data")
@@ -65,4 +81,44 @@ public final class Trainer {
                        lossInter: outputs["loss_inter"]?.floats[0], gradNorm: outputs["grad_norm"]!.floats[0],
                        learningRate: lr)
     }
+}
+
+/// Executes the training graph and keeps the persistent tensors.
+protocol TrainingStepRunner: AnyObject {
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor]
+    func tensors() -> [String: HostTensor]
+}
+
+/// Node-by-node reference execution; updates applied from the `update.*` outputs.
+final class ReferenceTrainingRunner: TrainingStepRunner {
+    let graph: Graph
+    var state: [String: HostTensor]
+    let executor: ReferenceExecutor
+
+    init(graph: Graph, tensors: [String: HostTensor], threads: Int) {
+        self.graph = graph
+        state = tensors
+        executor = ReferenceExecutor(threads: threads)
+    }
+
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
+        let outputs = try executor.run(graph, inputs: inputs, parameters: state)
+        for (name, value) in outputs where name.hasPrefix(OptimizerPass.updatePrefix) {
+            state[String(name.dropFirst(OptimizerPass.updatePrefix.count))] = value
+        }
+        return outputs
+    }
+
+    func tensors() -> [String: HostTensor] { state }
+}
+
+/// A compiled plan; the weights live in its parameter region and are updated in place.
+final class PlanTrainingRunner: TrainingStepRunner {
+    let executor: PlanExecutor
+
+    init(executor: PlanExecutor) { self.executor = executor }
+
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] { try executor.run(inputs: inputs) }
+
+    func tensors() -> [String: HostTensor] { executor.parameters() }
 }

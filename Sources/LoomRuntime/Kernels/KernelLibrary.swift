@@ -57,6 +57,8 @@ public enum KernelLibrary {
             loom_rotate_pairs(x[0].floats, y.floats, n)
         case .cast:
             try cast(x[0], y)
+        case .fused(let kernel):
+            fused(kernel, x, y)
         }
     }
 

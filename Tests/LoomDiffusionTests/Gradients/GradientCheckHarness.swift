@@ -37,6 +37,9 @@ enum OpFamilies {
         case .rotatePairs: return "rotate_pairs"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
+        // Fused kernels exist only after the fusion pass, which runs after autodiff: they have
+        // no VJP (autodiff refuses them) and so no gradient check; CompiledPlanTests cover them.
+        case .fused(let kernel): return kernel.mnemonic
         }
     }
 

@@ -1,0 +1,69 @@
+import LoomIR
+
+/// Groups of primitive nodes to be replaced by one fused node at the group's root.
+struct FusionPlan {
+    let graph: Graph
+    let uses: [Int]
+    let consumers: [[Int]]
+    let outputs: Set<Int>
+    /// Nodes folded into a fused node (not emitted).
+    var absorbed: Set<Int> = []
+    /// Root node → fused op and its operands (old ids).
+    var replacements: [Int: (op: Op, inputs: [Int])] = [:]
+    var remarks: [String] = []
+
+    init(_ graph: Graph) {
+        self.graph = graph
+        uses = useCounts(graph)
+        var consumers = [[Int]](repeating: [], count: graph.nodes.count)
+        for node in graph.nodes { for operand in node.inputs { consumers[operand].append(node.id) } }
+        self.consumers = consumers
+        outputs = Set(graph.outputs.map(\.node))
+    }
+
+    func node(_ id: Int) -> Node { graph.nodes[id] }
+
+    /// True when `id` may disappear into a fused kernel: read once, not an output, not claimed.
+    func isPrivate(_ id: Int) -> Bool {
+        uses[id] == 1 && !outputs.contains(id) && !absorbed.contains(id) && replacements[id] == nil
+    }
+
+    func isClaimed(_ id: Int) -> Bool { absorbed.contains(id) || replacements[id] != nil }
+
+    mutating func replace(root: Int, with op: Op, inputs: [Int], absorbing interior: [Int]) {
+        replacements[root] = (op, inputs)
+        absorbed.formUnion(interior)
+    }
+
+    mutating func refuse(_ kind: String, at id: Int, _ reason: String) {
+        let scope = node(id).scope.isEmpty ? "top level" : node(id).scope
+        remarks.append("fusion refused: \(kind) at %\(id) (\(scope)): \(reason)")
+    }
+}
+
+/// Fusion for the CPU: norm + adaLN modulate, GEMM + bias (+ activation) epilogues, attention
+/// (inference graphs), then maximal elementwise chains. Each fused kernel keeps the primitive
+/// subgraph it replaces as its reference lowering (tests compare both). Refused fusions leave a
+/// remark in the graph, printed in IR dumps.
+public struct FusionPass: GraphPass {
+    public let name = "fusion"
+
+    public init() {}
+
+    public func run(_ graph: Graph) throws -> Graph {
+        var plan = FusionPlan(graph)
+        NormModulateFusion.apply(&plan)
+        LinearFusion.apply(&plan)
+        AttentionFusion.apply(&plan)
+        ElementwiseFusion.apply(&plan)
+        var rewriter = GraphRewriter(graph)
+        for node in graph.nodes where !plan.absorbed.contains(node.id) {
+            if let replacement = plan.replacements[node.id] {
+                rewriter.map[node.id] = rewriter.emit(replacement.op, replacement.inputs, like: node)
+            } else {
+                rewriter.copy(node)
+            }
+        }
+        return try rewriter.finish(remarks: plan.remarks)
+    }
+}

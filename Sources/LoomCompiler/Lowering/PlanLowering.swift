@@ -1,0 +1,129 @@
+import LoomIR
+import LoomRuntime
+
+/// Lowers an optimised graph to a `Plan`: views become aliases, parameters and optimizer state get
+/// a region of their own, every other value gets a live interval over the launch order, values are
+/// written in place over an operand that dies at that launch where the kernel allows it, and the
+/// memory planner places the rest in one arena. Inputs and outputs are pinned.
+public enum PlanLowering {
+    public static let alignment = 64
+
+    /// The buffer each node's value lives in after views and in-place reuse.
+    struct Buffers {
+        var root: [Int]                  // node → node whose buffer it uses
+        var start: [Int: Int] = [:]      // buffer → first launch
+        var end: [Int: Int] = [:]        // buffer → last launch that reads it
+        var pinned: Set<Int> = []
+        var inPlace: [(node: Int, operand: Int)] = []
+    }
+
+    public static func lower(_ graph: Graph) throws -> Plan {
+        try Verifier.verify(graph)
+        let count = graph.nodes.count
+        var buffers = Buffers(root: Array(0..<count))
+        var parameterOffsets: [Int: Int] = [:]
+        var parameterBytes = 0
+        for node in graph.nodes {
+            switch node.op {
+            case .parameter:
+                parameterOffsets[node.id] = parameterBytes
+                parameterBytes += align(storageBytes(node.type))
+            case _ where isView(node.op):
+                buffers.root[node.id] = buffers.root[node.inputs[0]]
+            default:
+                buffers.start[node.id] = node.id
+                buffers.end[node.id] = node.id
+            }
+            if case .input = node.op { buffers.pinned.insert(node.id) }
+        }
+        var lastRead = [Int](repeating: -1, count: count)
+        for node in graph.nodes { for operand in node.inputs { lastRead[buffers.root[operand]] = node.id } }
+        // Training updates are written straight into the parameter they replace when nothing reads
+        // the old value afterwards: no pinned copy, no write-back.
+        var updateTargets: [Int: Int] = [:]
+        for output in graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
+            let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+            guard let target = graph.parameterNodes.first(where: { $0.op.parameterName == key }),
+                  !isView(graph.nodes[output.node].op), buffers.start[output.node] != nil,
+                  updateTargets[output.node] == nil, lastRead[target.id] <= output.node,
+                  graph.nodes[output.node].type == target.type else { continue }
+            updateTargets[output.node] = target.id
+            buffers.start.removeValue(forKey: output.node)
+            buffers.end.removeValue(forKey: output.node)
+            buffers.root[output.node] = target.id
+        }
+        for output in graph.outputs where updateTargets[output.node] == nil {
+            buffers.pinned.insert(buffers.root[output.node])
+        }
+        for (id, last) in lastRead.enumerated() where buffers.end[id] != nil { buffers.end[id] = max(buffers.end[id]!, last) }
+
+        // In place: the result reuses an operand's buffer when that buffer dies here.
+        for node in graph.nodes where allowsInPlace(node.op) && buffers.start[node.id] != nil {
+            for operand in node.inputs {
+                let candidate = buffers.root[operand]
+                guard parameterOffsets[candidate] == nil, !buffers.pinned.contains(candidate),
+                      graph.nodes[operand].type == node.type, storageBytes(graph.nodes[candidate].type) == storageBytes(node.type),
+                      buffers.end[candidate] == node.id, buffers.start[candidate] != nil,
+                      !readsElsewhere(node, candidate, buffers) else { continue }
+                buffers.root[node.id] = candidate
+                buffers.end[candidate] = buffers.end.removeValue(forKey: node.id)!
+                buffers.start.removeValue(forKey: node.id)
+                if buffers.pinned.remove(node.id) != nil { buffers.pinned.insert(candidate) }
+                buffers.inPlace.append((node.id, operand))
+                break
+            }
+        }
+        // Views of views and of in-place results resolve to the final buffer.
+        for id in 0..<count { buffers.root[id] = buffers.root[buffers.root[id]] }
+
+        let requests = buffers.start.keys.sorted().map { id in
+            BufferRequest(id: id, bytes: storageBytes(graph.nodes[id].type), start: buffers.start[id]!,
+                          end: buffers.end[id]!, pinned: buffers.pinned.contains(id))
+        }
+        let memory = MemoryPlanner.plan(requests, alignment: alignment)
+        var locations: [ValueLocation] = []
+        for node in graph.nodes {
+            if let offset = parameterOffsets[node.id] {
+                locations.append(.parameter(offset))
+            } else if let target = updateTargets[node.id] {
+                locations.append(.parameter(parameterOffsets[target]!))
+            } else if isView(node.op) {
+                locations.append(.alias(node.inputs[0]))
+            } else {
+                locations.append(.arena(memory.offsets[buffers.root[node.id]] ?? 0))
+            }
+        }
+        let report = PlanMemoryReport(arenaBytes: memory.arenaBytes, lowerBound: memory.lowerBound,
+                                      totalRequested: memory.totalRequested, pinnedBytes: memory.pinnedBytes,
+                                      fragmentation: memory.fragmentation, inPlaceCount: buffers.inPlace.count,
+                                      parameterBytes: parameterBytes)
+        return Plan(graph: graph, locations: locations, memory: report)
+    }
+
+    /// Ops that only reinterpret their operand's memory.
+    static func isView(_ op: Op) -> Bool {
+        switch op {
+        case .reshape, .stopGradient: return true
+        default: return false
+        }
+    }
+
+    static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
+
+    /// Kernels that read element i (or row r) before writing it, so output may overwrite an operand.
+    static func allowsInPlace(_ op: Op) -> Bool {
+        switch op {
+        case .unary, .affine, .binary, .softmax, .layerNorm, .rmsNorm, .rotatePairs: return true
+        case .fused(.elementwise), .fused(.normModulate): return true
+        default: return false
+        }
+    }
+
+    /// The candidate buffer must feed this node only through same-shaped, element-aligned
+    /// operands (a broadcast read of it would be clobbered).
+    static func readsElsewhere(_ node: Node, _ candidate: Int, _ buffers: Buffers) -> Bool {
+        if case .fused(.normModulate) = node.op, buffers.root[node.inputs[0]] != candidate { return true }
+        if case .rotatePairs = node.op { return true }  // reads the neighbour of each element
+        return false
+    }
+}

@@ -1,0 +1,47 @@
+import LoomIR
+
+/// Builds a new graph from an old one: nodes are copied or replaced one by one, operands are
+/// renumbered through `map`, and outputs follow their nodes.
+struct GraphRewriter {
+    let source: Graph
+    let builder: GraphBuilder
+    /// Old node id → new node id.
+    var map: [Int: Int] = [:]
+
+    init(_ source: Graph) {
+        self.source = source
+        builder = GraphBuilder(name: source.name)
+    }
+
+    /// Copies `node` with its operands renumbered.
+    mutating func copy(_ node: Node) {
+        map[node.id] = emit(node.op, node.inputs, like: node)
+    }
+
+    /// Appends `op` over old-graph operands, with `like`'s scope and origin; returns the new id.
+    mutating func emit(_ op: Op, _ oldInputs: [Int], like node: Node) -> Int {
+        let operands = oldInputs.map { builder.tensor(map[$0]!) }
+        builder.origin = node.origin.flatMap { map[$0] }
+        let declared: TensorType? = op.isLeaf ? node.type : nil
+        let tensor = builder.withScope(node.scope) { builder.append(op, operands, declared: declared) }
+        return tensor.id
+    }
+
+    /// The rewritten graph with outputs remapped; verified.
+    func finish(remarks: [String] = []) throws -> Graph {
+        var graph = builder.graph
+        graph.outputs = source.outputs.map { GraphOutput(name: $0.name, node: map[$0.node]!) }
+        graph.remarks = source.remarks + remarks
+        graph.refreshRoles()
+        try Verifier.verify(graph)
+        return graph
+    }
+}
+
+/// How many times each node is read (operands and graph outputs).
+func useCounts(_ graph: Graph) -> [Int] {
+    var counts = [Int](repeating: 0, count: graph.nodes.count)
+    for node in graph.nodes { for operand in node.inputs { counts[operand] += 1 } }
+    for output in graph.outputs { counts[output.node] += 1 }
+    return counts
+}

@@ -1,0 +1,66 @@
+import CLoomKernels
+import COpenBLAS
+import LoomIR
+
+extension KernelLibrary {
+    static func fused(_ kernel: FusedKernel, _ x: [TensorRef], _ y: TensorRef) {
+        switch kernel {
+        case .elementwise(let program):
+            elementwise(program, x, y)
+        case .linear(let activation):
+            // y = x·Wᵀ (one GEMM over the folded batch), then bias + activation per row.
+            matmul(x[0], x[1], y, transposeA: false, transposeB: true)
+            let cols = y.shape.last!
+            let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
+            loom_bias_activation_rows(y.floats, Int64(y.count / max(cols, 1)), Int64(cols), x[2].floats, act)
+        case .normModulate(let eps, let rms):
+            let (b, t, d) = (x[0].shape[0], x[0].shape[1], x[0].shape[2])
+            let weight: UnsafePointer<Float>? = rms ? UnsafePointer(x[1].floats) : nil
+            loom_norm_modulate(x[0].floats, weight, x[x.count - 2].floats, x[x.count - 1].floats, y.floats,
+                               Int64(b), Int64(t), Int64(d), eps, rms ? 1 : 0)
+        case .attention(let scale):
+            attention(x[0], x[1], x[2], y, scale: scale)
+        }
+    }
+
+    /// Encodes the program for `loom_elementwise` and runs it over the broadcast operands.
+    static func elementwise(_ program: ElementwiseProgram, _ x: [TensorRef], _ y: TensorRef) {
+        guard y.count > 0 else { return }
+        let instructions = program.instructions.map { instruction -> loom_ew_instruction in
+            switch instruction {
+            case .unary(let f, let a):
+                return loom_ew_instruction(kind: Int32(LOOM_EW_UNARY.rawValue), op: Int32(unaryCode(f).rawValue),
+                                           a: Int32(a), b: 0, f0: 0, f1: 0)
+            case .affine(let a, let scale, let shift):
+                return loom_ew_instruction(kind: Int32(LOOM_EW_AFFINE.rawValue), op: 0, a: Int32(a), b: 0,
+                                           f0: scale, f1: shift)
+            case .binary(let f, let a, let b):
+                return loom_ew_instruction(kind: Int32(LOOM_EW_BINARY.rawValue), op: Int32(binaryCode(f).rawValue),
+                                           a: Int32(a), b: Int32(b), f0: 0, f1: 0)
+            case .constant(let v):
+                return loom_ew_instruction(kind: Int32(LOOM_EW_CONSTANT.rawValue), op: 0, a: 0, b: 0, f0: v, f1: 0)
+            }
+        }
+        let shape = y.shape.map(Int64.init)
+        let strides = x.flatMap { broadcastStrides($0.shape, to: y.shape) }
+        let pointers: [UnsafePointer<Float>?] = x.map { UnsafePointer($0.floats) }
+        loom_elementwise(Int32(shape.count), shape, Int32(x.count), pointers, strides,
+                         Int32(instructions.count), instructions, y.floats)
+    }
+
+    /// Per (batch, head): scores = q·kᵀ·scale into scratch rows, softmax, then ·v. The scratch is a
+    /// [T, S] buffer reused across heads.
+    static func attention(_ q: TensorRef, _ k: TensorRef, _ v: TensorRef, _ y: TensorRef, scale: Float) {
+        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let s = k.shape[2], e = v.shape[3]
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(t * s, 1))
+        defer { scratch.deallocate() }
+        for index in 0..<(b * h) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(s), Int32(d), scale,
+                        q.floats + index * t * d, Int32(d), k.floats + index * s * d, Int32(d), 0, scratch, Int32(s))
+            loom_softmax_rows(scratch, scratch, Int64(t), Int64(s))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(s), 1,
+                        scratch, Int32(s), v.floats + index * s * e, Int32(e), 0, y.floats + index * t * e, Int32(e))
+        }
+    }
+}

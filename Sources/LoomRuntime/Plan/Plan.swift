@@ -1,0 +1,162 @@
+import Foundation
+import LoomIR
+
+/// Where a plan keeps a value.
+public enum ValueLocation: Equatable, Sendable {
+    /// Byte offset in the transient arena.
+    case arena(Int)
+    /// Byte offset in the parameter region (parameters and optimizer/EMA buffers).
+    case parameter(Int)
+    /// The same memory as another node (views: reshape, stop_gradient).
+    case alias(Int)
+}
+
+/// Memory figures of a plan, in bytes.
+public struct PlanMemoryReport: Equatable, Sendable, Codable {
+    /// Transient arena size (every value except parameters and optimizer state).
+    public var arenaBytes: Int
+    /// Most bytes live at any one launch (the best any placement could do).
+    public var lowerBound: Int
+    /// Sum of all transient values' sizes (what one buffer per value would take).
+    public var totalRequested: Int
+    /// Part of the arena that holds inputs and outputs, kept for the whole run.
+    public var pinnedBytes: Int
+    public var fragmentation: Double
+    /// Values written over one of their operands.
+    public var inPlaceCount: Int
+    public var parameterBytes: Int
+
+    public init(arenaBytes: Int, lowerBound: Int, totalRequested: Int, pinnedBytes: Int, fragmentation: Double,
+                inPlaceCount: Int, parameterBytes: Int) {
+        self.arenaBytes = arenaBytes
+        self.lowerBound = lowerBound
+        self.totalRequested = totalRequested
+        self.pinnedBytes = pinnedBytes
+        self.fragmentation = fragmentation
+        self.inPlaceCount = inPlaceCount
+        self.parameterBytes = parameterBytes
+    }
+}
+
+/// A compiled step: the optimised graph in launch order plus where every value lives. Runs with
+/// `PlanExecutor`, without the compiler; nothing is allocated or decided while it runs.
+public struct Plan: Equatable, Sendable {
+    public static let formatVersion = 1
+    public static let magic = "LOOM-PLAN"
+
+    public var graph: Graph
+    public var locations: [ValueLocation]
+    public var memory: PlanMemoryReport
+
+    public init(graph: Graph, locations: [ValueLocation], memory: PlanMemoryReport) {
+        self.graph = graph
+        self.locations = locations
+        self.memory = memory
+    }
+
+    /// Parameter table: key, type and offset in the parameter region.
+    public var parameterTable: [(name: String, type: TensorType, offset: Int)] {
+        graph.parameterNodes.compactMap { node in
+            guard let name = node.op.parameterName, case .parameter(let offset) = locations[node.id] else { return nil }
+            return (name, node.type, offset)
+        }
+    }
+
+    /// Outputs named `update.<key>` are written back into parameter `<key>` after each run.
+    public static let updatePrefix = "update."
+
+    // MARK: file format
+
+    struct Header: Codable {
+        var version: Int
+        var memory: PlanMemoryReport
+        /// One entry per node: "a<offset>", "p<offset>" or "v<node>".
+        var locations: [String]
+    }
+
+    /// `LOOM-PLAN 1`, a one-line JSON header, then the graph as IR text.
+    public func encoded() -> String {
+        let header = Header(version: Plan.formatVersion, memory: memory, locations: locations.map { location in
+            switch location {
+            case .arena(let o): return "a\(o)"
+            case .parameter(let o): return "p\(o)"
+            case .alias(let n): return "v\(n)"
+            }
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try! encoder.encode(header), as: UTF8.self)
+        return "\(Plan.magic) \(Plan.formatVersion)\n\(json)\n\(IRPrinter.print(graph))"
+    }
+
+    public func write(to path: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        try encoded().write(toFile: temporary, atomically: false, encoding: .utf8)
+        if rename(temporary, path) != 0 {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw RuntimeError("cannot write plan \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Reads a plan file; errors name the file and what is wrong (version, truncation, layout).
+    public static func read(path: String) throws -> Plan {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuntimeError("cannot read plan \(path): no such file or not readable")
+        }
+        return try decode(String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    public static func decode(_ text: String, source: String) throws -> Plan {
+        let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
+        guard lines.count == 3, lines[0].hasPrefix(magic + " ") else {
+            throw RuntimeError("\(source): not a Loom plan (expected a first line '\(magic) \(formatVersion)')")
+        }
+        guard let version = Int(lines[0].dropFirst(magic.count + 1)), version == formatVersion else {
+            throw RuntimeError("\(source): plan format version \(lines[0].dropFirst(magic.count + 1)) is not supported (this Loom reads version \(formatVersion)); recompile it with `loom compile`")
+        }
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: Data(lines[1].utf8))
+        } catch {
+            throw RuntimeError("\(source): plan header is damaged (\(error))")
+        }
+        let graph: Graph
+        do {
+            graph = try IRParser.parse(String(lines[2]), source: source)
+        } catch let error as IRError {
+            throw RuntimeError("\(source): plan body is damaged or truncated: \(error.message)")
+        }
+        guard header.locations.count == graph.nodes.count else {
+            throw RuntimeError("\(source): plan lists \(header.locations.count) value locations for \(graph.nodes.count) nodes (truncated or edited file)")
+        }
+        var locations: [ValueLocation] = []
+        for (i, entry) in header.locations.enumerated() {
+            guard let kind = entry.first, let n = Int(entry.dropFirst()), n >= 0 else {
+                throw RuntimeError("\(source): bad location '\(entry)' for node %\(i)")
+            }
+            switch kind {
+            case "a": locations.append(.arena(n))
+            case "p": locations.append(.parameter(n))
+            case "v" where n < i: locations.append(.alias(n))
+            default: throw RuntimeError("\(source): bad location '\(entry)' for node %\(i)")
+            }
+        }
+        let plan = Plan(graph: graph, locations: locations, memory: header.memory)
+        try plan.validateLayout(source: source)
+        return plan
+    }
+
+    /// Every value fits inside its region (guards against edited or mismatched files).
+    public func validateLayout(source: String) throws {
+        for node in graph.nodes {
+            let bytes = storageBytes(node.type)
+            switch locations[node.id] {
+            case .arena(let o) where o + bytes > memory.arenaBytes:
+                throw RuntimeError("\(source): node %\(node.id) at arena offset \(o) (\(bytes) bytes) lies outside the \(memory.arenaBytes)-byte arena")
+            case .parameter(let o) where o + bytes > memory.parameterBytes:
+                throw RuntimeError("\(source): node %\(node.id) at parameter offset \(o) lies outside the parameter region")
+            default: break
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import LoomIR
+
+/// Runs a `Plan`: one arena and one parameter region allocated up front, then a flat walk over
+/// the launches with every operand address resolved when the executor was made. Outputs named
+/// `update.<key>` are written back into parameter `<key>` after each run (training steps).
+public final class PlanExecutor {
+    public let plan: Plan
+    public let threads: Int
+    let arena: UnsafeMutableRawPointer
+    let parameterRegion: UnsafeMutableRawPointer
+    /// Resolved memory of every node.
+    let refs: [TensorRef]
+    /// Launch list: node ids that do work (not leaves bound to memory, not views).
+    let launches: [Int]
+    let operands: [[TensorRef]]
+    /// (update output, parameter) pairs copied after each run; empty when updates are in place.
+    let writeBacks: [(TensorRef, TensorRef)]
+    let table: [(name: String, type: TensorType, offset: Int)]
+    /// Called after each launch with (node id, seconds) when set (profiling).
+    public var launchTimer: ((Int, Double) -> Void)?
+
+    public init(plan: Plan, threads: Int = Threading.defaultThreads) {
+        self.plan = plan
+        self.threads = threads
+        arena = .allocate(byteCount: max(plan.memory.arenaBytes, 64), alignment: 64)
+        arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(plan.memory.arenaBytes, 64))
+        parameterRegion = .allocate(byteCount: max(plan.memory.parameterBytes, 64), alignment: 64)
+        parameterRegion.initializeMemory(as: UInt8.self, repeating: 0, count: max(plan.memory.parameterBytes, 64))
+        var refs: [TensorRef] = []
+        for node in plan.graph.nodes {
+            switch plan.locations[node.id] {
+            case .arena(let offset): refs.append(TensorRef(arena + offset, node.type))
+            case .parameter(let offset): refs.append(TensorRef(parameterRegion + offset, node.type))
+            case .alias(let other): refs.append(TensorRef(refs[other].base, node.type))
+            }
+        }
+        self.refs = refs
+        launches = plan.graph.nodes.filter { node in
+            switch node.op {
+            case .input, .parameter: return false
+            default: if case .alias = plan.locations[node.id] { return false } else { return true }
+            }
+        }.map(\.id)
+        operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }
+        let table = plan.parameterTable
+        self.table = table
+        let region = parameterRegion
+        writeBacks = plan.graph.outputs.compactMap { output in
+            guard output.name.hasPrefix(Plan.updatePrefix) else { return nil }
+            let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+            guard let entry = table.first(where: { $0.name == key }) else { return nil }
+            return (refs[output.node], TensorRef(region + entry.offset, entry.type))
+        }
+    }
+
+    deinit {
+        arena.deallocate()
+        parameterRegion.deallocate()
+    }
+
+    /// Loads every parameter and buffer of the plan's table; names, dtypes and shapes must match
+    /// exactly (extra tensors are an error too, so a mismatched checkpoint is caught).
+    public func setParameters(_ tensors: [String: HostTensor], ignoringExtra: Bool = false) throws {
+        let expected = Set(table.map(\.name))
+        var missing: [String] = []
+        for entry in table {
+            guard let value = tensors[entry.name] else {
+                missing.append(entry.name)
+                continue
+            }
+            guard value.type == entry.type else {
+                throw RuntimeError("parameter \"\(entry.name)\": the plan expects \(entry.type), found \(value.type)")
+            }
+            TensorRef(parameterRegion + entry.offset, entry.type).store(value)
+        }
+        if !missing.isEmpty {
+            throw RuntimeError("missing \(missing.count) parameter(s) of the plan's table: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", …" : "")")
+        }
+        let extra = Set(tensors.keys).subtracting(expected)
+        if !ignoringExtra, !extra.isEmpty {
+            throw RuntimeError("\(extra.count) tensor(s) are not in the plan's parameter table: \(extra.sorted().prefix(5).joined(separator: ", "))")
+        }
+    }
+
+    /// Current parameter and buffer values.
+    public func parameters() -> [String: HostTensor] {
+        var out: [String: HostTensor] = [:]
+        for entry in table {
+            out[entry.name] = TensorRef(parameterRegion + entry.offset, entry.type).hostTensor()
+        }
+        return out
+    }
+
+    /// Runs the plan once and returns its outputs, except the `update.*` ones, which are already
+    /// in the parameter region (read them with `parameters()`). Inputs must match exactly.
+    public func run(inputs: [String: HostTensor]) throws -> [String: HostTensor] {
+        for node in plan.graph.inputNodes {
+            guard case .input(let name) = node.op else { continue }
+            guard let value = inputs[name] else { throw RuntimeError("missing input \"\(name)\": expected \(node.type)") }
+            guard value.type == node.type else {
+                throw RuntimeError("input \"\(name)\": expected \(node.type), found \(value.type)")
+            }
+            refs[node.id].store(value)
+        }
+        Threading.setThreads(threads)
+        for (index, id) in launches.enumerated() {
+            let node = plan.graph.nodes[id]
+            let start = launchTimer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            do {
+                try KernelLibrary.launch(node.op, operands[index], refs[id])
+            } catch let error as RuntimeError {
+                let at = node.scope.isEmpty ? "top level" : node.scope
+                throw RuntimeError("launch %\(id) (\(node.op.mnemonic)) in \(at): \(error.message)")
+            }
+            if let launchTimer {
+                launchTimer(id, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+        }
+        var outputs: [String: HostTensor] = [:]
+        for output in plan.graph.outputs where !output.name.hasPrefix(Plan.updatePrefix) {
+            outputs[output.name] = refs[output.node].hostTensor()
+        }
+        for (source, target) in writeBacks where source.base != target.base {
+            target.base.copyMemory(from: source.base, byteCount: storageBytes(target.type))
+        }
+        return outputs
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import LoomCompiler
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// `loom compile`: a zoo model's forward, loss or training step compiled to a plan file.
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Compile a zoo model's graph ahead of time into a plan file (fusion, memory plan).")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var loss: LossOptions
+
+    @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
+    var graph: CompiledGraphKind = .train
+
+    @Option(name: .shortAndLong, help: "Plan file to write.")
+    var output: String?
+
+    @Flag(help: "Skip the fusion pass.")
+    var noFusion = false
+
+    @Option(help: "Print the IR after this pass (repeatable): \(PassManager.standard().passNames.joined(separator: ", ")), lower.")
+    var dumpAfter: [String] = []
+
+    @Flag(help: "Print the IR after every pass.")
+    var dumpAll = false
+
+    func run() throws {
+        let network = try DiffusionTransformer(try model.config())
+        var settings = loss.settings(for: model.model)
+        settings.cosineLoss = loss.cosineLoss
+        let source = try buildGraph(network, settings)
+        var passes = PassManager.standard(fuse: !noFusion)
+        passes.dumpAll = dumpAll
+        passes.dumpAfter = Set(dumpAfter.filter { $0 != "lower" })
+        passes.dump = { name, text in print("// ---- IR after \(name) ----\n" + text, terminator: "") }
+        let plan: Plan
+        do {
+            plan = try PlanLowering.lower(try passes.run(source))
+        } catch let error as IRError {
+            throw ValidationError(error.message)
+        }
+        if dumpAll || dumpAfter.contains("lower") { print("// ---- plan ----\n" + plan.encoded(), terminator: "") }
+        printSummary(plan, source: source)
+        if let output {
+            try plan.write(to: output)
+            print("wrote \(output)")
+        }
+    }
+
+    func buildGraph(_ network: DiffusionTransformer, _ settings: LossSettings) throws -> Graph {
+        switch graph {
+        case .forward: return try network.forwardGraph(batch: model.batch)
+        case .loss:
+            return try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
+        case .train:
+            var optimizer = AdamWSettings()
+            optimizer.emaDecay = 0.9999
+            let grads = try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
+            return try OptimizerPass.append(grads, settings: optimizer)
+        }
+    }
+
+    func printSummary(_ plan: Plan, source: Graph) {
+        let m = plan.memory
+        let fused = plan.graph.nodes.filter { if case .fused = $0.op { return true } else { return false } }
+        var kinds: [String: Int] = [:]
+        for node in fused { kinds[node.op.mnemonic, default: 0] += 1 }
+        let mib = { (bytes: Int) in String(format: "%.2f MiB", Double(bytes) / 1_048_576) }
+        print("plan \(plan.graph.name): \(source.nodes.count) nodes → \(plan.graph.nodes.count) after passes; fused kernels: "
+              + (kinds.isEmpty ? "none" : kinds.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")))
+        print("  arena \(mib(m.arenaBytes)) (lower bound \(mib(m.lowerBound)), sum of all values \(mib(m.totalRequested)), "
+              + String(format: "fragmentation %.1f%%", m.fragmentation * 100) + ", \(m.inPlaceCount) in place); "
+              + "parameters and optimizer state \(mib(m.parameterBytes))")
+        if !plan.graph.remarks.isEmpty {
+            print("  \(plan.graph.remarks.count) fusion(s) refused; see --dump-after fusion")
+        }
+    }
+}
+
+/// The graphs `loom compile` can build.
+enum CompiledGraphKind: String, ExpressibleByArgument, CaseIterable {
+    case forward, loss, train
+}
