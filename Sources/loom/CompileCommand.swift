@@ -12,17 +12,10 @@ struct CompileCommand: ParsableCommand {
         commandName: "compile",
         abstract: "Compile a zoo model's graph ahead of time into a plan file (fusion, memory plan).")
 
-    @OptionGroup var model: ModelOptions
-    @OptionGroup var loss: LossOptions
-
-    @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
-    var graph: CompiledGraphKind = .train
+    @OptionGroup var selection: CompileSelection
 
     @Option(name: .shortAndLong, help: "Plan file to write.")
     var output: String?
-
-    @Flag(help: "Skip the fusion pass.")
-    var noFusion = false
 
     @Option(help: "Print the IR after this pass (repeatable): \(PassManager.standard().passNames.joined(separator: ", ")), lower.")
     var dumpAfter: [String] = []
@@ -31,11 +24,8 @@ struct CompileCommand: ParsableCommand {
     var dumpAll = false
 
     func run() throws {
-        let network = try DiffusionTransformer(try model.config())
-        var settings = loss.settings(for: model.model)
-        settings.cosineLoss = loss.cosineLoss
-        let source = try buildGraph(network, settings)
-        var passes = PassManager.standard(fuse: !noFusion)
+        let source = try selection.sourceGraph()
+        var passes = PassManager.standard(fuse: !selection.noFusion)
         passes.dumpAll = dumpAll
         passes.dumpAfter = Set(dumpAfter.filter { $0 != "lower" })
         passes.dump = { name, text in print("// ---- IR after \(name) ----\n" + text, terminator: "") }
@@ -53,19 +43,6 @@ struct CompileCommand: ParsableCommand {
         }
     }
 
-    func buildGraph(_ network: DiffusionTransformer, _ settings: LossSettings) throws -> Graph {
-        switch graph {
-        case .forward: return try network.forwardGraph(batch: model.batch)
-        case .loss:
-            return try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
-        case .train:
-            var optimizer = AdamWSettings()
-            optimizer.emaDecay = 0.9999
-            let grads = try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
-            return try OptimizerPass.append(grads, settings: optimizer)
-        }
-    }
-
     func printSummary(_ plan: Plan, source: Graph) {
         let m = plan.memory
         let fused = plan.graph.nodes.filter { if case .fused = $0.op { return true } else { return false } }
@@ -79,6 +56,41 @@ struct CompileCommand: ParsableCommand {
               + "parameters and optimizer state \(mib(m.parameterBytes))")
         if !plan.graph.remarks.isEmpty {
             print("  \(plan.graph.remarks.count) fusion(s) refused; see --dump-after fusion")
+        }
+    }
+}
+
+/// The model, graph kind and pipeline that `loom compile` and `loom profile` compile.
+struct CompileSelection: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var loss: LossOptions
+
+    @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
+    var graph: CompiledGraphKind = .train
+
+    @Flag(help: "Skip the fusion pass.")
+    var noFusion = false
+
+    func sourceGraph() throws -> Graph {
+        let network = try DiffusionTransformer(try model.config())
+        let settings = loss.settings(for: model.model)
+        switch graph {
+        case .forward: return try network.forwardGraph(batch: model.batch)
+        case .loss:
+            return try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
+        case .train:
+            let grads = try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
+            var train = try OptimizerPass.append(grads, settings: AdamWSettings())
+            train.name = network.graphName("train")
+            return train
+        }
+    }
+
+    func compile() throws -> Plan {
+        do {
+            return try PlanCompiler.compile(try sourceGraph(), passes: .standard(fuse: !noFusion))
+        } catch let error as IRError {
+            throw ValidationError(error.message)
         }
     }
 }

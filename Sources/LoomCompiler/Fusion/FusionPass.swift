@@ -10,6 +10,8 @@ struct FusionPlan {
     var absorbed: Set<Int> = []
     /// Root node → fused op and its operands (old ids).
     var replacements: [Int: (op: Op, inputs: [Int])] = [:]
+    /// Root node → the nodes it absorbed.
+    var groups: [Int: [Int]] = [:]
     var remarks: [String] = []
 
     init(_ graph: Graph) {
@@ -32,6 +34,7 @@ struct FusionPlan {
 
     mutating func replace(root: Int, with op: Op, inputs: [Int], absorbing interior: [Int]) {
         replacements[root] = (op, inputs)
+        groups[root] = interior
         absorbed.formUnion(interior)
     }
 
@@ -59,7 +62,10 @@ public struct FusionPass: GraphPass {
         var rewriter = GraphRewriter(graph)
         for node in graph.nodes where !plan.absorbed.contains(node.id) {
             if let replacement = plan.replacements[node.id] {
-                rewriter.map[node.id] = rewriter.emit(replacement.op, replacement.inputs, like: node)
+                let id = rewriter.emit(replacement.op, replacement.inputs, like: node)
+                rewriter.map[node.id] = id
+                // Backward nodes that name an absorbed node as their origin now name the kernel.
+                for member in plan.groups[node.id] ?? [] { rewriter.map[member] = id }
             } else {
                 rewriter.copy(node)
             }

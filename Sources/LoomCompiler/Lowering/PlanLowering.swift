@@ -18,6 +18,12 @@ public enum PlanLowering {
     }
 
     public static func lower(_ graph: Graph) throws -> Plan {
+        try analyze(graph).plan
+    }
+
+    /// The transient buffers of `graph` (after views and in-place reuse) with their intervals,
+    /// and the plan placed from them: for memory timelines and tests.
+    public static func analyze(_ graph: Graph) throws -> (plan: Plan, requests: [BufferRequest], memory: MemoryPlan) {
         try Verifier.verify(graph)
         let count = graph.nodes.count
         var buffers = Buffers(root: Array(0..<count))
@@ -97,7 +103,7 @@ public enum PlanLowering {
                                       totalRequested: memory.totalRequested, pinnedBytes: memory.pinnedBytes,
                                       fragmentation: memory.fragmentation, inPlaceCount: buffers.inPlace.count,
                                       parameterBytes: parameterBytes)
-        return Plan(graph: graph, locations: locations, memory: report)
+        return (Plan(graph: graph, locations: locations, memory: report), requests, memory)
     }
 
     /// Ops that only reinterpret their operand's memory.
