@@ -42,6 +42,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Print progress every N steps.") var logEvery = 10
     @Option(help: "Continue from this checkpoint (its configuration is used; --steps may extend it).") var resume: String?
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+    @Option(help: "Run this precompiled training plan (`loom compile --graph train`, same model flags and batch).")
+    var plan: String?
+    @Flag(help: "Run steps on the reference executor instead of a compiled plan (slow; for checking).")
+    var reference = false
 
     func run() throws {
         do {
@@ -66,7 +70,8 @@ struct TrainCommand: ParsableCommand {
             let graph = try Trainer.trainingGraph(config)
             let (state, _) = try TrainingState.load(path: resume, graph: graph)
             let trainer = try Trainer(config: config, dataset: limit.map { dataset.prefix($0) } ?? dataset,
-                                      state: state, threads: threadCount)
+                                      state: state, threads: threadCount, backend: reference ? .reference : .compiled,
+                                      plan: try plan.map { try Plan.read(path: $0) })
             try finish(trainer)
             return
         }
@@ -86,7 +91,8 @@ struct TrainCommand: ParsableCommand {
         let config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
                                     steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
                                     labelDropout: labelDropout, timeSampling: timeSampling)
-        try finish(try Trainer(config: config, dataset: dataset, threads: threadCount))
+        try finish(try Trainer(config: config, dataset: dataset, threads: threadCount,
+                               backend: reference ? .reference : .compiled, plan: try plan.map { try Plan.read(path: $0) }))
     }
 
     func peekConfig(_ path: String) throws -> (SafeTensorsFile, TrainingConfig) {

@@ -38,7 +38,9 @@ public final class Trainer {
                 plan: Plan? = nil) throws {
         try config.validate()
         self.config = config
-        graph = try plan?.graph ?? Trainer.trainingGraph(config)
+        let expected = try Trainer.trainingGraph(config)
+        if let plan { try Trainer.check(plan, against: expected) }
+        graph = plan?.graph ?? expected
         inputs = try StepInputs(config: config, dataset: dataset)
         let initial = state ?? TrainingState(graph: graph, seed: config.seed)
         stepCount = initial.step
@@ -48,6 +50,26 @@ public final class Trainer {
             let executor = PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph), threads: threads)
             try executor.setParameters(initial.tensors)
             runner = PlanTrainingRunner(executor: executor)
+        }
+    }
+
+    /// A precompiled plan must have exactly the parameter table and inputs of this run's graph.
+    static func check(_ plan: Plan, against graph: Graph) throws {
+        func table(_ g: Graph) -> [String: TensorType] {
+            var out: [String: TensorType] = [:]
+            for node in g.parameterNodes { out[node.op.parameterName!] = node.type }
+            for node in g.inputNodes { if case .input(let name) = node.op { out["input " + name] = node.type } }
+            return out
+        }
+        let (mine, theirs) = (table(graph), table(plan.graph))
+        for (name, type) in mine.sorted(by: { $0.key < $1.key }) where theirs[name] != type {
+            throw DiffusionError("the plan does not match this training configuration: \(name) is \(theirs[name].map { "\($0)" } ?? "missing") in the plan, \(type) here (compile it with the same model flags and --batch)")
+        }
+        if let extra = Set(theirs.keys).subtracting(mine.keys).sorted().first {
+            throw DiffusionError("the plan does not match this training configuration: it has \(extra), which this run does not")
+        }
+        guard plan.graph.outputs.contains(where: { $0.name.hasPrefix(Plan.updatePrefix) }) else {
+            throw DiffusionError("the plan \(plan.graph.name) is not a training step (no update.* outputs); compile it with --graph train")
         }
     }
 

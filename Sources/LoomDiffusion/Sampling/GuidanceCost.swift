@@ -1,0 +1,81 @@
+import Foundation
+import LoomCompiler
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// Measures one sampler step of each guidance mode on compiled plans, side by side in one process:
+/// median seconds per step and the ratio to the unguided step (whose plan has no IG-head launches:
+/// dead-code elimination drops the head when nothing reads it).
+public enum GuidanceCost {
+    public struct Entry {
+        public var mode: GuidanceMode
+        public var seconds: Double
+        public var ratio: Double
+        /// Seconds per block (embedders, blocks.N, ig_head, final_layer, …) of one step.
+        public var blocks: [(String, Double)]
+    }
+
+    /// Inputs for one step of a step graph (any values: only the time matters).
+    static func stepInputs(_ graph: Graph, numClasses: Int) -> [String: HostTensor] {
+        var stream = RandomStream(seed: 3, stream: 11)
+        var inputs: [String: HostTensor] = [:]
+        for node in graph.inputNodes {
+            guard case .input(let name) = node.op else { continue }
+            switch name {
+            case "y": inputs[name] = HostTensor(shape: node.type.shape, ints: (0..<node.type.elementCount).map { Int64($0 % numClasses) })
+            case "t": inputs[name] = HostTensor(shape: node.type.shape, floats: [Float](repeating: 0.5, count: node.type.elementCount))
+            case "coef": inputs[name] = HostTensor(shape: node.type.shape, floats: StepCoefficients(weight: 1.5, cfgScale: 1.5, cx: 1, cd: -0.02).values)
+            default: inputs[name] = HostTensor(shape: node.type.shape, floats: stream.normal(node.type.elementCount))
+            }
+        }
+        return inputs
+    }
+
+    public static func measure(model config: ModelConfig, weights: [String: HostTensor],
+                               guide: (ModelConfig, [String: HostTensor])? = nil, batch: Int,
+                               threads: Int = Threading.defaultThreads, repeats: Int = 5,
+                               modes: [GuidanceMode]? = nil) throws -> [Entry] {
+        let model = try DiffusionTransformer(config)
+        let guideModel = try guide.map { try DiffusionTransformer($0.0) }
+        var parameters = weights
+        for (name, value) in guide?.1 ?? [:] { parameters["guide." + name] = value }
+        var candidates: [GuidanceMode] = modes ?? [.none, .ig, .cfg, .igCfg, .autoguidance]
+        if config.igLayer == nil { candidates.removeAll { $0.usesIG } }
+        if guide == nil { candidates.removeAll { $0 == .autoguidance } }
+        // Compile every plan first, then time them in rounds so machine noise hits all alike.
+        var executors: [(GuidanceMode, PlanExecutor, [String: HostTensor], BlockAttribution)] = []
+        for mode in candidates {
+            let settings = GuidanceSettings(mode: mode, weight: 1.5, cfgScale: 1.5)
+            let graph = try samplerStepGraph(model: model, guideModel: mode == .autoguidance ? guideModel : nil,
+                                             batch: batch, guidance: settings, cfg: mode.usesCFG)
+            let plan = try PlanCompiler.compile(graph)
+            let executor = PlanExecutor(plan: plan, threads: threads)
+            try executor.setParameters(parameters, ignoringExtra: true)
+            let inputs = stepInputs(graph, numClasses: config.numClasses)
+            _ = try executor.run(inputs: inputs)
+            executors.append((mode, executor, inputs, BlockAttribution(graph: plan.graph)))
+        }
+        var times = [[Double]](repeating: [], count: executors.count)
+        var blockSeconds = [[String: Double]](repeating: [:], count: executors.count)
+        for _ in 0..<repeats {
+            for (index, entry) in executors.enumerated() {
+                let (_, executor, inputs, attribution) = entry
+                var perBlock: [String: Double] = [:]
+                executor.launchTimer = { id, s in perBlock[attribution.labels[id], default: 0] += s }
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try executor.run(inputs: inputs)
+                times[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                executor.launchTimer = nil
+                for (block, s) in perBlock { blockSeconds[index][block, default: 0] += s / Double(repeats) }
+            }
+        }
+        let medians = times.map { $0.sorted()[$0.count / 2] }
+        let base = medians.first ?? 1
+        return executors.indices.map { i in
+            let order = executors[i].3.blocks
+            return Entry(mode: executors[i].0, seconds: medians[i], ratio: medians[i] / base,
+                         blocks: order.compactMap { b in blockSeconds[i][b].map { (b, $0) } })
+        }
+    }
+}

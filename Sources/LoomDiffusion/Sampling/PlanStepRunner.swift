@@ -1,0 +1,48 @@
+import LoomCompiler
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// A `StepRunner` on compiled plans: the undoubled and (for CFG modes) the doubled step graph,
+/// each compiled once (fusion turns the IG + CFG + solver tail into one elementwise kernel) and
+/// run with `PlanExecutor` over pre-planned memory.
+public final class PlanStepRunner: StepRunner {
+    public let plain: PlanExecutor
+    public let doubled: PlanExecutor?
+
+    public init(plain: Graph, doubled: Graph?, parameters: [String: HostTensor],
+                threads: Int = Threading.defaultThreads) throws {
+        self.plain = PlanExecutor(plan: try PlanCompiler.compile(plain), threads: threads)
+        try self.plain.setParameters(parameters, ignoringExtra: true)
+        if let doubled {
+            let executor = PlanExecutor(plan: try PlanCompiler.compile(doubled), threads: threads)
+            try executor.setParameters(parameters, ignoringExtra: true)
+            self.doubled = executor
+        } else {
+            self.doubled = nil
+        }
+    }
+
+    /// Both step plans of a zoo model (and optional autoguidance guide model, keys `guide.…`).
+    public convenience init(model: DiffusionTransformer, guideModel: DiffusionTransformer? = nil, batch: Int,
+                            guidance: GuidanceSettings, learnedVariance: Bool = false,
+                            parameters: [String: HostTensor], threads: Int = Threading.defaultThreads) throws {
+        let plain = try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
+                                         cfg: false, learnedVariance: learnedVariance)
+        let doubled = guidance.mode.usesCFG
+            ? try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
+                                   cfg: true, learnedVariance: learnedVariance)
+            : nil
+        try self.init(plain: plain, doubled: doubled, parameters: parameters, threads: threads)
+    }
+
+    public func run(_ inputs: [String: HostTensor], cfg: Bool) throws -> [String: HostTensor] {
+        if cfg {
+            guard let doubled else {
+                throw DiffusionError("the sampler asked for the CFG step plan, but the runner was built without one")
+            }
+            return try doubled.run(inputs: inputs)
+        }
+        return try plain.run(inputs: inputs)
+    }
+}

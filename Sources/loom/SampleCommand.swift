@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+extension SamplerKind: ExpressibleByArgument {}
+extension GuidanceMode: ExpressibleByArgument {}
+extension DDPMVariance: ExpressibleByArgument {}
+
+/// `loom sample`: images from a checkpoint with IG, CFG, both, or autoguidance.
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Sample images from a `loom train` checkpoint with Internal Guidance and/or CFG; write a PNG grid and the raw samples.",
+        discussion: """
+            Guidance intervals are given in noise level σ ∈ [0, 1] (σ = t for REPA-convention models, 1 − t for \
+            SiT/LightningDiT, t/1000 for DDPM), e.g. --ig-interval 0.3,1. Outside the CFG interval only the \
+            conditional half runs. The grid has one row per class (--per-class images each) unless --labels is given.
+            """)
+
+    @Option(help: "Checkpoint written by `loom train`.") var checkpoint: String
+    @Flag(inversion: .prefixedNo, help: "Use the EMA weights (default) or the raw weights.") var ema = true
+    @Option(help: "Sampler: euler, heun, euler_maruyama, ddpm or ddim (default: euler for flow models, ddim for DDPM).")
+    var sampler: SamplerKind?
+    @Option(help: "Sampling steps.") var steps = 50
+    @Option(help: "Timestep shift s for the SiT convention (t' = s·t/(1+(s−1)t)); 1 is none.") var shift: Double = 1
+    @Option(help: "DDPM variance: fixed_small, fixed_large or learned (learn_sigma models).") var ddpmVariance: DDPMVariance?
+    @Option(help: "Guidance: none, cfg, ig, ig+cfg or autoguidance.") var guidance: GuidanceMode = .igCfg
+    @Option(help: "IG weight w (D_i + w·(D_f − D_i)); also the autoguidance weight.") var igWeight: Double = 1.5
+    @Option(help: "CFG scale s.") var cfgScale: Double = 1.5
+    @Option(help: "IG interval in σ, as lo,hi.") var igInterval = "0,1"
+    @Option(help: "CFG interval in σ, as lo,hi.") var cfgInterval = "0,1"
+    @Option(help: "Guide only the first N output channels with CFG (the original DiT code uses 3); default all.")
+    var cfgChannels: Int?
+    @Option(help: "Autoguidance: the weaker model's checkpoint.") var guideCheckpoint: String?
+    @Option(help: "Images per class (one grid row per class).") var perClass = 8
+    @Option(help: "Comma-separated class labels instead of every class.") var labels: String?
+    @Option(help: "Start from this noise (safetensors with `x` [N, C, H, W]) instead of the seeded noise.")
+    var initNoise: String?
+    @Option(help: "Seed of the initial and per-step noise.") var seed: UInt64 = 0
+    @Option(help: "Batch size of the compiled step plan.") var batch = 16
+    @Option(help: "Output folder (grid.png, samples.safetensors).") var out = "runs/samples"
+    @Option(help: "Upscale factor of the PNG grid.") var scale = 2
+    @Flag(help: "Run the reference executor instead of compiled plans.") var reference = false
+    @Flag(help: "Report time per step and per block, and each guidance mode's cost relative to none.") var profile = false
+    @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+
+    func run() throws {
+        do { try sample() } catch let error as DiffusionError { throw ValidationError(error.message) }
+    }
+
+    func interval(_ text: String, _ flag: String) throws -> NoiseInterval {
+        let parts = text.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, parts[0] <= parts[1], parts[0] >= 0, parts[1] <= 1 else {
+            throw DiffusionError("\(flag) must be lo,hi with 0 ≤ lo ≤ hi ≤ 1, got '\(text)'")
+        }
+        return NoiseInterval(lo: parts[0], hi: parts[1])
+    }
+
+    func sample() throws {
+        let loaded = try CheckpointWeights.load(path: checkpoint, ema: ema)
+        let model = loaded.config.model
+        let objective = loaded.config.loss.objective
+        let kind = sampler ?? (objective == .ddpmEps ? .ddim : .euler)
+        let variance = ddpmVariance ?? (model.learnSigma ? .learned : .fixedSmall)
+        let settings = SamplerSettings(kind: kind, steps: steps, objective: objective, shift: shift, ddpmVariance: variance)
+        try settings.validate()
+        let guidanceSettings = GuidanceSettings(mode: guidance, weight: igWeight, cfgScale: cfgScale,
+                                                igInterval: try interval(igInterval, "--ig-interval"),
+                                                cfgInterval: try interval(cfgInterval, "--cfg-interval"),
+                                                cfgChannels: cfgChannels)
+        var guide: (ModelConfig, [String: HostTensor])?
+        if let guideCheckpoint {
+            let g = try CheckpointWeights.load(path: guideCheckpoint, ema: ema)
+            guide = (g.config.model, g.weights)
+        }
+        let labelList: [Int64]
+        var rows: Int
+        if let labels {
+            labelList = try labels.split(separator: ",").map {
+                guard let v = Int64($0.trimmingCharacters(in: .whitespaces)) else { throw DiffusionError("--labels: '\($0)' is not an integer") }
+                return v
+            }
+            rows = max(1, Int(Double(labelList.count).squareRoot()))
+        } else {
+            guard perClass > 0 else { throw DiffusionError("--per-class must be positive") }
+            labelList = (0..<model.numClasses).flatMap { c in [Int64](repeating: Int64(c), count: perClass) }
+            rows = model.numClasses
+        }
+        var noise: HostTensor?
+        if let initNoise {
+            let file = try SafeTensors.read(path: initNoise)
+            guard let x = file.tensors["x"] else { throw DiffusionError("\(initNoise): no tensor \"x\"") }
+            noise = x
+        }
+        let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings,
+                              guidance: guidanceSettings, batch: min(batch, labelList.count), seed: seed,
+                              threads: threads ?? Threading.defaultThreads, reference: reference)
+        print("sampling \(labelList.count) images from \(model.displayName) (step \(loaded.step)\(ema ? ", EMA" : "")): "
+              + "\(kind.rawValue) \(steps) steps, \(guidance.rawValue) (w \(igWeight), s \(cfgScale))")
+        let started = Date()
+        var lastReport = Date.distantPast
+        let samples = try job.run(labels: labelList, initialNoise: noise) { first, p in
+            if Date().timeIntervalSince(lastReport) > 1 || p.evaluation + 1 == p.evaluations {
+                lastReport = Date()
+                print("  images \(first)…  evaluation \(p.evaluation + 1)/\(p.evaluations)  σ \(String(format: "%.3f", p.sigma))\(p.cfg ? " (CFG)" : "")")
+                fflush(stdout)
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let grid = out + "/grid.png"
+        try ImageGrid.write(samples, rows: rows, to: grid, padding: 2, scale: scale)
+        try SafeTensors.write([("samples", samples), ("labels", HostTensor(shape: [labelList.count], ints: labelList))],
+                              metadata: ["checkpoint": checkpoint, "sampler": kind.rawValue, "guidance": guidance.rawValue],
+                              to: out + "/samples.safetensors")
+        print(String(format: "wrote %@ and %@/samples.safetensors (%.1f s, %.2f s per image)", grid, out, elapsed,
+                     elapsed / Double(labelList.count)))
+        if profile { try GuidanceCostReport.print(job: job, hasGuide: guide != nil) }
+    }
+}
+
+/// `loom sample --profile`: one step of each guidance mode, timed side by side.
+enum GuidanceCostReport {
+    static func print(job: SamplingJob, hasGuide: Bool) throws {
+        Swift.print("\nstep cost per guidance mode (batch \(job.batch), median of 5 runs each, interleaved):")
+        let entries = try GuidanceCost.measure(model: job.model, weights: job.weights, guide: job.guide,
+                                               batch: job.batch, threads: job.threads)
+        for entry in entries {
+            Swift.print(String(format: "  %-13@ %8.1f ms   %.3f× none", entry.mode.rawValue as NSString,
+                               entry.seconds * 1000, entry.ratio))
+        }
+        if let chosen = entries.first(where: { $0.mode == job.guidance.mode }) ?? entries.last {
+            Swift.print("time per block of one \(chosen.mode.rawValue) step:")
+            for (block, seconds) in chosen.blocks {
+                Swift.print(String(format: "  %-12@ %8.2f ms", block as NSString, seconds * 1000))
+            }
+        }
+    }
+}
