@@ -1,8 +1,8 @@
 import LoomIR
 
-/// AdamW hyper-parameters fixed at compile time. The learning rate and the bias corrections are
-/// runtime inputs (`optim.lr`, `optim.bias1` = 1 − β₁ᵗ, `optim.bias2` = 1 − β₂ᵗ), so one plan
-/// serves every step and any schedule.
+/// AdamW hyper-parameters fixed at compile time. The learning rate, the bias corrections and the
+/// EMA decay are runtime inputs (`optim.lr`, `optim.bias1` = 1 − β₁ᵗ, `optim.bias2` = 1 − β₂ᵗ,
+/// `optim.ema_decay`), so one plan serves every step and any schedule.
 public struct AdamWSettings: Equatable, Sendable, Codable {
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
@@ -12,14 +12,25 @@ public struct AdamWSettings: Equatable, Sendable, Codable {
     public var clipNorm: Float? = 1.0
     /// Decay of the EMA copy of the weights, nil for none.
     public var emaDecay: Float? = 0.9999
+    /// Warm the EMA up: decay `min(d, (1 + t)/(10 + t))` at step t, so short runs get a useful
+    /// average instead of one stuck near the initial (zero-headed) weights.
+    public var emaWarmup = true
 
     public init() {}
 
+    /// EMA decay used at 1-based step `t`.
+    public func emaDecay(atStep t: Int) -> Float? {
+        guard let d = emaDecay else { return nil }
+        return emaWarmup ? min(d, Float(1 + t) / Float(10 + t)) : d
+    }
+
     /// Runtime scalars for step `t` (1-based) at learning rate `lr`.
     public func stepInputs(step t: Int, lr: Float) -> [String: Float] {
-        ["optim.lr": lr,
-         "optim.bias1": Float(1 - Double(beta1).power(t)),
-         "optim.bias2": Float(1 - Double(beta2).power(t))]
+        var inputs = ["optim.lr": lr,
+                      "optim.bias1": Float(1 - Double(beta1).power(t)),
+                      "optim.bias2": Float(1 - Double(beta2).power(t))]
+        if let d = emaDecay(atStep: t) { inputs["optim.ema_decay"] = d }
+        return inputs
     }
 }
 
@@ -60,6 +71,7 @@ public enum OptimizerPass {
             let stepSize = lr / bias1                                    // lr / (1 − β₁ᵗ)
             let sqrtBias2 = bias2.sqrt()
             let decay = 1 - lr * settings.weightDecay                    // [] scalar
+            let emaDecay = settings.emaDecay.map { _ in b.input("optim.ema_decay", TensorType(.f32, [])) }
             for (output, rawGrad) in zip(gradients, grads) {
                 let key = String(output.name.dropFirst(Autodiff.gradientPrefix.count))
                 guard let paramNode = graph.parameterNodes.first(where: { $0.op.parameterName == key }) else {
@@ -80,7 +92,7 @@ public enum OptimizerPass {
                 updates.append(("optim.m." + key, m1))
                 updates.append(("optim.v." + key, v1))
                 updates.append((key, p1))
-                if let d = settings.emaDecay {
+                if let d = emaDecay {
                     let ema = b.withScope("") { b.parameter("ema." + key, shape, initializer: .zeros, trainable: false) }
                     updates.append(("ema." + key, ema * d + p1 * (1 - d)))
                 }

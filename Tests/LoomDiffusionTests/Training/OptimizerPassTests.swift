@@ -48,7 +48,8 @@ final class OptimizerPassTests: XCTestCase {
                     p[i] *= 1 - Double(lr) * Double(settings.weightDecay)
                     let denom = (v[i].squareRoot() / (1 - pow(b2, Double(step))).squareRoot()) + Double(settings.eps)
                     p[i] -= Double(lr) / (1 - pow(b1, Double(step))) * m[i] / denom
-                    ema[i] = Double(settings.emaDecay!) * ema[i] + (1 - Double(settings.emaDecay!)) * p[i]
+                    let d = Double(settings.emaDecay(atStep: step)!)
+                    ema[i] = d * ema[i] + (1 - d) * p[i]
                 }
                 reference[key] = p
                 reference["optim.m." + key] = m
