@@ -34,6 +34,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Write the memory timeline as an SVG plot.")
     var timelineSvg: String?
 
+    @Option(help: "Also write the table (or JSON) to this file.")
+    var report: String?
+
     func run() throws {
         let compiled = try plan.map { try Plan.read(path: $0) } ?? compile.compile()
         let (_, requests, memory) = try PlanLowering.analyze(compiled.graph)
@@ -64,15 +67,18 @@ struct ProfileCommand: ParsableCommand {
         let timeline = MemoryTimeline(points: points, labels: labels, title: "\(compiled.graph.name): arena bytes in use")
         if let timelineCsv { try timeline.csv().write(toFile: timelineCsv, atomically: true, encoding: .utf8) }
         if let timelineSvg { try timeline.svg(width: 960, height: 360).write(toFile: timelineSvg, atomically: true, encoding: .utf8) }
+        var text: String
         if json {
-            print(profile.json())
+            text = profile.json()
         } else {
-            print(profile.table())
             let m = compiled.memory
             let mib = { (bytes: Int) in String(format: "%.2f MiB", Double(bytes) / 1_048_576) }
-            print("arena \(mib(m.arenaBytes)), lower bound \(mib(m.lowerBound)), sum of values \(mib(m.totalRequested)); "
-                  + "parameters and optimizer state \(mib(m.parameterBytes)); time per block averaged over \(runs) run(s)")
+            text = profile.table() + "\n"
+                + "arena \(mib(m.arenaBytes)), lower bound \(mib(m.lowerBound)), sum of values \(mib(m.totalRequested)); "
+                + "parameters and optimizer state \(mib(m.parameterBytes)); time per block averaged over \(runs) run(s)"
         }
+        print(text)
+        if let report { try (text + "\n").write(toFile: report, atomically: true, encoding: .utf8) }
     }
 }
 

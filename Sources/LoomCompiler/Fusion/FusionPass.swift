@@ -38,6 +38,13 @@ struct FusionPlan {
         absorbed.formUnion(interior)
     }
 
+    /// "read by N nodes", naming the backward pass when one of the readers belongs to it.
+    func readers(_ id: Int) -> String {
+        let backward = consumers[id].contains { node($0).origin != nil }
+        let output = outputs.contains(id) ? " and is a graph output" : ""
+        return "is read by \(consumers[id].count) nodes\(output)" + (backward ? " (the backward pass needs it)" : "")
+    }
+
     mutating func refuse(_ kind: String, at id: Int, _ reason: String) {
         let scope = node(id).scope.isEmpty ? "top level" : node(id).scope
         remarks.append("fusion refused: \(kind) at %\(id) (\(scope)): \(reason)")
