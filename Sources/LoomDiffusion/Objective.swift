@@ -109,11 +109,12 @@ func headMSE(_ prediction: Tensor, _ target: Tensor, inChannels: Int) -> Tensor 
     (meanChannels(prediction, inChannels) - target).square().meanAll()
 }
 
-/// `mean over batch and pixels of (1 − cos_sim over channels(v̂, u))`, with PyTorch's
-/// `cosine_similarity` guard `max(‖a‖·‖b‖, 1e-8)`. a, b: [N, C, H, W] → scalar.
+/// `mean over batch and pixels of (1 − cos_sim over channels(v̂, u))`, with PyTorch's guard
+/// `a·b / sqrt(max(‖a‖²‖b‖², ε²))`, ε = 1e-8: the clamp comes before the square root, so a zero
+/// prediction (the zero-initialised head) gives a zero gradient, not NaN. a, b: [N, C, H, W] → scalar.
 func cosineDirectionLoss(_ a: Tensor, _ b: Tensor) -> Tensor {
     let dot = (a * b).sum(axes: [1])                                    // [N, H, W]
-    let norms = (a.square().sum(axes: [1]) * b.square().sum(axes: [1])).sqrt()
-    let floor = a.builder.constant(1e-8)
-    return (1 - dot / norms.maximum(floor)).meanAll()
+    let squared = a.square().sum(axes: [1]) * b.square().sum(axes: [1])
+    let floor = a.builder.constant(1e-16)
+    return (1 - dot / squared.maximum(floor).sqrt()).meanAll()
 }

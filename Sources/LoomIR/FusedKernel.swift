@@ -45,9 +45,15 @@ public struct ElementwiseProgram: Equatable, Sendable {
 
     public var registerCount: Int { inputCount + instructions.count }
 
-    /// Checks that every instruction reads an earlier register.
+    /// Registers the C kernel provides (operands plus instructions).
+    public static let maxRegisters = 64
+
+    /// Checks that every instruction reads an earlier register and the program fits the kernel.
     public func validate() throws {
         guard !instructions.isEmpty else { throw IRError("elementwise program has no instructions") }
+        guard registerCount <= Self.maxRegisters else {
+            throw IRError("elementwise program needs \(registerCount) registers; the kernel has \(Self.maxRegisters)")
+        }
         for (i, instruction) in instructions.enumerated() {
             let limit = inputCount + i
             let reads: [Int]

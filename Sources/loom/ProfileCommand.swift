@@ -40,6 +40,8 @@ struct ProfileCommand: ParsableCommand {
     func run() throws {
         let compiled = try plan.map { try Plan.read(path: $0) } ?? compile.compile()
         let (_, requests, memory) = try PlanLowering.analyze(compiled.graph)
+        var kindSeconds: [String: Double] = [:]
+        var kindFLOPs: [String: Double] = [:]
         let attribution = BlockAttribution(graph: compiled.graph)
         var profile = BlockProfile(graph: compiled.graph, attribution: attribution)
 
@@ -60,8 +62,14 @@ struct ProfileCommand: ParsableCommand {
             executor.launchTimer = { id, s in seconds[id] += s }
             for _ in 0..<runs { _ = try executor.run(inputs: inputs) }
             var perBlock: [String: Double] = [:]
-            for (id, s) in seconds.enumerated() where s > 0 { perBlock[attribution.labels[id], default: 0] += s }
+            for (id, s) in seconds.enumerated() where s > 0 {
+                perBlock[attribution.labels[id], default: 0] += s
+                kindSeconds[kernelKind(compiled.graph.nodes[id].op), default: 0] += s / Double(runs)
+            }
             for (block, s) in perBlock { profile.addMeasurement(block: block, seconds: s / Double(runs)) }
+            for node in compiled.graph.nodes {
+                kindFLOPs[kernelKind(node.op), default: 0] += Double(CostModel.cost(of: node, in: compiled.graph).flops)
+            }
         }
         let labels = points.map { $0.launch < attribution.labels.count ? attribution.labels[$0.launch] : "end" }
         let timeline = MemoryTimeline(points: points, labels: labels, title: "\(compiled.graph.name): arena bytes in use")
@@ -77,8 +85,27 @@ struct ProfileCommand: ParsableCommand {
                 + "arena \(mib(m.arenaBytes)), lower bound \(mib(m.lowerBound)), sum of values \(mib(m.totalRequested)); "
                 + "parameters and optimizer state \(mib(m.parameterBytes)); time per block averaged over \(runs) run(s)"
         }
+        if !json && !kindSeconds.isEmpty {
+            text += "\n\ntime per kernel kind (ms per run, share, GFLOP/s):"
+            let total = kindSeconds.values.reduce(0, +)
+            for (kind, seconds) in kindSeconds.sorted(by: { $0.value > $1.value }) {
+                let rate = seconds > 0 ? (kindFLOPs[kind] ?? 0) / seconds / 1e9 : 0
+                text += String(format: "\n  %-18@ %9.2f ms  %5.1f%%  %7.1f", kind as NSString, seconds * 1000,
+                               100 * seconds / max(total, 1e-12), rate)
+            }
+        }
         print(text)
         if let report { try (text + "\n").write(toFile: report, atomically: true, encoding: .utf8) }
+    }
+}
+
+/// A launch's kernel family for the per-kind breakdown (GEMMs split by shape class).
+func kernelKind(_ op: Op) -> String {
+    switch op {
+    case .matmul(let ta, let tb): return "matmul" + (ta ? "ᵀ" : "") + (tb ? "·ᵀ" : "")
+    case .fused(let kernel): return kernel.mnemonic
+    case .unary, .affine, .binary: return "elementwise"
+    default: return op.mnemonic
     }
 }
 

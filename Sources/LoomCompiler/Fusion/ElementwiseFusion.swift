@@ -30,7 +30,7 @@ enum ElementwiseFusion {
                         continue
                     }
                     members.insert(operand)
-                    if members.count + externalCount(members, plan) > maxRegisters {
+                    if members.count + externalCount(members, plan) + constantCount(members, plan) > maxRegisters {
                         members.remove(operand)
                         plan.refuse("fused_elementwise", at: root.id, "chain would need more than \(maxRegisters) registers")
                         continue
@@ -47,6 +47,15 @@ enum ElementwiseFusion {
             plan.replace(root: root.id, with: .fused(.elementwise(program)), inputs: inputs,
                          absorbing: members.subtracting([root.id]).sorted())
         }
+    }
+
+    /// Fill constants read by the members (each becomes a `const` instruction, so a register).
+    static func constantCount(_ members: Set<Int>, _ plan: FusionPlan) -> Int {
+        var constants = Set<Int>()
+        for id in members {
+            for operand in plan.node(id).inputs where fill(plan.node(operand)) != nil { constants.insert(operand) }
+        }
+        return constants.count
     }
 
     static func externalCount(_ members: Set<Int>, _ plan: FusionPlan) -> Int {

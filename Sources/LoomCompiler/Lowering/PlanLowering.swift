@@ -29,11 +29,30 @@ public enum PlanLowering {
         var buffers = Buffers(root: Array(0..<count))
         var parameterOffsets: [Int: Int] = [:]
         var parameterBytes = 0
+        // Concatenations of parameters along axis 0 become views: their members are laid out back
+        // to back (the hoisted conditioning GEMM reads all blocks' adaLN weights this way).
+        let views = parameterConcats(graph)
+        var groupOf: [Int: Int] = [:]
+        for (concat, members) in views { for m in members { groupOf[m] = concat } }
+        var viewOffsets: [Int: Int] = [:]
         for node in graph.nodes {
             switch node.op {
+            case .parameter where parameterOffsets[node.id] != nil:
+                break
             case .parameter:
+                if let concat = groupOf[node.id] {
+                    viewOffsets[concat] = parameterBytes
+                    for member in views[concat]! {
+                        parameterOffsets[member] = parameterBytes
+                        parameterBytes += storageBytes(graph.nodes[member].type)
+                    }
+                    parameterBytes = align(parameterBytes)
+                    continue
+                }
                 parameterOffsets[node.id] = parameterBytes
                 parameterBytes += align(storageBytes(node.type))
+            case .concat where viewOffsets[node.id] != nil:
+                break
             case _ where isView(node.op):
                 buffers.root[node.id] = buffers.root[node.inputs[0]]
             default:
@@ -91,6 +110,8 @@ public enum PlanLowering {
         for node in graph.nodes {
             if let offset = parameterOffsets[node.id] {
                 locations.append(.parameter(offset))
+            } else if let offset = viewOffsets[node.id] {
+                locations.append(.parameterView(offset))
             } else if let target = updateTargets[node.id] {
                 locations.append(.parameter(parameterOffsets[target]!))
             } else if isView(node.op) {
@@ -104,6 +125,20 @@ public enum PlanLowering {
                                       fragmentation: memory.fragmentation, inPlaceCount: buffers.inPlace.count,
                                       parameterBytes: parameterBytes)
         return (Plan(graph: graph, locations: locations, memory: report), requests, memory)
+    }
+
+    /// `concat(axis 0)` nodes over distinct parameters, each parameter in one such group only.
+    static func parameterConcats(_ graph: Graph) -> [Int: [Int]] {
+        var groups: [Int: [Int]] = [:]
+        var taken = Set<Int>()
+        for node in graph.nodes {
+            guard case .concat(axis: 0) = node.op, node.inputs.count >= 2,
+                  node.inputs.allSatisfy({ if case .parameter = graph.nodes[$0].op { return true } else { return false } }),
+                  Set(node.inputs).count == node.inputs.count, taken.isDisjoint(with: node.inputs) else { continue }
+            groups[node.id] = node.inputs
+            taken.formUnion(node.inputs)
+        }
+        return groups
     }
 
     /// Ops that only reinterpret their operand's memory.

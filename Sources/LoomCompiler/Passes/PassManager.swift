@@ -19,9 +19,9 @@ public struct PassManager {
         self.passes = passes
     }
 
-    /// The standard pipeline: simplify, then fusion, then simplify again.
+    /// The standard pipeline: simplify, hoist the conditioning GEMMs, fusion, simplify again.
     public static func standard(fuse: Bool = true) -> PassManager {
-        var passes: [GraphPass] = [SimplifyPass()]
+        var passes: [GraphPass] = [SimplifyPass(), HoistConditioningPass()]
         if fuse { passes += [FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
         return PassManager(passes: passes)
     }

@@ -9,6 +9,9 @@ public enum ValueLocation: Equatable, Sendable {
     case parameter(Int)
     /// The same memory as another node (views: reshape, stop_gradient).
     case alias(Int)
+    /// A view into the parameter region at this byte offset (a concatenation of parameters laid
+    /// out back to back); no launch.
+    case parameterView(Int)
 }
 
 /// Memory figures of a plan, in bytes.
@@ -81,6 +84,7 @@ public struct Plan: Equatable, Sendable {
             case .arena(let o): return "a\(o)"
             case .parameter(let o): return "p\(o)"
             case .alias(let n): return "v\(n)"
+            case .parameterView(let o): return "q\(o)"
             }
         })
         let encoder = JSONEncoder()
@@ -138,6 +142,7 @@ public struct Plan: Equatable, Sendable {
             case "a": locations.append(.arena(n))
             case "p": locations.append(.parameter(n))
             case "v" where n < i: locations.append(.alias(n))
+            case "q": locations.append(.parameterView(n))
             default: throw RuntimeError("\(source): bad location '\(entry)' for node %\(i)")
             }
         }
@@ -153,7 +158,8 @@ public struct Plan: Equatable, Sendable {
             switch locations[node.id] {
             case .arena(let o) where o + bytes > memory.arenaBytes:
                 throw RuntimeError("\(source): node %\(node.id) at arena offset \(o) (\(bytes) bytes) lies outside the \(memory.arenaBytes)-byte arena")
-            case .parameter(let o) where o + bytes > memory.parameterBytes:
+            case .parameter(let o) where o + bytes > memory.parameterBytes,
+                 .parameterView(let o) where o + bytes > memory.parameterBytes:
                 throw RuntimeError("\(source): node %\(node.id) at parameter offset \(o) lies outside the parameter region")
             default: break
             }

@@ -31,7 +31,8 @@ public final class PlanExecutor {
         for node in plan.graph.nodes {
             switch plan.locations[node.id] {
             case .arena(let offset): refs.append(TensorRef(arena + offset, node.type))
-            case .parameter(let offset): refs.append(TensorRef(parameterRegion + offset, node.type))
+            case .parameter(let offset), .parameterView(let offset):
+                refs.append(TensorRef(parameterRegion + offset, node.type))
             case .alias(let other): refs.append(TensorRef(refs[other].base, node.type))
             }
         }
@@ -39,7 +40,11 @@ public final class PlanExecutor {
         launches = plan.graph.nodes.filter { node in
             switch node.op {
             case .input, .parameter: return false
-            default: if case .alias = plan.locations[node.id] { return false } else { return true }
+            default:
+                switch plan.locations[node.id] {
+                case .alias, .parameterView: return false
+                default: return true
+                }
             }
         }.map(\.id)
         operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// `loom guidance-cost`: one compiled sampler step per guidance mode, timed side by side.
+struct GuidanceCostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guidance-cost",
+        abstract: "Time one compiled sampler step for none, IG, CFG, IG+CFG and autoguidance on the same weights.",
+        discussion: "Weights are random (cost does not depend on their values) unless --checkpoint is given. The autoguidance guide is the same model at --guide-depth blocks. Runs are interleaved; medians reported.")
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Use this checkpoint's model and (EMA) weights instead.") var checkpoint: String?
+    @Option(help: "Depth of the autoguidance guide model (default: half the depth).") var guideDepth: Int?
+    @Option(help: "Timed runs per mode.") var repeats = 7
+    @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+
+    func run() throws {
+        var config = try model.config()
+        var weights: [String: HostTensor]
+        if let checkpoint {
+            let loaded = try CheckpointWeights.load(path: checkpoint, ema: true)
+            config = loaded.config.model
+            weights = loaded.weights
+        } else {
+            weights = SyntheticInputs.parameters(try DiffusionTransformer(config).forwardGraph(batch: 1))
+        }
+        var guideConfig = config
+        guideConfig.igLayer = nil
+        guideConfig.depth = guideDepth ?? max(1, config.depth / 2)
+        let guideWeights = SyntheticInputs.parameters(try DiffusionTransformer(guideConfig).forwardGraph(batch: 1))
+        let batch = model.batch
+        print("\(config.displayName), batch \(batch), sampler step (forward + guidance + update, compiled), "
+              + "guide \(guideConfig.displayName); \(repeats) interleaved runs per mode, threads \(threads ?? Threading.defaultThreads)")
+        let entries = try GuidanceCost.measure(model: config, weights: weights, guide: (guideConfig, guideWeights),
+                                               batch: batch, threads: threads ?? Threading.defaultThreads,
+                                               repeats: repeats)
+        for entry in entries {
+            print(String(format: "  %-13@ %9.2f ms   %.3f× none", entry.mode.rawValue as NSString, entry.seconds * 1000,
+                         entry.ratio))
+        }
+    }
+}
