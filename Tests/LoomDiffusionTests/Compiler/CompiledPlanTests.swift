@@ -59,4 +59,14 @@ final class CompiledPlanTests: XCTestCase {
             print("\(name): unfused \(plainError), fused \(fusedError), fused at 2 threads \(fusedTwo)")
         }
     }
+
+    /// `loom check-golden --compiled`: every golden tensor, gradients included, through the compiler.
+    func testGoldenFilesPassThroughTheCompiledPath() throws {
+        for name in ["dit_tiny", "sit_ig_tiny", "lightning_ig_tiny"] {
+            let path = Self.fixtures.appendingPathComponent(name + ".safetensors").path
+            let check = try GoldenCheck(path: path, rtol: 1e-4, threads: 1, compiled: true)
+            XCTAssertTrue(check.passed, "\(name): \(check.rows.filter { !$0.passed }.map(\.name)) \(check.missing)")
+            XCTAssertTrue(check.rows.contains { $0.name.hasPrefix("grad.") }, name)
+        }
+    }
 }
