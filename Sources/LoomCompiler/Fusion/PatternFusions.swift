@@ -7,7 +7,7 @@ enum NormModulateFusion {
             let (m, shiftView) = (plan.node(root.inputs[0]), plan.node(root.inputs[1]))
             guard m.op == .binary(.mul), case .reshape = shiftView.op, m.type.rank == 3 else { continue }
             let (h, scaleP1) = (plan.node(m.inputs[0]), plan.node(m.inputs[1]))
-            guard scaleP1.op == .affine(scale: 1, shift: 1) else { continue }
+            guard scaleP1.op == .affine(scale: 1, shift: 1), h.type == m.type, root.type == m.type else { continue }
             let scaleView = plan.node(scaleP1.inputs[0])
             guard case .reshape = scaleView.op else { continue }
             let (shiftVec, scaleVec) = (shiftView.inputs[0], scaleView.inputs[0])
@@ -59,8 +59,9 @@ enum LinearFusion {
                 activation = f
                 root = consumer
                 interior.append(add.id)
-            } else if let consumer = plan.consumers[add.id].first, plan.consumers[add.id].count > 1,
-                      case .unary(let f) = plan.node(consumer).op, activations.contains(f) {
+            } else if let consumer = plan.consumers[add.id].first(where: {
+                          if case .unary(let f) = plan.node($0).op { return activations.contains(f) } else { return false }
+                      }), case .unary(let f) = plan.node(consumer).op {
                 plan.refuse("linear epilogue \(f.rawValue)", at: consumer, "pre-activation %\(add.id) \(plan.readers(add.id))")
             }
             plan.replace(root: root, with: .fused(.linear(activation: activation)),

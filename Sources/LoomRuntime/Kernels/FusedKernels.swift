@@ -1,3 +1,4 @@
+import Foundation
 import CLoomKernels
 import COpenBLAS
 import LoomIR
@@ -48,19 +49,38 @@ extension KernelLibrary {
                          Int32(instructions.count), instructions, y.floats)
     }
 
-    /// Per (batch, head): scores = q·kᵀ·scale into scratch rows, softmax, then ·v. The scratch is a
-    /// [T, S] buffer reused across heads.
+    /// Per (batch, head): scores = q·kᵀ·scale into a [T, S] scratch, softmax, then ·v. Heads are
+    /// spread over the team, one head per thread at a time with OpenBLAS single-threaded inside
+    /// (small per-head GEMMs run better that way than one multi-threaded GEMM at a time); each head
+    /// is computed by exactly one thread, so results do not depend on the team size.
     static func attention(_ q: TensorRef, _ k: TensorRef, _ v: TensorRef, _ y: TensorRef, scale: Float) {
         let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let s = k.shape[2], e = v.shape[3]
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(t * s, 1))
+        let heads = b * h
+        let workers = max(1, min(Int(loom_get_num_threads()), heads))
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(t * s, 1) * workers)
         defer { scratch.deallocate() }
-        for index in 0..<(b * h) {
+        let (qp, kp, vp, yp) = (q.floats, k.floats, v.floats, y.floats)
+        func head(_ index: Int, _ buffer: UnsafeMutablePointer<Float>) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(s), Int32(d), scale,
-                        q.floats + index * t * d, Int32(d), k.floats + index * s * d, Int32(d), 0, scratch, Int32(s))
-            loom_softmax_rows(scratch, scratch, Int64(t), Int64(s))
+                        qp + index * t * d, Int32(d), kp + index * s * d, Int32(d), 0, buffer, Int32(s))
+            loom_softmax_rows(buffer, buffer, Int64(t), Int64(s))
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(s), 1,
-                        scratch, Int32(s), v.floats + index * s * e, Int32(e), 0, y.floats + index * t * e, Int32(e))
+                        buffer, Int32(s), vp + index * s * e, Int32(e), 0, yp + index * t * e, Int32(e))
+        }
+        let team = loom_get_num_threads()
+        loom_set_num_threads(1)
+        openblas_set_num_threads(1)
+        defer {
+            loom_set_num_threads(team)
+            openblas_set_num_threads(team)
+        }
+        if workers == 1 {
+            for index in 0..<heads { head(index, scratch) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for index in stride(from: worker, to: heads, by: workers) { head(index, scratch + worker * t * s) }
         }
     }
 }

@@ -1,0 +1,319 @@
+import Foundation
+import LoomCompiler
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// Shape of the Fashion-MNIST feature classifier: a small ViT over 4×4 patches.
+///
+/// `images [N, C, S, S]` → patchify p → per-patch MLP stem (C·p² → D → D, GELU) + learned position
+/// table → `depth` pre-LN transformer blocks (multi-head attention, 4×GELU MLP; LayerNorm without
+/// affine) → final LayerNorm → mean over tokens → `feature.fc` D → F with GELU: the **feature
+/// vector** used by the metrics → `head` F → classes: the logits.
+public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var imageSize: Int
+    public var channels: Int
+    public var patch: Int
+    public var hidden: Int
+    public var depth: Int
+    public var heads: Int
+    public var featureDim: Int
+    public var numClasses: Int
+
+    public init(imageSize: Int = 32, channels: Int = 1, patch: Int = 4, hidden: Int = 96, depth: Int = 3,
+                heads: Int = 4, featureDim: Int = 128, numClasses: Int = 10) {
+        self.imageSize = imageSize
+        self.channels = channels
+        self.patch = patch
+        self.hidden = hidden
+        self.depth = depth
+        self.heads = heads
+        self.featureDim = featureDim
+        self.numClasses = numClasses
+    }
+
+    /// The default evaluation classifier (~0.4 M parameters).
+    public static let standard = FeatureClassifierConfig()
+    /// A very small variant for tests (trains a few hundred steps in seconds).
+    public static let tiny = FeatureClassifierConfig(hidden: 32, depth: 1, heads: 2, featureDim: 32)
+
+    /// Tokens per image, (S/p)².
+    public var tokens: Int { (imageSize / patch) * (imageSize / patch) }
+
+    public func validate() throws {
+        guard imageSize > 0, channels > 0, patch > 0, imageSize % patch == 0 else {
+            throw DiffusionError("classifier: image size \(imageSize) must be a positive multiple of the patch size \(patch)")
+        }
+        guard hidden > 0, depth >= 0, heads > 0, hidden % heads == 0 else {
+            throw DiffusionError("classifier: hidden size \(hidden) must be a positive multiple of heads \(heads)")
+        }
+        guard featureDim > 0, numClasses >= 2 else {
+            throw DiffusionError("classifier: feature dim \(featureDim) and classes \(numClasses) must be positive (≥ 2 classes)")
+        }
+    }
+
+    public var description: String {
+        "ViT p\(patch) D\(hidden) depth \(depth) heads \(heads) → \(featureDim)-d features → \(numClasses) classes"
+    }
+}
+
+/// The classifier as Loom graphs: inference (features + logits), loss (softmax cross-entropy
+/// against soft targets) and the full AdamW training step.
+public enum FeatureClassifier {
+    public static let eps: Float = 1e-6
+
+    /// Traces the network on `images` [N, C, S, S]; returns features [N, F] and logits [N, classes].
+    public static func forward(_ b: GraphBuilder, images: Tensor, config c: FeatureClassifierConfig)
+        -> (features: Tensor, logits: Tensor) {
+        var x = b.scoped("stem") { () -> Tensor in
+            let patches = images.patchify(c.patch)                         // [N, T, C·p²]
+            let h = linear(b, "fc1", patches, c.hidden).geluTanh()
+            return linear(b, "fc2", h, c.hidden)                          // [N, T, D]
+        }
+        let pos = b.parameter("pos_embed", [1, c.tokens, c.hidden], initializer: .normal(std: 0.02))
+        x = x + pos
+        for i in 0..<c.depth {
+            x = b.scoped("blocks") {
+                b.scoped("\(i)") { () -> Tensor in
+                    let attended = attention(b, x.layerNorm(eps: eps), heads: c.heads, rope: nil)
+                    let h = x + attended
+                    return h + mlp(b, h.layerNorm(eps: eps))
+                }
+            }
+        }
+        let pooled = x.layerNorm(eps: eps).mean(axes: [1])                 // [N, D]
+        let features = b.scoped("feature") { linear(b, "fc", pooled, c.featureDim).geluTanh() }
+        let logits = linear(b, "head", features, c.numClasses)
+        return (features, logits)
+    }
+
+    /// Inference graph: input `images` f32 [batch, C, S, S]; outputs `features`, `logits`.
+    public static func inferenceGraph(_ config: FeatureClassifierConfig, batch: Int) throws -> Graph {
+        try config.validate()
+        let b = GraphBuilder(name: "fm_classifier_b\(batch)")
+        let images = b.input("images", TensorType(.f32, [batch, config.channels, config.imageSize, config.imageSize]))
+        let (features, logits) = forward(b, images: images, config: config)
+        b.output("features", features)
+        b.output("logits", logits)
+        return try b.build()
+    }
+
+    /// Loss graph: inputs `images` and `targets` f32 [batch, classes] (one-hot, or smoothed rows
+    /// summing to 1); outputs `loss` = mean over the batch of −Σ targets·log-softmax(logits), and
+    /// `logits`. Log-softmax is max-subtracted (the max is a stop-gradient: it cancels exactly).
+    public static func lossGraph(_ config: FeatureClassifierConfig, batch: Int) throws -> Graph {
+        try config.validate()
+        let b = GraphBuilder(name: "fm_classifier_loss_b\(batch)")
+        let images = b.input("images", TensorType(.f32, [batch, config.channels, config.imageSize, config.imageSize]))
+        let targets = b.input("targets", TensorType(.f32, [batch, config.numClasses]))
+        let (_, logits) = forward(b, images: images, config: config)
+        let loss = b.scoped("loss") { () -> Tensor in
+            let shift = logits.max(axes: [1], keepDims: true).stopGradient()
+            let z = logits - shift
+            let logSumExp = z.exp().sum(axes: [1], keepDims: true).log()
+            let logProbabilities = z - logSumExp                            // [N, classes]
+            return (logProbabilities * targets).sumAll() * (-1 / Float(batch))
+        }
+        b.output("loss", loss)
+        b.output("logits", logits)
+        return try b.build()
+    }
+
+    /// One training step: loss → autodiff → AdamW (clipping, decoupled weight decay). Runtime
+    /// inputs: `images`, `targets`, `optim.lr`, `optim.bias1`, `optim.bias2`.
+    public static func trainingGraph(_ config: FeatureClassifierConfig, batch: Int, optimizer: AdamWSettings) throws -> Graph {
+        let loss = try lossGraph(config, batch: batch)
+        let gradients = try Autodiff.differentiate(loss, loss: "loss")
+        var graph = try OptimizerPass.append(gradients, settings: optimizer)
+        graph.name = "fm_classifier_train_b\(batch)"
+        return graph
+    }
+
+    /// Freshly initialised weights (model parameters only), deterministic in `seed`.
+    public static func initialWeights(_ config: FeatureClassifierConfig, seed: UInt64) throws -> [String: HostTensor] {
+        ParameterInitializer.initialize(try inferenceGraph(config, batch: 1), seed: seed)
+    }
+
+    /// Every model tensor with its type (the contents of a classifier weights file).
+    public static func parameterSpecs(_ config: FeatureClassifierConfig) throws -> [TensorSpec] {
+        try inferenceGraph(config, batch: 1).parameterNodes.map { TensorSpec(name: $0.op.parameterName!, type: $0.type) }
+    }
+}
+
+/// Trained classifier weights: the config plus the model tensors (no optimizer state).
+public struct ClassifierWeights: Sendable {
+    /// Metadata key holding the config as JSON.
+    public static let configKey = "loom.classifier.config"
+    /// Metadata key of the format tag.
+    public static let formatKey = "format"
+    public static let formatTag = "loom.fm-classifier.v1"
+
+    public var config: FeatureClassifierConfig
+    public var tensors: [String: HostTensor]
+    /// Extra metadata saved with the weights (e.g. `test_accuracy`, `steps`).
+    public var metadata: [String: String]
+
+    public init(config: FeatureClassifierConfig, tensors: [String: HostTensor], metadata: [String: String] = [:]) throws {
+        try config.validate()
+        let specs = try FeatureClassifier.parameterSpecs(config)
+        for spec in specs {
+            guard let tensor = tensors[spec.name] else {
+                throw DiffusionError("classifier weights: missing tensor \(spec.name) (\(spec.type))")
+            }
+            guard tensor.type == spec.type else {
+                throw DiffusionError("classifier weights: \(spec.name) is \(tensor.type), expected \(spec.type)")
+            }
+        }
+        let names = Set(specs.map(\.name))
+        self.config = config
+        self.tensors = tensors.filter { names.contains($0.key) }
+        self.metadata = metadata
+    }
+
+    /// A content checksum (FNV-1a 64 over the config, every tensor name, shape and float bits,
+    /// in name order) as 16 hex digits: keys the reference-statistics cache.
+    public var checksum: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: UnsafeRawBufferPointer) {
+            var h = hash
+            for byte in bytes {
+                h ^= UInt64(byte)
+                h = h &* 0x100_0000_01b3
+            }
+            hash = h
+        }
+        func mix(_ text: String) { Array(text.utf8).withUnsafeBytes { mix($0) } }
+        mix(config.description + "|\(config.imageSize)|\(config.channels)")
+        for name in tensors.keys.sorted() {
+            let tensor = tensors[name]!
+            mix(name + describeShape(tensor.shape))
+            // Fold 8 bytes at a time (fast in debug builds): xor-multiply on 64-bit words.
+            tensor.floats.withUnsafeBufferPointer { floats in
+                floats.withMemoryRebound(to: UInt32.self) { words in
+                    var h = hash
+                    var i = 0
+                    while i + 1 < words.count {
+                        h ^= UInt64(words[i]) | (UInt64(words[i + 1]) << 32)
+                        h = h &* 0x100_0000_01b3
+                        h ^= h >> 29
+                        i += 2
+                    }
+                    if i < words.count {
+                        h ^= UInt64(words[i])
+                        h = h &* 0x100_0000_01b3
+                    }
+                    hash = h
+                }
+            }
+        }
+        return String(format: "%016llx", hash)
+    }
+
+    public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.elementCount } }
+
+    /// Writes the tensors and metadata (config JSON, format tag) to a safetensors file.
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var meta = metadata
+        meta[Self.configKey] = String(decoding: try encoder.encode(config), as: UTF8.self)
+        meta[Self.formatKey] = Self.formatTag
+        let url = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try SafeTensors.write(tensors.keys.sorted().map { ($0, tensors[$0]!) }, metadata: meta, to: path)
+    }
+
+    /// Reads weights written by `save` (`loom train-classifier`), checking every tensor.
+    public static func load(path: String) throws -> ClassifierWeights {
+        let file: SafeTensorsFile
+        do {
+            file = try SafeTensors.read(path: path)
+        } catch {
+            throw DiffusionError("classifier weights '\(path)': \(error)")
+        }
+        guard let json = file.metadata[configKey],
+              let config = try? JSONDecoder().decode(FeatureClassifierConfig.self, from: Data(json.utf8)) else {
+            throw DiffusionError("'\(path)' is not a Loom classifier (no \(configKey) metadata); write one with `loom train-classifier`")
+        }
+        let tensors: [String: HostTensor]
+        do {
+            tensors = try file.validate(try FeatureClassifier.parameterSpecs(config))
+        } catch {
+            throw DiffusionError("classifier weights '\(path)': \(error)")
+        }
+        var meta = file.metadata
+        meta[configKey] = nil
+        meta[formatKey] = nil
+        return try ClassifierWeights(config: config, tensors: tensors, metadata: meta)
+    }
+}
+
+/// Runs the classifier over image sets with a compiled inference plan of a fixed batch size
+/// (the last partial batch is padded and the padding dropped).
+public final class FeatureExtractor {
+    public let weights: ClassifierWeights
+    public let batch: Int
+    let executor: PlanExecutor
+
+    public init(weights: ClassifierWeights, batch: Int = 250, threads: Int = Threading.defaultThreads) throws {
+        guard batch > 0 else { throw DiffusionError("classifier batch must be positive, got \(batch)") }
+        self.weights = weights
+        self.batch = batch
+        executor = PlanExecutor(plan: try PlanCompiler.compile(FeatureClassifier.inferenceGraph(weights.config, batch: batch)),
+                                threads: threads)
+        try executor.setParameters(weights.tensors)
+    }
+
+    public var config: FeatureClassifierConfig { weights.config }
+
+    /// Features [N, F] and logits [N, classes] (row-major, flattened) of `images` [N, C, S, S].
+    /// With `clamp`, pixels are first clamped to [-1, 1] (the data range), as generated samples
+    /// may overshoot.
+    public func run(_ images: HostTensor, clamp: Bool = false) throws -> (features: [Float], logits: [Float], count: Int) {
+        let c = config
+        let sample = [c.channels, c.imageSize, c.imageSize]
+        guard images.dtype == .f32, images.shape.count == 4, Array(images.shape.dropFirst()) == sample else {
+            throw DiffusionError("classifier input must be f32 [N, \(sample.map(String.init).joined(separator: ", "))], got "
+                                 + "\(images.dtype.rawValue)\(describeShape(images.shape))")
+        }
+        let n = images.shape[0], row = sample.reduce(1, *)
+        var features = [Float](repeating: 0, count: n * c.featureDim)
+        var logits = [Float](repeating: 0, count: n * c.numClasses)
+        var chunk = [Float](repeating: 0, count: batch * row)
+        var start = 0
+        while start < n {
+            let here = min(batch, n - start)
+            images.floats.withUnsafeBufferPointer { src in
+                chunk.withUnsafeMutableBufferPointer { dst in
+                    let from = src.baseAddress! + start * row, to = dst.baseAddress!
+                    let count = here * row
+                    if clamp {
+                        for i in 0..<count {
+                            let v = from[i]
+                            to[i] = v < -1 ? -1 : (v > 1 ? 1 : (v.isNaN ? 0 : v))
+                        }
+                    } else {
+                        to.update(from: from, count: count)
+                    }
+                    if here < batch { (to + count).update(repeating: 0, count: (batch - here) * row) }
+                }
+            }
+            let outputs = try executor.run(inputs: ["images": HostTensor(shape: [batch] + sample, floats: chunk)])
+            let f = outputs["features"]!.floats, l = outputs["logits"]!.floats
+            features.withUnsafeMutableBufferPointer { dst in
+                f.withUnsafeBufferPointer { (dst.baseAddress! + start * c.featureDim).update(from: $0.baseAddress!, count: here * c.featureDim) }
+            }
+            logits.withUnsafeMutableBufferPointer { dst in
+                l.withUnsafeBufferPointer { (dst.baseAddress! + start * c.numClasses).update(from: $0.baseAddress!, count: here * c.numClasses) }
+            }
+            start += here
+        }
+        return (features, logits, n)
+    }
+
+    /// Predicted classes (argmax of the logits) of `images`.
+    public func predict(_ images: HostTensor, clamp: Bool = false) throws -> [Int] {
+        let out = try run(images, clamp: clamp)
+        return ConditionalAccuracy.argmax(out.logits, classes: config.numClasses)
+    }
+}
