@@ -42,12 +42,14 @@ struct FusionPlan {
     func readers(_ id: Int) -> String {
         let backward = consumers[id].contains { node($0).origin != nil }
         let output = outputs.contains(id) ? " and is a graph output" : ""
-        return "is read by \(consumers[id].count) nodes\(output)" + (backward ? " (the backward pass needs it)" : "")
+        return "(\(node(id).op.mnemonic)) is read by \(consumers[id].count) nodes\(output)" + (backward ? " (the backward pass needs it)" : "")
     }
 
+    /// Records why a fusion was refused. Remarks name scopes and ops, not node numbers: later
+    /// passes renumber the graph.
     mutating func refuse(_ kind: String, at id: Int, _ reason: String) {
         let scope = node(id).scope.isEmpty ? "top level" : node(id).scope
-        remarks.append("fusion refused: \(kind) at %\(id) (\(scope)): \(reason)")
+        remarks.append("fusion refused: \(kind) in \(scope): \(reason)")
     }
 }
 

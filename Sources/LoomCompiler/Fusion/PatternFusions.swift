@@ -22,7 +22,7 @@ enum NormModulateFusion {
                       plan.node(h.inputs[1]).type.shape == [d] {
                 let norm = plan.node(h.inputs[0])
                 guard plan.isPrivate(norm.id) else {
-                    plan.refuse("norm_modulate", at: root.id, "rms_norm %\(norm.id) \(plan.readers(norm.id))")
+                    plan.refuse("norm_modulate", at: root.id, "the rms_norm value \(plan.readers(norm.id))")
                     continue
                 }
                 interior.append(norm.id)
@@ -31,7 +31,7 @@ enum NormModulateFusion {
                 continue
             }
             guard plan.isPrivate(h.id), plan.isPrivate(m.id) else {
-                plan.refuse("norm_modulate", at: root.id, "normalised value %\(h.id) \(plan.readers(h.id))")
+                plan.refuse("norm_modulate", at: root.id, "the normalised value \(plan.readers(h.id))")
                 continue
             }
             guard plan.isPrivate(scaleP1.id) else { continue }
@@ -62,7 +62,7 @@ enum LinearFusion {
             } else if let consumer = plan.consumers[add.id].first(where: {
                           if case .unary(let f) = plan.node($0).op { return activations.contains(f) } else { return false }
                       }), case .unary(let f) = plan.node(consumer).op {
-                plan.refuse("linear epilogue \(f.rawValue)", at: consumer, "pre-activation %\(add.id) \(plan.readers(add.id))")
+                plan.refuse("linear epilogue \(f.rawValue)", at: consumer, "the pre-activation \(plan.readers(add.id))")
             }
             plan.replace(root: root, with: .fused(.linear(activation: activation)),
                          inputs: [mm.inputs[0], mm.inputs[1], bias.id], absorbing: interior)
@@ -83,7 +83,7 @@ enum AttentionFusion {
             let scaled = plan.node(scores.inputs[0])
             guard case .affine(let scale, 0) = scaled.op else { continue }
             guard plan.isPrivate(probs.id), plan.isPrivate(scores.id), plan.isPrivate(scaled.id) else {
-                plan.refuse("attention", at: root.id, "probabilities %\(probs.id) \(plan.readers(probs.id))")
+                plan.refuse("attention", at: root.id, "the probabilities \(plan.readers(probs.id))")
                 continue
             }
             plan.replace(root: root.id, with: .fused(.attention(scale: scale)),

@@ -68,10 +68,20 @@ public enum PlanLowering {
         var updateTargets: [Int: Int] = [:]
         for output in graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
             let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+            let producer = graph.nodes[output.node]
             guard let target = graph.parameterNodes.first(where: { $0.op.parameterName == key }),
-                  !isView(graph.nodes[output.node].op), buffers.start[output.node] != nil,
+                  !isView(producer.op), buffers.start[output.node] != nil,
                   updateTargets[output.node] == nil, lastRead[target.id] <= output.node,
-                  graph.nodes[output.node].type == target.type else { continue }
+                  producer.type == target.type else { continue }
+            // The producer may overwrite the parameter only if it does not read it, or reads it
+            // element by element (an in-place-capable kernel with a same-shaped operand).
+            let readsTarget = producer.inputs.contains { buffers.root[$0] == target.id }
+            if readsTarget {
+                let aligned = producer.inputs.allSatisfy { buffers.root[$0] != target.id || graph.nodes[$0].type == producer.type }
+                guard allowsInPlace(producer.op), aligned, !readsElsewhere(producer, target.id, buffers) else { continue }
+            } else if lastRead[target.id] == output.node {
+                continue
+            }
             updateTargets[output.node] = target.id
             buffers.start.removeValue(forKey: output.node)
             buffers.end.removeValue(forKey: output.node)

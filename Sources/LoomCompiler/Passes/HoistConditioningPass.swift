@@ -75,7 +75,8 @@ public struct HoistConditioningPass: GraphPass {
             rewriter.copy(node)
         }
         return try rewriter.finish(remarks: plans.keys.sorted().map { source in
-            "hoisted: \(plans[source]!.count) linears reading %\(source) → one GEMM over concatenated weights"
+            let node = graph.nodes[source]
+            return "hoisted: \(plans[source]!.count) linears reading one \(node.op.mnemonic) value (\(node.scope.isEmpty ? "top level" : node.scope)) → one GEMM over weights laid out back to back"
         })
     }
 }

@@ -95,9 +95,9 @@ public final class Trainer {
         for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
         let outputs = try runner.run(feed)
         stepCount = t
-        let loss = outputs["loss"]!.floats[0]
-        guard loss.isFinite else {
-            throw DiffusionError("step \(t): the loss is \(loss); lower --lr or check the data")
+        let loss = outputs["loss"]!.floats[0], gradNorm = outputs["grad_norm"]!.floats[0]
+        guard loss.isFinite, gradNorm.isFinite else {
+            throw DiffusionError("step \(t): the loss is \(loss) and the gradient norm \(gradNorm); the weights of this step are not saved (the last checkpoint is intact) — lower --lr or check the data")
         }
         return StepLog(step: t, loss: loss, lossFinal: outputs["loss_final"]!.floats[0],
                        lossInter: outputs["loss_inter"]?.floats[0], gradNorm: outputs["grad_norm"]!.floats[0],

@@ -112,6 +112,9 @@ public struct Plan: Equatable, Sendable {
 
     public static func decode(_ text: String, source: String) throws -> Plan {
         let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
+        if lines.count < 3, lines.first?.hasPrefix(magic + " ") == true {
+            throw RuntimeError("\(source): plan file is truncated (it ends inside the header)")
+        }
         guard lines.count == 3, lines[0].hasPrefix(magic + " ") else {
             throw RuntimeError("\(source): not a Loom plan (expected a first line '\(magic) \(formatVersion)')")
         }
@@ -158,6 +161,8 @@ public struct Plan: Equatable, Sendable {
             switch locations[node.id] {
             case .arena(let o) where o + bytes > memory.arenaBytes:
                 throw RuntimeError("\(source): node %\(node.id) at arena offset \(o) (\(bytes) bytes) lies outside the \(memory.arenaBytes)-byte arena")
+            case .alias(let other) where storageBytes(graph.nodes[other].type) < bytes:
+                throw RuntimeError("\(source): node %\(node.id) (\(bytes) bytes) is a view of %\(other), which holds only \(storageBytes(graph.nodes[other].type)) bytes")
             case .parameter(let o) where o + bytes > memory.parameterBytes,
                  .parameterView(let o) where o + bytes > memory.parameterBytes:
                 throw RuntimeError("\(source): node %\(node.id) at parameter offset \(o) lies outside the parameter region")

@@ -52,13 +52,30 @@ final class LoweringTests: XCTestCase {
         let launches = graph.nodes.filter { node in
             switch node.op {
             case .input, .parameter: return false
-            default: if case .alias = plan.locations[node.id] { return false } else { return true }
+            default:
+                switch plan.locations[node.id] {
+                case .alias, .parameterView: return false
+                default: return true
+                }
             }
         }.map(\.id)
         let isLaunch = Set(launches)
-        // Readers of each value, through views.
+        // Readers of each value, through views; a view over parameters laid out back to back is
+        // read wherever one of its members is.
         var readers = [[Int]](repeating: [], count: n)
         for id in launches { for operand in Set(graph.nodes[id].inputs.map { base[$0] }) { readers[operand].append(id) } }
+        for node in graph.nodes {
+            guard case .parameterView(let offset) = plan.locations[node.id] else { continue }
+            var expected = offset
+            for member in node.inputs {
+                guard case .parameter = graph.nodes[member].op, case .parameter(let at) = plan.locations[member], at == expected else {
+                    problems.append("parameter view \(describe(node.id)): member \(describe(member)) is not laid out at \(expected)")
+                    break
+                }
+                expected += storageBytes(graph.nodes[member].type)
+                readers[base[member]] += readers[node.id]
+            }
+        }
         let outputBases = Set(graph.outputs.filter { !$0.name.hasPrefix(Plan.updatePrefix) }.map { base[$0.node] })
         let updateBases = Set(graph.outputs.filter { $0.name.hasPrefix(Plan.updatePrefix) }.map { base[$0.node] })
 
@@ -276,7 +293,17 @@ final class LoweringTests: XCTestCase {
         }
         // Updates: a value of the parameter's type (made so when needed).
         for (i, p) in params.enumerated() {
-            var candidates = computed.filter { $0.type == p.type && !named.contains($0.id) }
+            // Only values that depend on the parameter: a parameter nothing live reads is dropped by
+            // simplification (see testUpdateOfAParameterNothingElseReads).
+            func dependsOnP(_ id: Int) -> Bool {
+                var stack = [id], seen: Set<Int> = []
+                while let top = stack.popLast() {
+                    if top == p.id { return true }
+                    for operand in b.graph.nodes[top].inputs where seen.insert(operand).inserted { stack.append(operand) }
+                }
+                return false
+            }
+            var candidates = computed.filter { $0.type == p.type && !named.contains($0.id) && dependsOnP($0.id) }
             if candidates.isEmpty || chance(0.3) {
                 candidates = [(computed[pick(computed.count)].meanAll() + p * 0.5).tanh()]
             }
@@ -333,6 +360,25 @@ final class LoweringTests: XCTestCase {
         let softmaxGraph = try c.build()
         let softmaxPlan = try PlanCompiler.compile(softmaxGraph)
         try check(softmaxGraph, plan: softmaxPlan, inputs: [:], parameters: parameters, "update = softmax(w)")
+    }
+
+    /// An `update.*` output whose parameter nothing else reads: the plan must keep the parameter
+    /// (in its table, with the update written into it), not drop it as dead and lose the update.
+    func testUpdateOfAParameterNothingElseReads() throws {
+        let b = GraphBuilder(name: "update_unread")
+        let x = b.input("x", TensorType(.f32, [5]))
+        _ = b.parameter("p", [5], initializer: .zeros)
+        b.output("update.p", x.tanh())
+        b.output("y", x.sin())
+        let graph = try b.build()
+        let plan = try PlanCompiler.compile(graph)
+        XCTAssertEqual(plan.parameterTable.map(\.name), ["p"], IRPrinter.print(plan.graph))
+        XCTAssertTrue(Self.audit(plan).isEmpty, Self.audit(plan).joined(separator: "\n"))
+        let executor = PlanExecutor(plan: plan, threads: 1)
+        try executor.setParameters(["p": FusedKernelTests.random([5], seed: 54)])
+        let input = FusedKernelTests.random([5], seed: 55)
+        _ = try executor.run(inputs: ["x": input])
+        XCTAssertEqual(executor.parameters()["p"]?.floats.count, 5, "the update of p was lost")
     }
 
     /// A value read after an in-place candidate's consumer (through a view) keeps its memory.

@@ -168,7 +168,7 @@ final class PlanFileTests: XCTestCase {
         let tight = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a\(plan.memory.arenaBytes - bytes + 1)\"]")
         assertFails("edited location, one byte over", ["e.plan", "outside"]) { _ = try Plan.decode(tight, source: "e.plan") }
         // An unknown location kind.
-        let garbled = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"q\(offset)\"]")
+        let garbled = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"z\(offset)\"]")
         assertFails("bad location kind", ["e.plan", "bad location", "%\(last)"]) { _ = try Plan.decode(garbled, source: "e.plan") }
     }
 
