@@ -15,7 +15,7 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "Folder holding the golden fixtures to verify.") var fixtures = "Tests/Fixtures"
     @Option(help: "Run folder.") var out = "runs/demo"
-    @Option(help: "Training steps (batch 32).") var steps = 900
+    @Option(help: "Training steps (batch 32).") var steps = 800
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
     @Option(help: "Fashion-MNIST folder.") var dataRoot = "/usr/share/datasets/fashion-mnist"
 
