@@ -27,12 +27,8 @@ public final class PlanStepRunner: StepRunner {
     public convenience init(model: DiffusionTransformer, guideModel: DiffusionTransformer? = nil, batch: Int,
                             guidance: GuidanceSettings, learnedVariance: Bool = false,
                             parameters: [String: HostTensor], threads: Int = Threading.defaultThreads) throws {
-        let plain = try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
-                                         cfg: false, learnedVariance: learnedVariance)
-        let doubled = guidance.mode.usesCFG
-            ? try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
-                                   cfg: true, learnedVariance: learnedVariance)
-            : nil
+        let (plain, doubled) = try samplerStepGraphs(model: model, guideModel: guideModel, batch: batch,
+                                                     guidance: guidance, learnedVariance: learnedVariance)
         try self.init(plain: plain, doubled: doubled, parameters: parameters, threads: threads)
     }
 

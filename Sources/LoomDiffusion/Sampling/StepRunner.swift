@@ -29,12 +29,8 @@ public struct ReferenceStepRunner: StepRunner {
     public init(model: DiffusionTransformer, guideModel: DiffusionTransformer? = nil, batch: Int,
                 guidance: GuidanceSettings, learnedVariance: Bool = false, parameters: [String: HostTensor],
                 threads: Int = Threading.defaultThreads) throws {
-        let plain = try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
-                                         cfg: false, learnedVariance: learnedVariance)
-        let doubled = guidance.mode.usesCFG
-            ? try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance,
-                                   cfg: true, learnedVariance: learnedVariance)
-            : nil
+        let (plain, doubled) = try samplerStepGraphs(model: model, guideModel: guideModel, batch: batch,
+                                                     guidance: guidance, learnedVariance: learnedVariance)
         self.init(plain: plain, doubled: doubled, parameters: parameters, threads: threads)
     }
 
@@ -63,4 +59,14 @@ public struct ReferenceStepRunner: StepRunner {
         }
         return try executor.run(graph, inputs: inputs, parameters: parameters)
     }
+}
+
+/// The undoubled step graph and, for CFG modes, the doubled one.
+func samplerStepGraphs(model: DiffusionTransformer, guideModel: DiffusionTransformer?, batch: Int,
+                       guidance: GuidanceSettings, learnedVariance: Bool) throws -> (Graph, Graph?) {
+    func graph(_ cfg: Bool) throws -> Graph {
+        try samplerStepGraph(model: model, guideModel: guideModel, batch: batch, guidance: guidance, cfg: cfg,
+                             learnedVariance: learnedVariance)
+    }
+    return (try graph(false), guidance.mode.usesCFG ? try graph(true) : nil)
 }
