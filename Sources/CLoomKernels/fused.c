@@ -19,29 +19,47 @@ typedef struct {
     int scalar[EW_MAX_REGISTERS];     // input i is one broadcast value
 } ew_ctx;
 
-/// Reads input `i` for flat output positions [begin, begin + n) into dst.
+/// Reads input `i` for flat output positions [begin, begin + n) into dst, one run along the last
+/// axis at a time: a contiguous run is copied, a broadcast run is filled, a strided run is gathered.
 static void ew_gather(const ew_ctx *c, int i, int64_t begin, int64_t n, float *dst) {
     const float *src = c->inputs[i];
     const int64_t *st = c->strides + (int64_t)i * c->rank;
+    if (c->rank == 0) {
+        for (int64_t k = 0; k < n; ++k) dst[k] = src[0];
+        return;
+    }
+    int last = c->rank - 1;
+    int64_t inner = c->shape[last], inner_stride = st[last];
     int64_t coord[LOOM_MAX_RANK];
     int64_t rest = begin, offset = 0;
-    for (int d = c->rank - 1; d >= 0; --d) {
+    for (int d = last; d >= 0; --d) {
         coord[d] = rest % c->shape[d];
         rest /= c->shape[d];
         offset += coord[d] * st[d];
     }
-    int last = c->rank - 1;
-    for (int64_t k = 0; k < n; ++k) {
-        dst[k] = src[offset];
-        // advance the coordinate by one with carry
+    int64_t k = 0;
+    while (k < n) {
+        int64_t run = loom__min64(inner - coord[last], n - k);
+        const float *from = src + offset;
+        if (inner_stride == 1) {
+            memcpy(dst + k, from, (size_t)run * sizeof(float));
+        } else if (inner_stride == 0) {
+            float v = *from;
+            for (int64_t j = 0; j < run; ++j) dst[k + j] = v;
+        } else {
+            for (int64_t j = 0; j < run; ++j) dst[k + j] = from[j * inner_stride];
+        }
+        k += run;
+        // advance to the start of the next run: move along the last axis, carry into outer axes
+        offset += run * inner_stride;
+        coord[last] += run;
         int d = last;
-        while (d >= 0) {
-            coord[d] += 1;
-            offset += st[d];
-            if (coord[d] < c->shape[d]) break;
+        while (d > 0 && coord[d] >= c->shape[d]) {
             offset -= coord[d] * st[d];
             coord[d] = 0;
             --d;
+            coord[d] += 1;
+            offset += st[d];
         }
     }
 }

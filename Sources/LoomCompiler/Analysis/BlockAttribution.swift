@@ -3,7 +3,8 @@ import LoomIR
 /// Maps every node of a (forward, loss, training) graph to a profile block and a direction.
 ///
 /// Blocks, from the module scope (for parameters and buffers: from the state-dict key):
-/// - `embedders`: `x_embedder`, `pos_embed`, `t_embedder`, `y_embedder`, `feat_rope`;
+/// - `embedders`: `x_embedder`, `pos_embed`, `t_embedder`, `y_embedder`, `feat_rope`, and the hoisted
+///   `conditioning` GEMM (every block's adaLN linear on `silu(c)`);
 /// - `blocks.N`: the N-th transformer block;
 /// - `ig_head`: the Internal Guidance head `final_layer_xr`;
 /// - `final_layer`: the output head;
@@ -85,7 +86,7 @@ public struct BlockAttribution: Sendable {
         let parts = scope.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard let head = parts.first, !head.isEmpty else { return objective }
         switch head {
-        case "x_embedder", "pos_embed", "t_embedder", "y_embedder", "feat_rope":
+        case "x_embedder", "pos_embed", "t_embedder", "y_embedder", "feat_rope", "conditioning":
             return embedders
         case "blocks":
             if parts.count > 1, Int(parts[1]) != nil { return "blocks.\(parts[1])" }

@@ -6,7 +6,7 @@ import LoomRuntime
 /// How the feature classifier is trained: AdamW with linear warm-up then cosine decay, label
 /// smoothing, and random horizontal flips plus ±`shift`-pixel translations of the inputs.
 public struct ClassifierTrainingSettings: Equatable, Sendable {
-    public var epochs: Int = 6
+    public var epochs: Int = 5
     public var batch: Int = 128
     /// Cap on the number of steps (nil: `epochs` full passes).
     public var maxSteps: Int? = nil
@@ -42,11 +42,14 @@ public struct ClassifierTrainingSettings: Equatable, Sendable {
         return full
     }
 
-    /// Learning rate at 1-based step `t` of `total`.
+    /// Learning rate at 1-based step `t` of `total`: linear warm-up over `warmupSteps` (capped
+    /// at a fifth of the run, so short runs still reach the peak), then cosine decay to
+    /// `finalLearningRateFraction·learningRate` at step `total`.
     public func learningRate(atStep t: Int, total: Int) -> Float {
-        if warmupSteps > 0 && t <= warmupSteps { return learningRate * Float(t) / Float(warmupSteps) }
-        let span = max(1, total - warmupSteps)
-        let progress = min(1, Double(t - warmupSteps) / Double(span))
+        let warmup = min(warmupSteps, max(1, total / 5))
+        if warmupSteps > 0 && t <= warmup { return learningRate * Float(t) / Float(warmup) }
+        let span = max(1, total - warmup)
+        let progress = min(1, Double(t - warmup) / Double(span))
         let floor = Double(finalLearningRateFraction)
         let factor = floor + (1 - floor) * 0.5 * (1 + cos(Double.pi * progress))
         return learningRate * Float(factor)
@@ -65,6 +68,7 @@ public struct ClassifierTrainingSettings: Equatable, Sendable {
 public struct ClassifierTrainingProgress: Sendable {
     public var step: Int
     public var totalSteps: Int
+    /// The epoch in progress, 1-based.
     public var epoch: Int
     /// Mean loss and training accuracy over the steps since the previous report.
     public var loss: Float
@@ -104,6 +108,11 @@ public final class ClassifierTrainer {
         try executor.setParameters(state)
     }
 
+    /// A feature extractor over the current weights (compiles an inference plan).
+    public func extractor(batch: Int = 250, threads: Int = Threading.defaultThreads) throws -> FeatureExtractor {
+        try FeatureExtractor(weights: weights(), batch: batch, threads: threads)
+    }
+
     /// The current model weights (no optimizer state).
     public func weights(metadata: [String: String] = [:]) throws -> ClassifierWeights {
         try ClassifierWeights(config: config, tensors: executor.parameters(), metadata: metadata)
@@ -139,10 +148,12 @@ public final class ClassifierTrainer {
     }
 
     /// Trains on `dataset` for the configured epochs (or `maxSteps`), reporting every
-    /// `reportEvery` steps and at the end. Returns the number of steps taken.
+    /// `reportEvery` steps and at the end; `epochEnd` runs after each full epoch (with its
+    /// 1-based number), e.g. to measure test accuracy. Returns the number of steps taken.
     @discardableResult
     public func train(on dataset: Dataset, reportEvery: Int = 100,
-                      progress: ((ClassifierTrainingProgress) -> Void)? = nil) throws -> Int {
+                      progress: ((ClassifierTrainingProgress) -> Void)? = nil,
+                      epochEnd: ((Int) throws -> Void)? = nil) throws -> Int {
         guard dataset.sampleShape == [config.channels, config.imageSize, config.imageSize] else {
             throw DiffusionError("classifier training: images are \(describeShape(dataset.sampleShape)), the classifier expects "
                                  + describeShape([config.channels, config.imageSize, config.imageSize]))
@@ -152,11 +163,12 @@ public final class ClassifierTrainer {
         }
         let total = settings.totalSteps(trainCount: dataset.count)
         scheduleSteps = total
-        var sampler = BatchSampler(count: dataset.count, batchSize: settings.batch, seed: settings.seed)
+        var sampler = BatchSampler(count: dataset.count, batchSize: settings.batch, seed: settings.seed,
+                                   position: UInt64(stepCount))
         let started = Date()
         var lossSum: Float = 0, accuracySum: Float = 0, since = 0
         while stepCount < total {
-            let epoch = Int(sampler.epoch)
+            let epoch = Int(sampler.epoch) + 1
             let drawn = dataset.batch(indices: sampler.next())
             var images = drawn.images
             let labels = drawn.labels.ints
@@ -175,6 +187,9 @@ public final class ClassifierTrainer {
                 lossSum = 0
                 accuracySum = 0
                 since = 0
+            }
+            if let epochEnd, sampler.position % UInt64(sampler.batchesPerEpoch) == 0 {
+                try epochEnd(Int(sampler.position) / sampler.batchesPerEpoch)
             }
         }
         return total

@@ -32,7 +32,7 @@ public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStrin
         self.numClasses = numClasses
     }
 
-    /// The default evaluation classifier (~0.4 M parameters).
+    /// The default evaluation classifier (0.37 M parameters).
     public static let standard = FeatureClassifierConfig()
     /// A very small variant for tests (trains a few hundred steps in seconds).
     public static let tiny = FeatureClassifierConfig(hidden: 32, depth: 1, heads: 2, featureDim: 32)

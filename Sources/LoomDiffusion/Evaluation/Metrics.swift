@@ -278,7 +278,9 @@ public enum SampleEvaluator {
             throw DiffusionError("reference statistics have \(reference.dim)-d features, the classifier \(extractor.config.featureDim)-d")
         }
         let n = labels.count
-        guard n >= 2 else { throw DiffusionError("\(name): need at least 2 images to estimate a covariance, got \(n)") }
+        guard n >= 2, n > k else {
+            throw DiffusionError("\(name): need more than max(1, k = \(k)) images for the covariance and k-NN radii, got \(n)")
+        }
         if let bad = labels.first(where: { $0 < 0 || $0 >= Int64(extractor.config.numClasses) }) {
             throw DiffusionError("\(name): label \(bad) is outside 0..<\(extractor.config.numClasses)")
         }
