@@ -136,15 +136,16 @@ struct TrainClassifierCommand: ParsableCommand {
         commandName: "train-classifier",
         abstract: "Train the Fashion-MNIST feature classifier used by `loom evaluate` (compiled Loom training plan).",
         discussion: """
-            A small ViT (4×4 patches, MLP stem, pre-LN transformer blocks, mean pool, a 128-d GELU feature layer, \
-            linear head) trained with AdamW, warm-up + cosine decay, label smoothing and flip/shift augmentation. \
-            Prints progress and the test accuracy after each epoch; writes the weights (safetensors, config and \
-            test accuracy in the metadata).
+            A patch-MLP (4×4 patches through a shared 16 → 32 GELU stem, flattened, two 512-wide GELU layers, a \
+            128-d GELU feature layer, linear head) trained with AdamW, warm-up + cosine decay, label smoothing and \
+            flip/shift augmentation; the defaults reach about 90 % test accuracy in roughly three minutes on two \
+            cores. Prints progress and the test accuracy after each epoch; writes the weights (safetensors, with \
+            the config and test accuracy in the metadata).
             """)
 
     @Option(help: "Output weights file.") var out = "runs/classifier/classifier.safetensors"
     @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
-    @Option(help: "Epochs over the training split.") var epochs = 5
+    @Option(help: "Epochs over the training split.") var epochs = 15
     @Option(help: "Stop after this many steps (default: all epochs).") var steps: Int?
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Peak learning rate.") var lr: Float = 2e-3
@@ -155,9 +156,12 @@ struct TrainClassifierCommand: ParsableCommand {
     @Flag(help: "Disable flip/shift augmentation.") var noAugment = false
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Test images to measure accuracy on (default: all 10,000).") var testLimit: Int?
-    @Option(help: "Hidden width D.") var hidden = FeatureClassifierConfig.standard.hidden
-    @Option(help: "Transformer blocks.") var depth = FeatureClassifierConfig.standard.depth
-    @Option(help: "Attention heads.") var heads = FeatureClassifierConfig.standard.heads
+    @Option(help: "Patch size p.") var patch = FeatureClassifierConfig.standard.patch
+    @Option(help: "Per-patch stem width.") var patchWidth = FeatureClassifierConfig.standard.patchWidth
+    @Option(help: "Hidden width.") var hidden = FeatureClassifierConfig.standard.hidden
+    @Option(help: "Hidden layers.") var depth = FeatureClassifierConfig.standard.depth
+    @Flag(help: "LayerNorm after each hidden layer (maps off-data inputs onto the data's scale: worse for evaluation).")
+    var layerNorm = false
     @Option(help: "Feature dimension (the space the metrics use).") var featureDim = FeatureClassifierConfig.standard.featureDim
     @Option(help: "Seed for weights, data order and augmentation.") var seed: UInt64 = 0
     @Option(help: "Print progress every N steps.") var logEvery = 50
@@ -168,7 +172,8 @@ struct TrainClassifierCommand: ParsableCommand {
     }
 
     func train() throws {
-        let config = FeatureClassifierConfig(hidden: hidden, depth: depth, heads: heads, featureDim: featureDim)
+        let config = FeatureClassifierConfig(patch: patch, patchWidth: patchWidth, hidden: hidden, depth: depth,
+                                             featureDim: featureDim, layerNorm: layerNorm)
         try config.validate()
         var settings = ClassifierTrainingSettings()
         settings.epochs = epochs

@@ -6,7 +6,7 @@ import LoomRuntime
 /// How the feature classifier is trained: AdamW with linear warm-up then cosine decay, label
 /// smoothing, and random horizontal flips plus ±`shift`-pixel translations of the inputs.
 public struct ClassifierTrainingSettings: Equatable, Sendable {
-    public var epochs: Int = 5
+    public var epochs: Int = 15
     public var batch: Int = 128
     /// Cap on the number of steps (nil: `epochs` full passes).
     public var maxSteps: Int? = nil

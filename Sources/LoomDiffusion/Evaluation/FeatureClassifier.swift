@@ -4,48 +4,62 @@ import LoomGraphs
 import LoomIR
 import LoomRuntime
 
-/// Shape of the Fashion-MNIST feature classifier: a small ViT over 4×4 patches.
+/// Shape of the Fashion-MNIST feature classifier, a patch-MLP:
 ///
-/// `images [N, C, S, S]` → patchify p → per-patch MLP stem (C·p² → D → D, GELU) + learned position
-/// table → `depth` pre-LN transformer blocks (multi-head attention, 4×GELU MLP; LayerNorm without
-/// affine) → final LayerNorm → mean over tokens → `feature.fc` D → F with GELU: the **feature
-/// vector** used by the metrics → `head` F → classes: the logits.
+/// `images [N, C, S, S]` → patchify p → `[N, T, C·p²]` → per-patch `stem.fc` C·p² → L with GELU
+/// (a learned local filter bank, shared by all T = (S/p)² patches) → flatten to `[N, T·L]` (keeps
+/// the layout) → `depth` hidden layers `mlp.<i>` of width H, each Linear + GELU (optionally with a
+/// LayerNorm before the GELU) → `feature.fc` H → F with GELU: the **feature vector** the metrics
+/// use → `head` F → classes.
+///
+/// On two CPU cores a patch-MLP trains to ~90 % test accuracy in minutes; a patch-4 ViT of the
+/// same budget learns far more slowly here (it must discover the layout through its position
+/// table). LayerNorm is off by default: it rescales every input, noise included, onto the data's
+/// activation scale, which pulls off-data images toward the real feature manifold and inflates
+/// their k-NN precision/recall.
 public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStringConvertible {
     public var imageSize: Int
     public var channels: Int
     public var patch: Int
+    /// Per-patch stem width L.
+    public var patchWidth: Int
+    /// Hidden width H.
     public var hidden: Int
+    /// Number of hidden layers (≥ 1).
     public var depth: Int
-    public var heads: Int
+    /// Feature dimension F.
     public var featureDim: Int
     public var numClasses: Int
+    /// LayerNorm after each hidden linear layer.
+    public var layerNorm: Bool
 
-    public init(imageSize: Int = 32, channels: Int = 1, patch: Int = 4, hidden: Int = 96, depth: Int = 3,
-                heads: Int = 4, featureDim: Int = 128, numClasses: Int = 10) {
+    public init(imageSize: Int = 32, channels: Int = 1, patch: Int = 4, patchWidth: Int = 32, hidden: Int = 512,
+                depth: Int = 2, featureDim: Int = 128, numClasses: Int = 10, layerNorm: Bool = false) {
+        self.layerNorm = layerNorm
         self.imageSize = imageSize
         self.channels = channels
         self.patch = patch
+        self.patchWidth = patchWidth
         self.hidden = hidden
         self.depth = depth
-        self.heads = heads
         self.featureDim = featureDim
         self.numClasses = numClasses
     }
 
-    /// The default evaluation classifier (0.37 M parameters).
+    /// The default evaluation classifier.
     public static let standard = FeatureClassifierConfig()
-    /// A very small variant for tests (trains a few hundred steps in seconds).
-    public static let tiny = FeatureClassifierConfig(hidden: 32, depth: 1, heads: 2, featureDim: 32)
+    /// A small variant for tests (trains a few hundred steps in seconds).
+    public static let tiny = FeatureClassifierConfig(patchWidth: 8, hidden: 128, depth: 1, featureDim: 32)
 
-    /// Tokens per image, (S/p)².
+    /// Patches per image, (S/p)².
     public var tokens: Int { (imageSize / patch) * (imageSize / patch) }
 
     public func validate() throws {
         guard imageSize > 0, channels > 0, patch > 0, imageSize % patch == 0 else {
             throw DiffusionError("classifier: image size \(imageSize) must be a positive multiple of the patch size \(patch)")
         }
-        guard hidden > 0, depth >= 0, heads > 0, hidden % heads == 0 else {
-            throw DiffusionError("classifier: hidden size \(hidden) must be a positive multiple of heads \(heads)")
+        guard patchWidth > 0, hidden > 0, depth >= 1 else {
+            throw DiffusionError("classifier: patch width \(patchWidth), hidden width \(hidden) and depth \(depth) must be positive")
         }
         guard featureDim > 0, numClasses >= 2 else {
             throw DiffusionError("classifier: feature dim \(featureDim) and classes \(numClasses) must be positive (≥ 2 classes)")
@@ -53,36 +67,28 @@ public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStrin
     }
 
     public var description: String {
-        "ViT p\(patch) D\(hidden) depth \(depth) heads \(heads) → \(featureDim)-d features → \(numClasses) classes"
+        "patch-MLP p\(patch)×\(patchWidth) → \(depth)×\(hidden)\(layerNorm ? " (LayerNorm)" : "") → \(featureDim)-d features → \(numClasses) classes"
     }
 }
 
 /// The classifier as Loom graphs: inference (features + logits), loss (softmax cross-entropy
 /// against soft targets) and the full AdamW training step.
 public enum FeatureClassifier {
-    public static let eps: Float = 1e-6
+    public static let eps: Float = 1e-5
 
     /// Traces the network on `images` [N, C, S, S]; returns features [N, F] and logits [N, classes].
     public static func forward(_ b: GraphBuilder, images: Tensor, config c: FeatureClassifierConfig)
         -> (features: Tensor, logits: Tensor) {
-        var x = b.scoped("stem") { () -> Tensor in
-            let patches = images.patchify(c.patch)                         // [N, T, C·p²]
-            let h = linear(b, "fc1", patches, c.hidden).geluTanh()
-            return linear(b, "fc2", h, c.hidden)                          // [N, T, D]
-        }
-        let pos = b.parameter("pos_embed", [1, c.tokens, c.hidden], initializer: .normal(std: 0.02))
-        x = x + pos
+        let n = images.shape[0]
+        let local = b.scoped("stem") { linear(b, "fc", images.patchify(c.patch), c.patchWidth).geluTanh() }  // [N, T, L]
+        var h = local.reshape([n, c.tokens * c.patchWidth])
         for i in 0..<c.depth {
-            x = b.scoped("blocks") {
-                b.scoped("\(i)") { () -> Tensor in
-                    let attended = attention(b, x.layerNorm(eps: eps), heads: c.heads, rope: nil)
-                    let h = x + attended
-                    return h + mlp(b, h.layerNorm(eps: eps))
-                }
+            h = b.scoped("mlp") { () -> Tensor in
+                let y = linear(b, "\(i)", h, c.hidden)
+                return (c.layerNorm ? y.layerNorm(eps: eps) : y).geluTanh()
             }
         }
-        let pooled = x.layerNorm(eps: eps).mean(axes: [1])                 // [N, D]
-        let features = b.scoped("feature") { linear(b, "fc", pooled, c.featureDim).geluTanh() }
+        let features = b.scoped("feature") { linear(b, "fc", h, c.featureDim).geluTanh() }
         let logits = linear(b, "head", features, c.numClasses)
         return (features, logits)
     }

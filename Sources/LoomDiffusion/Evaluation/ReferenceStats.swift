@@ -132,8 +132,12 @@ public struct ReferenceStats: Sendable {
         log?(String(format: "reference statistics: %d images from %@ in %.1f s", stats.count, source,
                     Date().timeIntervalSince(started)))
         if let cachePath {
-            try stats.save(path: cachePath)
-            log?("wrote \(cachePath)")
+            do {
+                try stats.save(path: cachePath)
+                log?("wrote \(cachePath)")
+            } catch {
+                log?("warning: could not write the reference cache \(cachePath): \(error)")
+            }
         }
         return (stats, false)
     }
