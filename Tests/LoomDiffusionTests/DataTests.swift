@@ -3,34 +3,10 @@ import LoomDiffusion
 import LoomRuntime
 import XCTest
 
-final class DataTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.path + "/loom-data-tests-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class DataTests: TemporaryDirectoryTestCase {
+    override var directoryPrefix: String { "loom-data-tests-" }
 
     // MARK: - Helpers
-
-    /// Asserts that `body` throws a `DiffusionError` whose message contains every string of `parts`.
-    private func assertError(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
-                             _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("expected an error containing \(parts)", file: file, line: line)
-        } catch let error as DiffusionError {
-            for part in parts where !error.message.contains(part) {
-                XCTFail("error '\(error.message)' does not contain '\(part)'", file: file, line: line)
-            }
-        } catch {
-            XCTFail("unexpected error type: \(error)", file: file, line: line)
-        }
-    }
 
     /// A hand-written IDX encoder, independent of the reader under test.
     private func idxBytes(type: UInt8, shape: [Int], payload: [UInt8]) -> [UInt8] {
