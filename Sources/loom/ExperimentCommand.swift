@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import LoomDiffusion
+
+/// `loom experiment`: a whole study from a JSON config.
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment",
+        abstract: "Run a study from a JSON config: train variants, sample, evaluate, write results.md and PNG grids.",
+        discussion: """
+            Each training variant is trained once into <out>/<name>/ (a finished checkpoint is reused, an unfinished \
+            one resumed). Each row samples the same number of images with the same seed (labels cycling over the \
+            classes), is scored with the classifier (FID-FM, precision, recall, conditional accuracy), and gets a \
+            grid <out>/<row>.png; <out>/results.md collects the table. See Benchmarks/study/*.json.
+            """)
+
+    @Argument(help: "Experiment config (JSON).") var file: String
+    @Option(help: "Run only this row (repeatable); earlier results of other rows are kept.") var only: [String] = []
+    @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
+
+    func run() throws {
+        do {
+            var config = try ExperimentConfig.load(path: file)
+            if let threads { config.threads = threads }
+            var command = "loom experiment \(file)"
+            for row in only { command += " --only '\(row)'" }
+            let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
+            try runner.run(only: only.isEmpty ? nil : only)
+            print("wrote \(runner.resultsMarkdownPath)")
+        } catch let error as DiffusionError {
+            throw ValidationError(error.message)
+        }
+    }
+}
