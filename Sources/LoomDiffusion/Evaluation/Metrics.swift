@@ -80,51 +80,68 @@ public enum ManifoldMetrics {
     static let blockRows = 4096
     static let blockColumns = 2048
 
+    /// Walks the squared distances between the rows of `a` and of `b` one block at a time (one SGEMM
+    /// per block): `body(r0, m, c0, n, block)` sees rows r0..<r0+m of `a` against rows c0..<c0+n of
+    /// `b`, row i of the block starting at `block + i * ldd` with `ldd` returned first.
+    static func forEachDistanceBlock(_ a: [Float], _ aCount: Int, _ b: [Float], _ bCount: Int, dim: Int,
+                                     _ body: (_ ldd: Int, _ r0: Int, _ m: Int, _ c0: Int, _ n: Int,
+                                              _ block: UnsafePointer<Float>) -> Void) {
+        guard aCount > 0, bCount > 0 else { return }
+        let aNorms = a.withUnsafeBufferPointer { Linalg.rowSquaredNorms($0.baseAddress!, count: aCount, dim: dim) }
+        let bNorms = b.withUnsafeBufferPointer { Linalg.rowSquaredNorms($0.baseAddress!, count: bCount, dim: dim) }
+        let rows = min(blockRows, aCount), columns = min(blockColumns, bCount)
+        var block = [Float](repeating: 0, count: rows * columns)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                aNorms.withUnsafeBufferPointer { na in
+                    bNorms.withUnsafeBufferPointer { nb in
+                        block.withUnsafeMutableBufferPointer { d in
+                            var r0 = 0
+                            while r0 < aCount {
+                                let m = min(rows, aCount - r0)
+                                var c0 = 0
+                                while c0 < bCount {
+                                    let n = min(columns, bCount - c0)
+                                    Linalg.squaredDistances(a: pa.baseAddress! + r0 * dim, aNorms: na.baseAddress! + r0, m: m,
+                                                            b: pb.baseAddress! + c0 * dim, bNorms: nb.baseAddress! + c0, n: n,
+                                                            dim: dim, into: d.baseAddress!, ldd: columns)
+                                    body(columns, r0, m, c0, n, UnsafePointer(d.baseAddress!))
+                                    c0 += n
+                                }
+                                r0 += m
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Squared distance of each row to its k-th nearest other row (self excluded) of the same set;
     /// +∞ when the set has no k other rows.
     public static func kNNSquaredRadii(_ features: [Float], count: Int, dim: Int, k: Int) -> [Float] {
         precondition(features.count == count * dim && k >= 1, "kNNSquaredRadii: bad sizes")
         var radii = [Float](repeating: .infinity, count: count)
         guard count > k else { return radii }
-        let norms = features.withUnsafeBufferPointer { Linalg.rowSquaredNorms($0.baseAddress!, count: count, dim: dim) }
-        let rows = min(blockRows, count), columns = min(blockColumns, count)
-        var block = [Float](repeating: 0, count: rows * columns)
         // The k smallest distances of each row so far, ascending (k ≤ a few: insertion).
         var best = [Float](repeating: .infinity, count: count * k)
-        features.withUnsafeBufferPointer { f in
-            norms.withUnsafeBufferPointer { nrm in
-                block.withUnsafeMutableBufferPointer { d in
-                    best.withUnsafeMutableBufferPointer { top in
-                        var r0 = 0
-                        while r0 < count {
-                            let m = min(rows, count - r0)
-                            var c0 = 0
-                            while c0 < count {
-                                let n = min(columns, count - c0)
-                                Linalg.squaredDistances(a: f.baseAddress! + r0 * dim, aNorms: nrm.baseAddress! + r0, m: m,
-                                                        b: f.baseAddress! + c0 * dim, bNorms: nrm.baseAddress! + c0, n: n,
-                                                        dim: dim, into: d.baseAddress!, ldd: columns)
-                                for i in 0..<m {
-                                    let row = d.baseAddress! + i * columns
-                                    let t = top.baseAddress! + (r0 + i) * k
-                                    let selfColumn = r0 + i - c0
-                                    var worst = t[k - 1]
-                                    for j in 0..<n where row[j] < worst && j != selfColumn {
-                                        // Insert row[j] into the sorted top-k.
-                                        var p = k - 1
-                                        let v = row[j]
-                                        while p > 0 && t[p - 1] > v {
-                                            t[p] = t[p - 1]
-                                            p -= 1
-                                        }
-                                        t[p] = v
-                                        worst = t[k - 1]
-                                    }
-                                }
-                                c0 += n
-                            }
-                            r0 += m
+        best.withUnsafeMutableBufferPointer { top in
+            forEachDistanceBlock(features, count, features, count, dim: dim) { ldd, r0, m, c0, n, block in
+                for i in 0..<m {
+                    let row = block + i * ldd
+                    let t = top.baseAddress! + (r0 + i) * k
+                    let selfColumn = r0 + i - c0
+                    var worst = t[k - 1]
+                    for j in 0..<n where row[j] < worst && j != selfColumn {
+                        // Insert row[j] into the sorted top-k.
+                        var p = k - 1
+                        let v = row[j]
+                        while p > 0 && t[p - 1] > v {
+                            t[p] = t[p - 1]
+                            p -= 1
                         }
+                        t[p] = v
+                        worst = t[k - 1]
                     }
                 }
             }
@@ -139,47 +156,21 @@ public enum ManifoldMetrics {
                                         squaredRadii: [Float], dim: Int) -> Double {
         precondition(queries.count == queryCount * dim && manifold.count == manifoldCount * dim
                      && squaredRadii.count == manifoldCount, "coverageFraction: bad sizes")
-        guard queryCount > 0 else { return 0 }
-        guard manifoldCount > 0 else { return 0 }
-        let qNorms = queries.withUnsafeBufferPointer { Linalg.rowSquaredNorms($0.baseAddress!, count: queryCount, dim: dim) }
-        let mNorms = manifold.withUnsafeBufferPointer { Linalg.rowSquaredNorms($0.baseAddress!, count: manifoldCount, dim: dim) }
-        let rows = min(blockRows, queryCount), columns = min(blockColumns, manifoldCount)
-        var block = [Float](repeating: 0, count: rows * columns)
+        guard queryCount > 0, manifoldCount > 0 else { return 0 }
         var inside = [Bool](repeating: false, count: queryCount)
-        queries.withUnsafeBufferPointer { q in
-            manifold.withUnsafeBufferPointer { mf in
-                qNorms.withUnsafeBufferPointer { qn in
-                    mNorms.withUnsafeBufferPointer { mn in
-                        squaredRadii.withUnsafeBufferPointer { rad in
-                            block.withUnsafeMutableBufferPointer { d in
-                                inside.withUnsafeMutableBufferPointer { hit in
-                                    var r0 = 0
-                                    while r0 < queryCount {
-                                        let m = min(rows, queryCount - r0)
-                                        var c0 = 0
-                                        while c0 < manifoldCount {
-                                            let n = min(columns, manifoldCount - c0)
-                                            Linalg.squaredDistances(a: q.baseAddress! + r0 * dim, aNorms: qn.baseAddress! + r0, m: m,
-                                                                    b: mf.baseAddress! + c0 * dim, bNorms: mn.baseAddress! + c0,
-                                                                    n: n, dim: dim, into: d.baseAddress!, ldd: columns)
-                                            let r = rad.baseAddress! + c0
-                                            for i in 0..<m where !hit[r0 + i] {
-                                                let row = d.baseAddress! + i * columns
-                                                var j = 0
-                                                while j < n {
-                                                    if row[j] <= r[j] {
-                                                        hit[r0 + i] = true
-                                                        break
-                                                    }
-                                                    j += 1
-                                                }
-                                            }
-                                            c0 += n
-                                        }
-                                        r0 += m
-                                    }
-                                }
+        squaredRadii.withUnsafeBufferPointer { rad in
+            inside.withUnsafeMutableBufferPointer { hit in
+                forEachDistanceBlock(queries, queryCount, manifold, manifoldCount, dim: dim) { ldd, r0, m, c0, n, block in
+                    let r = rad.baseAddress! + c0
+                    for i in 0..<m where !hit[r0 + i] {
+                        let row = block + i * ldd
+                        var j = 0
+                        while j < n {
+                            if row[j] <= r[j] {
+                                hit[r0 + i] = true
+                                break
                             }
+                            j += 1
                         }
                     }
                 }
