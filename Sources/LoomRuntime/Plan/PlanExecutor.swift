@@ -17,6 +17,8 @@ public final class PlanExecutor {
     /// (update output, parameter) pairs copied after each run; empty when updates are in place.
     let writeBacks: [(TensorRef, TensorRef)]
     let table: [(name: String, type: TensorType, offset: Int)]
+    /// The plan's input nodes, found once (run() binds them every step).
+    let inputNodes: [Node]
     /// Called after each launch with (node id, seconds) when set (profiling).
     public var launchTimer: ((Int, Double) -> Void)?
 
@@ -50,6 +52,7 @@ public final class PlanExecutor {
         operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }
         let table = plan.parameterTable
         self.table = table
+        inputNodes = plan.graph.inputNodes
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
             guard output.name.hasPrefix(Plan.updatePrefix) else { return nil }
@@ -100,7 +103,7 @@ public final class PlanExecutor {
     /// Runs the plan once and returns its outputs, except the `update.*` ones, which are already
     /// in the parameter region (read them with `parameters()`). Inputs must match exactly.
     public func run(inputs: [String: HostTensor]) throws -> [String: HostTensor] {
-        for node in plan.graph.inputNodes {
+        for node in inputNodes {
             guard case .input(let name) = node.op else { continue }
             guard let value = inputs[name] else { throw RuntimeError("missing input \"\(name)\": expected \(node.type)") }
             guard value.type == node.type else {
