@@ -8,6 +8,7 @@ import LoomRuntime
 public struct StepInputs {
     public let config: TrainingConfig
     public let dataset: Dataset
+    let order: DataOrder
 
     public init(config: TrainingConfig, dataset: Dataset) throws {
         let model = config.model
@@ -23,13 +24,15 @@ public struct StepInputs {
         }
         self.config = config
         self.dataset = dataset
+        order = DataOrder(BatchSampler(count: dataset.count, batchSize: config.batch, seed: config.seed))
     }
 
     /// Graph inputs for 0-based step `step` (the optimizer's scalars are added by the trainer).
     public func inputs(step: Int) throws -> [String: HostTensor] {
         let n = config.batch, model = config.model
-        let sampler = BatchSampler(count: dataset.count, batchSize: n, seed: config.seed)
-        let (images, labels) = dataset.batch(indices: sampler.batch(at: UInt64(step)))
+        // The sampler keeps the current epoch's permutation, so the shuffle runs once per epoch.
+        order.sampler.position = UInt64(step)
+        let (images, labels) = dataset.batch(indices: order.sampler.next())
         let pixels = images.elementCount
         var noise = stream("noise", position: UInt64(step) * UInt64(pixels))
         let eps = HostTensor(shape: images.shape, floats: noise.normal(pixels))
@@ -64,4 +67,11 @@ public struct StepInputs {
     private func stream(_ name: String, position: UInt64) -> RandomStream {
         RandomStream(seed: config.seed, stream: RandomStream.streamID("train." + name), position: position)
     }
+}
+
+/// The data order of a run: a batch sampler whose per-epoch permutation is reused across steps.
+final class DataOrder {
+    var sampler: BatchSampler
+
+    init(_ sampler: BatchSampler) { self.sampler = sampler }
 }
