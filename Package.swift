@@ -27,7 +27,7 @@ let package = Package(
                 path: "Sources/LoomRuntime"),
         .target(name: "LoomGraphs", dependencies: ["LoomIR"], path: "Graphs"),
         .target(name: "LoomDiffusion",
-                dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "CZlib", "CPNG"],
+                dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "CZlib", "CPNG", "COpenBLAS"],
                 path: "Sources/LoomDiffusion"),
         .executableTarget(name: "loom",
                           dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomDiffusion",

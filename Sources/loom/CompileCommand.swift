@@ -31,7 +31,13 @@ struct CompileCommand: ParsableCommand {
         passes.dump = { name, text in print("// ---- IR after \(name) ----\n" + text, terminator: "") }
         let plan: Plan
         do {
-            plan = try PlanLowering.lower(try passes.run(source))
+            if let budget = try selection.budgetBytes() {
+                let fitted = try MemoryBudget.compile(source, budget: budget, passes: passes)
+                plan = fitted.plan
+                print(fitted.summary)
+            } else {
+                plan = try PlanLowering.lower(try passes.run(source))
+            }
         } catch let error as IRError {
             throw ValidationError(error.message)
         }
@@ -54,8 +60,9 @@ struct CompileCommand: ParsableCommand {
         print("  arena \(mib(m.arenaBytes)) (lower bound \(mib(m.lowerBound)), sum of all values \(mib(m.totalRequested)), "
               + String(format: "fragmentation %.1f%%", m.fragmentation * 100) + ", \(m.inPlaceCount) in place); "
               + "parameters and optimizer state \(mib(m.parameterBytes))")
-        if !plan.graph.remarks.isEmpty {
-            print("  \(plan.graph.remarks.count) fusion(s) refused; see --dump-after fusion")
+        let refused = plan.graph.remarks.filter { !$0.hasPrefix("remat:") }.count
+        if refused > 0 {
+            print("  \(refused) fusion(s) refused; see --dump-after fusion")
         }
     }
 }
@@ -70,6 +77,13 @@ struct CompileSelection: ParsableArguments {
 
     @Flag(help: "Skip the fusion pass.")
     var noFusion = false
+
+    @Option(help: "Training graphs: fit arena + parameters/gradients/optimizer state into this many bytes (K, M, G suffixes) by recomputing the fewest blocks' activations in backward.")
+    var memoryBudget: String?
+
+    func budgetBytes() throws -> Int? {
+        try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
+    }
 
     func sourceGraph() throws -> Graph {
         let network = try DiffusionTransformer(try model.config())
@@ -88,6 +102,9 @@ struct CompileSelection: ParsableArguments {
 
     func compile() throws -> Plan {
         do {
+            if let budget = try budgetBytes() {
+                return try MemoryBudget.compile(try sourceGraph(), budget: budget, passes: .standard(fuse: !noFusion)).plan
+            }
             return try PlanCompiler.compile(try sourceGraph(), passes: .standard(fuse: !noFusion))
         } catch let error as IRError {
             throw ValidationError(error.message)

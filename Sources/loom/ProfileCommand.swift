@@ -108,32 +108,3 @@ func kernelKind(_ op: Op) -> String {
     default: return op.mnemonic
     }
 }
-
-/// Deterministic stand-in inputs and parameters for timing a plan.
-enum SyntheticInputs {
-    static func inputs(_ graph: Graph) -> [String: HostTensor] {
-        var stream = RandomStream(seed: 1, stream: 7)
-        var out: [String: HostTensor] = [:]
-        for node in graph.inputNodes {
-            guard case .input(let name) = node.op else { continue }
-            if node.type.dtype != .f32 {
-                out[name] = HostTensor(shape: node.type.shape, ints: [Int64](repeating: 0, count: node.type.elementCount),
-                                       dtype: node.type.dtype)
-            } else if node.type.rank == 0 {
-                out[name] = .scalar(name.hasPrefix("optim.bias") ? 0.5 : 1e-4)
-            } else {
-                out[name] = HostTensor(shape: node.type.shape, floats: stream.uniform(node.type.elementCount, low: 0.05, high: 0.95))
-            }
-        }
-        return out
-    }
-
-    static func parameters(_ graph: Graph) -> [String: HostTensor] {
-        var values = ParameterInitializer.initialize(graph, seed: 0)
-        var stream = RandomStream(seed: 2, stream: 9)
-        for (name, value) in values where value.floats.allSatisfy({ $0 == 0 }) && !name.hasPrefix("optim.") {
-            values[name] = HostTensor(shape: value.shape, floats: stream.normal(value.elementCount, std: 0.02))
-        }
-        return values
-    }
-}

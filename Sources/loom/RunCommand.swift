@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoomDiffusion
 import LoomIR
 import LoomRuntime
 

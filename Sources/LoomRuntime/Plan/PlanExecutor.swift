@@ -91,6 +91,21 @@ public final class PlanExecutor {
         }
     }
 
+    /// The plan's parameter table: name and type of every parameter, buffer and optimizer state.
+    public var parameterEntries: [(name: String, type: TensorType)] { table.map { ($0.name, $0.type) } }
+
+    /// Loads one tensor of the parameter table (for filling the region a tensor at a time,
+    /// without holding every value on the host at once).
+    public func setParameter(_ name: String, _ value: HostTensor) throws {
+        guard let entry = table.first(where: { $0.name == name }) else {
+            throw RuntimeError("\"\(name)\" is not in the plan's parameter table")
+        }
+        guard value.type == entry.type else {
+            throw RuntimeError("parameter \"\(name)\": the plan expects \(entry.type), found \(value.type)")
+        }
+        TensorRef(parameterRegion + entry.offset, entry.type).store(value)
+    }
+
     /// Current parameter and buffer values.
     public func parameters() -> [String: HostTensor] {
         var out: [String: HostTensor] = [:]

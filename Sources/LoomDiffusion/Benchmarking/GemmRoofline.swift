@@ -1,0 +1,82 @@
+import COpenBLAS
+import Foundation
+import LoomIR
+import LoomRuntime
+
+/// The machine's own `cblas_sgemm` on a plan's GEMM shapes: the roofline a step's achieved
+/// GFLOP/s is compared with.
+public enum GemmRoofline {
+    /// One GEMM shape of a plan and how many times a step runs it.
+    public struct Shape: Hashable, Sendable, CustomStringConvertible {
+        public var m: Int, n: Int, k: Int
+        public var transposeA: Bool, transposeB: Bool
+        public var macs: Int { m * n * k }
+        public var description: String { "\(m)×\(n)×\(k)" + (transposeA ? " Aᵀ" : "") + (transposeB ? " Bᵀ" : "") }
+    }
+
+    /// The GEMMs one run of `graph` issues, as the kernels issue them: a matmul whose right
+    /// operand is a matrix is one GEMM over the folded batch, a batched matmul one GEMM per batch
+    /// entry, a fused linear one GEMM, and fused attention two GEMMs per (image, head).
+    public static func shapes(of graph: Graph) -> [Shape: Int] {
+        var counts: [Shape: Int] = [:]
+        for node in graph.nodes {
+            let operands = node.inputs.map { graph.nodes[$0].type.shape }
+            let out = node.type.shape
+            switch node.op {
+            case .matmul(let ta, let tb):
+                let a = operands[0], b = operands[1]
+                let m = out[out.count - 2], n = out[out.count - 1]
+                let k = ta ? a[a.count - 2] : a[a.count - 1]
+                let batch = out.dropLast(2).reduce(1, *)
+                if b.count == 2 && !ta {
+                    counts[Shape(m: batch * m, n: n, k: k, transposeA: ta, transposeB: tb), default: 0] += 1
+                } else {
+                    counts[Shape(m: m, n: n, k: k, transposeA: ta, transposeB: tb), default: 0] += batch
+                }
+            case .fused(.linear):
+                let k = operands[0].last ?? 1
+                let n = out.last ?? 1
+                let m = out.reduce(1, *) / max(n, 1)
+                counts[Shape(m: m, n: n, k: k, transposeA: false, transposeB: true), default: 0] += 1
+            case .fused(.attention):
+                let q = operands[0], v = operands[2]
+                let (heads, t, d, s, e) = (q[0] * q[1], q[2], q[3], operands[1][2], v[3])
+                counts[Shape(m: t, n: s, k: d, transposeA: false, transposeB: true), default: 0] += heads
+                counts[Shape(m: t, n: e, k: s, transposeA: false, transposeB: false), default: 0] += heads
+            default:
+                break
+            }
+        }
+        return counts
+    }
+
+    /// Total multiply-adds of `shapes`.
+    public static func macs(_ shapes: [Shape: Int]) -> Int { shapes.reduce(0) { $0 + $1.key.macs * $1.value } }
+
+    /// `cblas_sgemm` alone on every shape (each timed as the best of `repeats` runs of its whole
+    /// count, OpenBLAS at `threads` threads, fresh operands): total FLOPs over total seconds.
+    public static func sgemmGFLOPs(_ shapes: [Shape: Int], threads: Int, repeats: Int = 3) -> Double {
+        Threading.setThreads(threads)
+        var seconds = 0.0
+        var flops = 0.0
+        for (shape, count) in shapes.sorted(by: { $0.key.macs > $1.key.macs }) {
+            let a = [Float](repeating: 0.5, count: shape.m * shape.k)
+            let b = [Float](repeating: 0.25, count: shape.k * shape.n)
+            var c = [Float](repeating: 0, count: shape.m * shape.n)
+            let lda = Int32(shape.transposeA ? shape.m : shape.k), ldb = Int32(shape.transposeB ? shape.k : shape.n)
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<count {
+                    cblas_sgemm(CblasRowMajor, shape.transposeA ? CblasTrans : CblasNoTrans,
+                                shape.transposeB ? CblasTrans : CblasNoTrans, Int32(shape.m), Int32(shape.n),
+                                Int32(shape.k), 1, a, lda, b, ldb, 0, &c, Int32(shape.n))
+                }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            seconds += best
+            flops += 2 * Double(shape.macs) * Double(count)
+        }
+        return seconds > 0 ? flops / seconds / 1e9 : 0
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import LoomCompiler
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import XCTest
+
+/// Block rematerialisation and `--memory-budget`: a plan that recomputes blocks trains exactly
+/// like the fast plan and the reference, holds less memory, and the budget search picks the
+/// fewest blocks that fit.
+final class RematerializationTests: XCTestCase {
+    func config() -> TrainingConfig {
+        let model = ModelConfig(backbone: .sit, inputSize: 16, inChannels: 1, learnSigma: false, patch: 2,
+                                hidden: 16, depth: 3, heads: 2, numClasses: 3, igLayer: 1)
+        return TrainingConfig(model: model, loss: LossSettings(objective: .flowRepa, igLambda: 0.5),
+                              batch: 8, steps: 3, learningRate: 1e-3, seed: 21, labelDropout: 0.25)
+    }
+
+    func rematPlan(_ graph: Graph, blocks: [String]) throws -> Plan {
+        var passes = PassManager.standard()
+        passes.passes.append(RematerializationPass(blocks: blocks))
+        return try PlanCompiler.compile(graph, passes: passes)
+    }
+
+    func testRecomputedBlocksTrainLikeTheReference() throws {
+        let config = config()
+        let graph = try Trainer.trainingGraph(config)
+        XCTAssertEqual(RematerializationPass.candidateBlocks(graph), ["blocks.0", "blocks.1", "blocks.2"])
+        let plan = try rematPlan(graph, blocks: ["blocks.0", "blocks.1", "blocks.2"])
+        XCTAssertEqual(plan.graph.remarks.filter { $0.hasPrefix("remat: blocks.") }.count, 3, plan.graph.remarks.joined(separator: "\n"))
+        let fast = try PlanCompiler.compile(graph)
+        XCTAssertGreaterThan(plan.graph.nodes.count, fast.graph.nodes.count, "the recomputation adds launches")
+
+        let data = try CompiledTrainingTests.syntheticDataset(config.model)
+        let reference = try Trainer(config: config, dataset: data, threads: 1, backend: .reference)
+        let fastTrainer = try Trainer(config: config, dataset: data, threads: 1, plan: fast)
+        let lean = try Trainer(config: config, dataset: data, threads: 1,
+                               plan: try Plan.decode(plan.encoded(), source: "remat.plan"))
+        let leanTwo = try Trainer(config: config, dataset: data, threads: 2, plan: plan)
+        for step in 1...3 {
+            let r = try reference.step(), f = try fastTrainer.step(), l = try lean.step(), l2 = try leanTwo.step()
+            // Same kernels on the same values: the recomputed plan matches the fast one exactly.
+            XCTAssertEqual(l.loss, f.loss, "step \(step): loss")
+            XCTAssertEqual(l.gradNorm, f.gradNorm, "step \(step): grad norm")
+            XCTAssertEqual(Double(l.loss), Double(r.loss), accuracy: 1e-4 * max(1, Double(abs(r.loss))), "step \(step)")
+            XCTAssertEqual(Double(l2.loss), Double(l.loss), accuracy: 1e-4 * max(1, Double(abs(l.loss))), "step \(step), 2 threads")
+        }
+        let a = lean.state.tensors, b = fastTrainer.state.tensors, c = reference.state.tensors, d = leanTwo.state.tensors
+        XCTAssertEqual(Set(a.keys), Set(c.keys))
+        for (name, value) in c {
+            XCTAssertEqual(a[name], b[name], "\(name): recomputed vs fast plan")
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(a[name]!, value), 1e-4, "\(name): vs reference")
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(d[name]!, a[name]!), 1e-4, "\(name): 2 threads vs 1")
+        }
+    }
+
+    func testRecomputationShrinksTheArena() throws {
+        var config = config()
+        config.model.hidden = 32
+        config.model.depth = 4
+        config.batch = 16
+        let graph = try Trainer.trainingGraph(config)
+        let fast = try PlanCompiler.compile(graph)
+        let half = try rematPlan(graph, blocks: ["blocks.0", "blocks.1"])
+        let all = try rematPlan(graph, blocks: RematerializationPass.candidateBlocks(graph))
+        XCTAssertLessThan(half.memory.arenaBytes, fast.memory.arenaBytes)
+        XCTAssertLessThan(all.memory.arenaBytes, half.memory.arenaBytes)
+        XCTAssertEqual(all.memory.parameterBytes, fast.memory.parameterBytes, "parameters and state are not recomputed")
+        print("arena: fast \(fast.memory.arenaBytes), 2 blocks \(half.memory.arenaBytes), all \(all.memory.arenaBytes)")
+    }
+
+    func testBudgetPicksTheFewestBlocksThatFit() throws {
+        var config = config()
+        config.model.hidden = 32
+        config.model.depth = 4
+        config.batch = 16
+        let graph = try Trainer.trainingGraph(config)
+        let fast = try PlanCompiler.compile(graph)
+        let fastBytes = fast.memory.arenaBytes + fast.memory.parameterBytes
+
+        let roomy = try MemoryBudget.compile(graph, budget: fastBytes)
+        XCTAssertEqual(roomy.rematerialized, [], "a budget the fast plan meets needs no recomputation")
+        XCTAssertEqual(roomy.extraMACs, 0)
+
+        let all = try rematPlan(graph, blocks: RematerializationPass.candidateBlocks(graph))
+        let allBytes = all.memory.arenaBytes + all.memory.parameterBytes
+        let tight = try MemoryBudget.compile(graph, budget: allBytes)
+        XCTAssertLessThanOrEqual(tight.bytes, allBytes)
+        XCTAssertFalse(tight.rematerialized.isEmpty)
+        XCTAssertGreaterThan(tight.extraMACs, 0, "recomputing costs multiply-adds")
+        XCTAssertLessThan(tight.extraComputeFraction, 0.5, "at most one extra forward of the blocks")
+        if tight.rematerialized.count > 1 {
+            // One block fewer must not fit, or the search did not pick the fewest.
+            let fewer = try rematPlan(graph, blocks: Array(tight.rematerialized.dropLast()))
+            XCTAssertGreaterThan(fewer.memory.arenaBytes + fewer.memory.parameterBytes, allBytes)
+        }
+        XCTAssertTrue(tight.summary.contains("rematerialising"), tight.summary)
+
+        XCTAssertThrowsError(try MemoryBudget.compile(graph, budget: fast.memory.parameterBytes)) { error in
+            XCTAssertTrue("\(error)".contains("does not fit"), "\(error)")
+        }
+    }
+
+    func testUnknownBlockIsNamed() throws {
+        let graph = try Trainer.trainingGraph(config())
+        XCTAssertThrowsError(try RematerializationPass(blocks: ["blocks.9"]).run(graph)) { error in
+            XCTAssertTrue("\(error)".contains("blocks.9"), "\(error)")
+        }
+        let forward = try DiffusionTransformer(config().model).forwardGraph(batch: 2)
+        XCTAssertThrowsError(try RematerializationPass(blocks: ["blocks.0"]).run(forward)) { error in
+            XCTAssertTrue("\(error)".contains("training graph"), "\(error)")
+        }
+    }
+}
