@@ -27,4 +27,25 @@ public enum Threading {
         if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), n > 0 { return n }
         return ProcessInfo.processInfo.activeProcessorCount
     }
+
+    /// Runs `body(worker, index)` for every index below `count`, indices dealt round-robin to
+    /// the team's threads, with Loom's kernels and OpenBLAS single-threaded inside (one owner per
+    /// core); restores the team size afterwards.
+    public static func perEntryParallel(_ count: Int, _ body: (Int, Int) -> Void) {
+        let team = loom_get_num_threads()
+        let workers = max(1, min(Int(team), count))
+        guard workers > 1 else {
+            for index in 0..<count { body(0, index) }
+            return
+        }
+        loom_set_num_threads(1)
+        openblas_set_num_threads(1)
+        defer {
+            loom_set_num_threads(team)
+            openblas_set_num_threads(team)
+        }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for index in stride(from: worker, to: count, by: workers) { body(worker, index) }
+        }
+    }
 }

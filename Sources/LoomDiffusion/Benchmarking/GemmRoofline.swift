@@ -53,26 +53,41 @@ public enum GemmRoofline {
     /// Total multiply-adds of `shapes`.
     public static func macs(_ shapes: [Shape: Int]) -> Int { shapes.reduce(0) { $0 + $1.key.macs * $1.value } }
 
-    /// `cblas_sgemm` alone on every shape (each timed as the best of `repeats` runs of its whole
-    /// count, OpenBLAS at `threads` threads, fresh operands): total FLOPs over total seconds.
+    /// `cblas_sgemm` alone on every shape, each timed as the best of `repeats` runs of its whole
+    /// count, the better of two ways: one GEMM at a time with OpenBLAS at `threads` threads, and
+    /// (for counts of at least `threads`) whole GEMMs spread over the threads, each single-threaded.
+    /// Returns total FLOPs over total seconds.
     public static func sgemmGFLOPs(_ shapes: [Shape: Int], threads: Int, repeats: Int = 3) -> Double {
         Threading.setThreads(threads)
         var seconds = 0.0
         var flops = 0.0
         for (shape, count) in shapes.sorted(by: { $0.key.macs > $1.key.macs }) {
+            let workers = count >= threads ? threads : 1
             let a = [Float](repeating: 0.5, count: shape.m * shape.k)
             let b = [Float](repeating: 0.25, count: shape.k * shape.n)
-            var c = [Float](repeating: 0, count: shape.m * shape.n)
+            // One output per worker, so concurrent GEMMs do not share a destination.
+            let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n * workers)
+            defer { c.deallocate() }
             let lda = Int32(shape.transposeA ? shape.m : shape.k), ldb = Int32(shape.transposeB ? shape.k : shape.n)
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<count {
-                    cblas_sgemm(CblasRowMajor, shape.transposeA ? CblasTrans : CblasNoTrans,
-                                shape.transposeB ? CblasTrans : CblasNoTrans, Int32(shape.m), Int32(shape.n),
-                                Int32(shape.k), 1, a, lda, b, ldb, 0, &c, Int32(shape.n))
+            func gemm(_ out: UnsafeMutablePointer<Float>) {
+                cblas_sgemm(CblasRowMajor, shape.transposeA ? CblasTrans : CblasNoTrans,
+                            shape.transposeB ? CblasTrans : CblasNoTrans, Int32(shape.m), Int32(shape.n),
+                            Int32(shape.k), 1, a, lda, b, ldb, 0, out, Int32(shape.n))
+            }
+            func time(_ body: () -> Void) -> Double {
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    body()
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                return best
+            }
+            var best = time { for _ in 0..<count { gemm(c) } }
+            if workers > 1 {
+                best = min(best, time {
+                    Threading.perEntryParallel(count) { worker, _ in gemm(c + worker * shape.m * shape.n) }
+                })
             }
             seconds += best
             flops += 2 * Double(shape.macs) * Double(count)

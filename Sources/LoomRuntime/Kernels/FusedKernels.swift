@@ -9,11 +9,7 @@ extension KernelLibrary {
         case .elementwise(let program):
             elementwise(program, x, y)
         case .linear(let activation):
-            // y = x·Wᵀ (one GEMM over the folded batch), then bias + activation per row.
-            matmul(x[0], x[1], y, transposeA: false, transposeB: true)
-            let cols = y.shape.last!
-            let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
-            loom_bias_activation_rows(y.floats, Int64(y.count / max(cols, 1)), Int64(cols), x[2].floats, act)
+            linear(x[0], x[1], x[2], y, activation: activation)
         case .normModulate(let eps, let rms):
             let (b, t, d) = (x[0].shape[0], x[0].shape[1], x[0].shape[2])
             let weight: UnsafePointer<Float>? = rms ? UnsafePointer(x[1].floats) : nil
@@ -21,6 +17,28 @@ extension KernelLibrary {
                                Int64(b), Int64(t), Int64(d), eps, rms ? 1 : 0)
         case .attention(let scale):
             attention(x[0], x[1], x[2], y, scale: scale)
+        }
+    }
+
+    /// Rows per panel of the fused linear: the panel's output stays in L2 for the epilogue.
+    static let linearPanelRows = 128
+
+    /// y = x·Wᵀ + bias, then the activation, by panels of rows: each panel is one single-threaded
+    /// GEMM followed at once by its epilogue while the panel is cache-hot, and the panels are dealt
+    /// to the team's threads. Panel bounds do not depend on the team size, so neither do the bits.
+    static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?) {
+        let n = y.shape.last!, k = x.shape.last!
+        let rows = y.count / max(n, 1)
+        guard rows > 0 else { return }
+        let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
+        let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
+        let panel = linearPanelRows
+        let panels = (rows + panel - 1) / panel
+        Threading.perEntryParallel(panels) { _, index in
+            let first = index * panel, count = min(panel, rows - first)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(n), Int32(k), 1,
+                        xp + first * k, Int32(k), wp, Int32(k), 0, yp + first * n, Int32(n))
+            loom_bias_activation_rows(yp + first * n, Int64(count), Int64(n), bp, act)
         }
     }
 
@@ -68,19 +86,6 @@ extension KernelLibrary {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(s), 1,
                         buffer, Int32(s), vp + index * s * e, Int32(e), 0, yp + index * t * e, Int32(e))
         }
-        let team = loom_get_num_threads()
-        loom_set_num_threads(1)
-        openblas_set_num_threads(1)
-        defer {
-            loom_set_num_threads(team)
-            openblas_set_num_threads(team)
-        }
-        if workers == 1 {
-            for index in 0..<heads { head(index, scratch) }
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            for index in stride(from: worker, to: heads, by: workers) { head(index, scratch + worker * t * s) }
-        }
+        Threading.perEntryParallel(heads) { worker, index in head(index, scratch + worker * t * s) }
     }
 }

@@ -1,4 +1,6 @@
+import CLoomKernels
 import COpenBLAS
+import Dispatch
 import LoomIR
 
 extension KernelLibrary {
@@ -22,7 +24,8 @@ extension KernelLibrary {
         let strideB = broadcastStrides(Array(b.shape.dropLast(2)), to: batchShape)
         let matA = a.shape[ra - 2] * a.shape[ra - 1], matB = b.shape[rb - 2] * b.shape[rb - 1]
         let batchStrides = rowMajorStrides(batchShape)
-        for index in 0..<batch {
+        let (ap, bp, yp) = (a.floats, b.floats, y.floats)
+        func entry(_ index: Int) {
             var offA = 0, offB = 0, rest = index
             for axis in batchShape.indices {
                 let coordinate = rest / batchStrides[axis]
@@ -31,8 +34,19 @@ extension KernelLibrary {
                 offB += coordinate * Int(strideB[axis])
             }
             cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
-                        a.floats + offA * matA, lda, b.floats + offB * matB, ldb,
-                        0, y.floats + index * m * n, Int32(n))
+                        ap + offA * matA, lda, bp + offB * matB, ldb, 0, yp + index * m * n, Int32(n))
+        }
+        // Small GEMMs (attention heads) waste a thread team on each call: run whole entries on
+        // separate threads instead, each single-threaded (and so the same at any team size).
+        let workers = Int(loom_get_num_threads())
+        if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
+            Threading.perEntryParallel(batch) { _, index in entry(index) }
+        } else {
+            for index in 0..<batch { entry(index) }
         }
     }
+
+    /// Multiply-adds up to which a batched GEMM runs one entry per thread.
+    static let perEntryGEMMLimit = 1 << 24
+
 }
