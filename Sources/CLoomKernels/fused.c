@@ -150,7 +150,7 @@ void loom_elementwise(int rank, const int64_t *shape, int n_inputs, const float 
 
 typedef struct {
     float *y;
-    int64_t cols;
+    int64_t cols, ld;
     const float *bias;
     int act;
 } bias_ctx;
@@ -158,7 +158,7 @@ typedef struct {
 static void bias_range(void *vctx, int64_t begin, int64_t end) {
     const bias_ctx *c = (const bias_ctx *)vctx;
     for (int64_t r = begin; r < end; ++r) {
-        float *row = c->y + r * c->cols;
+        float *row = c->y + r * c->ld;
         if (c->bias) {
             const float *restrict b = c->bias;
             LOOM_SIMD for (int64_t k = 0; k < c->cols; ++k) row[k] += b[k];
@@ -168,8 +168,13 @@ static void bias_range(void *vctx, int64_t begin, int64_t end) {
 }
 
 void loom_bias_activation_rows(float *y, int64_t rows, int64_t cols, const float *bias, int act) {
-    bias_ctx c = {y, cols, bias, act};
+    bias_ctx c = {y, cols, cols, bias, act};
     loom__parallel_for(rows, rows * cols, bias_range, &c);
+}
+
+void loom_bias_activation_tile(float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias, int act) {
+    bias_ctx c = {y, cols, ld, bias, act};
+    bias_range(&c, 0, rows);
 }
 
 typedef struct {

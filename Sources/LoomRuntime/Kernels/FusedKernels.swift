@@ -20,25 +20,28 @@ extension KernelLibrary {
         }
     }
 
-    /// Rows per panel of the fused linear: the panel's output stays in L2 for the epilogue.
-    static let linearPanelRows = 128
+    /// Tile of the fused linear: 128 rows (the tile's output stays in L2 for the epilogue) by 256
+    /// columns, or 64 columns when there is one row panel only (batch-1 steps), so that small
+    /// GEMMs still give every thread work.
+    static func linearTile(rows: Int) -> (rows: Int, cols: Int) { (128, rows <= 128 ? 64 : 256) }
 
-    /// y = x·Wᵀ + bias, then the activation, by panels of rows: each panel is one single-threaded
-    /// GEMM followed at once by its epilogue while the panel is cache-hot, and the panels are dealt
-    /// to the team's threads. Panel bounds do not depend on the team size, so neither do the bits.
+    /// y = x·Wᵀ + bias, then the activation, by tiles: each tile is one single-threaded GEMM
+    /// followed at once by its epilogue while the tile is cache-hot, and the tiles are dealt to the
+    /// team's threads. Tile bounds do not depend on the team size, so neither do the bits.
     static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
-        guard rows > 0 else { return }
+        guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
-        let panel = linearPanelRows
-        let panels = (rows + panel - 1) / panel
-        Threading.perEntryParallel(panels) { _, index in
-            let first = index * panel, count = min(panel, rows - first)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(n), Int32(k), 1,
-                        xp + first * k, Int32(k), wp, Int32(k), 0, yp + first * n, Int32(n))
-            loom_bias_activation_rows(yp + first * n, Int64(count), Int64(n), bp, act)
+        let tile = linearTile(rows: rows)
+        let rowTiles = (rows + tile.rows - 1) / tile.rows, colTiles = (n + tile.cols - 1) / tile.cols
+        Threading.perEntryParallel(rowTiles * colTiles) { _, index in
+            let r0 = (index / colTiles) * tile.rows, c0 = (index % colTiles) * tile.cols
+            let m = min(tile.rows, rows - r0), cols = min(tile.cols, n - c0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
+                        xp + r0 * k, Int32(k), wp + c0 * k, Int32(k), 0, yp + r0 * n + c0, Int32(n))
+            loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), bp + c0, act)
         }
     }
 
