@@ -60,8 +60,9 @@ public enum MemoryBudget {
         guard let (fitted, rewritten, count) = best else {
             let (p, _) = try plan(candidates.count)
             let smallest = p.memory.arenaBytes + p.memory.parameterBytes
-            throw IRError("--memory-budget \(budget): does not fit; rematerialising all \(candidates.count) blocks still needs "
-                          + "\(smallest) bytes (\(p.memory.parameterBytes) of them parameters, gradients and optimizer state)")
+            let mib = { (b: Int) in String(format: "%.2f MiB", Double(b) / 1_048_576) }
+            throw IRError("--memory-budget \(mib(budget)) does not fit: rematerialising all \(candidates.count) blocks still needs "
+                          + "\(mib(smallest)) (\(mib(p.memory.parameterBytes)) of it parameters, gradients and optimizer state)")
         }
         return Fitted(plan: fitted, fastBytes: fastBytes, rematerialized: Array(candidates.prefix(count)),
                       baseMACs: baseMACs, extraMACs: CostModel.total(of: rewritten).macs - baseMACs)
