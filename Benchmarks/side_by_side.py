@@ -76,6 +76,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lean-budget", default="880M",
                         help="loom --memory-budget for the memory-lean training plan ('' to skip)")
+    parser.add_argument("--lean-cases", nargs="*", default=["train-s2-b8"],
+                        help="training cases that also run the memory-lean plan")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--python", help="Python with torch (default: .venv-bench, then this one)")
     parser.add_argument("--loom", default=os.path.join(ROOT, ".build/release/loom"))
@@ -104,7 +106,7 @@ def main():
             if python:
                 runs["pytorch-eager"].append(run_json([python, "Benchmarks/pytorch/peer.py", case, "--json", "--repeats",
                                                        str(args.repeats)] + env_threads, f"round {round_index + 1} pytorch"))
-            if training and args.lean_budget:
+            if training and args.lean_budget and case in args.lean_cases:
                 runs["loom-lean"].append(run_json([args.loom, "bench", case, "--json", "--no-roofline", "--repeats",
                                                    str(args.repeats), "--memory-budget", args.lean_budget] + env_threads,
                                                   f"round {round_index + 1} loom lean"))
