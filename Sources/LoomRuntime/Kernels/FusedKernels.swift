@@ -25,15 +25,26 @@ extension KernelLibrary {
     /// GEMMs still give every thread work.
     static func linearTile(rows: Int) -> (rows: Int, cols: Int) { (128, rows <= 128 ? 64 : 256) }
 
-    /// y = x·Wᵀ + bias, then the activation, by tiles: each tile is one single-threaded GEMM
-    /// followed at once by its epilogue while the tile is cache-hot, and the tiles are dealt to the
-    /// team's threads. Tile bounds do not depend on the team size, so neither do the bits.
+    /// Up to this many rows the fused linear runs by tiles; above it one team-wide GEMM is faster
+    /// (measured: DiT-S/2 sampler step at batch 8, 2,048 rows, ≈ 12% faster whole).
+    static let linearTiledRowLimit = 512
+
+    /// y = x·Wᵀ + bias, then the activation. Few rows (small batches): by tiles, each one
+    /// single-threaded GEMM followed at once by its epilogue while the tile is cache-hot, the tiles
+    /// dealt to the team's threads (tile bounds do not depend on the team size, so neither do the
+    /// bits). Many rows: one GEMM over the team, then the epilogue over the rows.
     static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
         guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
+        if rows > linearTiledRowLimit {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1,
+                        xp, Int32(k), wp, Int32(k), 0, yp, Int32(n))
+            loom_bias_activation_rows(yp, Int64(rows), Int64(n), bp, act)
+            return
+        }
         let tile = linearTile(rows: rows)
         let rowTiles = (rows + tile.rows - 1) / tile.rows, colTiles = (n + tile.cols - 1) / tile.cols
         Threading.perEntryParallel(rowTiles * colTiles) { _, index in
