@@ -17,6 +17,15 @@ final class RematerializationTests: XCTestCase {
                               batch: 8, steps: 3, learningRate: 1e-3, seed: 21, labelDropout: 0.25)
     }
 
+    /// Wide and deep enough for activations to dominate the arena.
+    func largerConfig() -> TrainingConfig {
+        var config = config()
+        config.model.hidden = 32
+        config.model.depth = 4
+        config.batch = 16
+        return config
+    }
+
     func rematPlan(_ graph: Graph, blocks: [String]) throws -> Plan {
         var passes = PassManager.standard()
         passes.passes.append(RematerializationPass(blocks: blocks))
@@ -56,11 +65,7 @@ final class RematerializationTests: XCTestCase {
     }
 
     func testRecomputationShrinksTheArena() throws {
-        var config = config()
-        config.model.hidden = 32
-        config.model.depth = 4
-        config.batch = 16
-        let graph = try Trainer.trainingGraph(config)
+        let graph = try Trainer.trainingGraph(largerConfig())
         let fast = try PlanCompiler.compile(graph)
         let half = try rematPlan(graph, blocks: ["blocks.0", "blocks.1"])
         let all = try rematPlan(graph, blocks: RematerializationPass.candidateBlocks(graph))
@@ -71,11 +76,7 @@ final class RematerializationTests: XCTestCase {
     }
 
     func testBudgetPicksTheFewestBlocksThatFit() throws {
-        var config = config()
-        config.model.hidden = 32
-        config.model.depth = 4
-        config.batch = 16
-        let graph = try Trainer.trainingGraph(config)
+        let graph = try Trainer.trainingGraph(largerConfig())
         let fast = try PlanCompiler.compile(graph)
         let fastBytes = fast.memory.arenaBytes + fast.memory.parameterBytes
 
