@@ -17,7 +17,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Run folder.") var out = "runs/demo"
     @Option(help: "Training steps (batch 32).") var steps = 800
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
-    @Option(help: "Fashion-MNIST folder.") var dataRoot = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
 
     /// The embedded default: SiT, hidden 128, depth 6, 4 heads, patch 4 on 32×32 (64 tokens), IG head after block 2.
     static func model() -> ModelConfig {

@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var loss: LossOptions
 
-    @Option(help: "Fashion-MNIST folder.") var dataRoot = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
     @Option(help: "Train on a folder of latent shards instead of Fashion-MNIST.") var latents: String?
     @Option(help: "Use only the first N training samples.") var limit: Int?
     @Option(help: "Total optimizer steps.") var steps = 1000

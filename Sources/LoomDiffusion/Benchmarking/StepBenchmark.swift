@@ -38,14 +38,13 @@ public final class StepBenchmark {
         forwardMACs = CostModel.total(of: try model.forwardGraph(batch: benchmarkCase.forwardBatch)).macs
         executor = PlanExecutor(plan: plan, threads: threads)
         try SyntheticInputs.load(graph, into: executor)
-        var scalars: [String: Float] = [:]
+        let classes = benchmarkCase.model.numClasses
+        let feed: [String: HostTensor]
         if benchmarkCase.kind == .train {
-            for (name, value) in AdamWSettings().stepInputs(step: 1, lr: 1e-4) { scalars[name] = value }
-        }
-        var feed = SyntheticInputs.inputs(plan.graph, classes: benchmarkCase.model.numClasses, scalars: scalars)
-        if benchmarkCase.kind != .train, feed["coef"] != nil {
-            feed["coef"] = HostTensor(shape: [StepCoefficients.count],
-                                      floats: StepCoefficients(weight: 1.5, cfgScale: 1.5, cx: 1, cd: -0.02).values)
+            feed = SyntheticInputs.inputs(plan.graph, classes: classes,
+                                          scalars: AdamWSettings().stepInputs(step: 1, lr: 1e-4))
+        } else {
+            feed = SyntheticInputs.samplerStep(plan.graph, classes: classes)
         }
         inputs = feed
         try step()

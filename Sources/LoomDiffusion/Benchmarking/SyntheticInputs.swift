@@ -25,6 +25,17 @@ public enum SyntheticInputs {
         return out
     }
 
+    /// Stand-in inputs of a sampler-step graph: `inputs(graph, classes:)` with the `coef` input set
+    /// to IG weight 1.5, CFG scale 1.5 and an Euler update of step −0.02.
+    public static func samplerStep(_ graph: Graph, classes: Int) -> [String: HostTensor] {
+        var feed = inputs(graph, classes: classes)
+        if feed["coef"] != nil {
+            feed["coef"] = HostTensor(shape: [StepCoefficients.count],
+                                      floats: StepCoefficients(weight: 1.5, cfgScale: 1.5, cx: 1, cd: -0.02).values)
+        }
+        return feed
+    }
+
     /// The graph's initial parameters, with zero-initialised weights replaced by small normals so
     /// that no kernel sees an all-zero operand.
     public static func parameters(_ graph: Graph) -> [String: HostTensor] {

@@ -16,22 +16,6 @@ public enum GuidanceCost {
         public var blocks: [(String, Double)]
     }
 
-    /// Inputs for one step of a step graph (any values: only the time matters).
-    static func stepInputs(_ graph: Graph, numClasses: Int) -> [String: HostTensor] {
-        var stream = RandomStream(seed: 3, stream: 11)
-        var inputs: [String: HostTensor] = [:]
-        for node in graph.inputNodes {
-            guard case .input(let name) = node.op else { continue }
-            switch name {
-            case "y": inputs[name] = HostTensor(shape: node.type.shape, ints: (0..<node.type.elementCount).map { Int64($0 % numClasses) })
-            case "t": inputs[name] = HostTensor(shape: node.type.shape, floats: [Float](repeating: 0.5, count: node.type.elementCount))
-            case "coef": inputs[name] = HostTensor(shape: node.type.shape, floats: StepCoefficients(weight: 1.5, cfgScale: 1.5, cx: 1, cd: -0.02).values)
-            default: inputs[name] = HostTensor(shape: node.type.shape, floats: stream.normal(node.type.elementCount))
-            }
-        }
-        return inputs
-    }
-
     public static func measure(model config: ModelConfig, weights: [String: HostTensor],
                                guide: (ModelConfig, [String: HostTensor])? = nil, batch: Int,
                                threads: Int = Threading.defaultThreads, repeats: Int = 5,
@@ -52,7 +36,7 @@ public enum GuidanceCost {
             let plan = try PlanCompiler.compile(graph)
             let executor = PlanExecutor(plan: plan, threads: threads)
             try executor.setParameters(parameters, ignoringExtra: true)
-            let inputs = stepInputs(graph, numClasses: config.numClasses)
+            let inputs = SyntheticInputs.samplerStep(graph, classes: config.numClasses)
             _ = try executor.run(inputs: inputs)
             executors.append((mode, executor, inputs, BlockAttribution(graph: plan.graph)))
         }
