@@ -20,11 +20,14 @@ struct GraphRewriter {
 
     /// Appends `op` over old-graph operands, with `like`'s scope and origin; returns the new id.
     mutating func emit(_ op: Op, _ oldInputs: [Int], like node: Node) -> Int {
-        let operands = oldInputs.map { builder.tensor(map[$0]!) }
-        builder.origin = node.origin.flatMap { map[$0] }
+        emit(op, newInputs: oldInputs.map { map[$0]! }, like: node, origin: node.origin.flatMap { map[$0] })
+    }
+
+    /// Appends `op` over new-graph operands, with `like`'s scope and the given origin; returns the new id.
+    func emit(_ op: Op, newInputs: [Int], like node: Node, origin: Int?) -> Int {
+        builder.origin = origin
         let declared: TensorType? = op.isLeaf ? node.type : nil
-        let tensor = builder.withScope(node.scope) { builder.append(op, operands, declared: declared) }
-        return tensor.id
+        return builder.withScope(node.scope) { builder.append(op, newInputs.map { builder.tensor($0) }, declared: declared) }.id
     }
 
     /// The rewritten graph with outputs remapped; verified.

@@ -81,27 +81,20 @@ public struct RematerializationPass: GraphPass {
         var rewriter = GraphRewriter(graph)
         // Forward node → its recomputed copy, for the backward nodes after the copy.
         var recomputed: [Int: Int] = [:]
+        func operands(_ node: Node) -> [Int] { node.inputs.map { recomputed[$0] ?? rewriter.map[$0]! } }
         for node in graph.nodes {
             for (_, members) in clonesAt[node.id] ?? [] {
                 for id in members {
                     let original = graph.nodes[id]
-                    let operands = original.inputs.map { rewriter.builder.tensor(recomputed[$0] ?? rewriter.map[$0]!) }
-                    rewriter.builder.origin = rewriter.map[id]
-                    let copy = rewriter.builder.withScope(original.scope) {
-                        rewriter.builder.append(original.op, operands, declared: original.op.isLeaf ? original.type : nil)
-                    }
-                    recomputed[id] = copy.id
+                    recomputed[id] = rewriter.emit(original.op, newInputs: operands(original), like: original,
+                                                   origin: rewriter.map[id])
                 }
             }
             if forward.contains(node.id) || recomputed.isEmpty {
                 rewriter.copy(node)
             } else {
-                let operands = node.inputs.map { rewriter.builder.tensor(recomputed[$0] ?? rewriter.map[$0]!) }
-                rewriter.builder.origin = node.origin.flatMap { rewriter.map[$0] }
-                let tensor = rewriter.builder.withScope(node.scope) {
-                    rewriter.builder.append(node.op, operands, declared: node.op.isLeaf ? node.type : nil)
-                }
-                rewriter.map[node.id] = tensor.id
+                rewriter.map[node.id] = rewriter.emit(node.op, newInputs: operands(node), like: node,
+                                                      origin: node.origin.flatMap { rewriter.map[$0] })
             }
         }
         return try rewriter.finish(remarks: remarks)
