@@ -36,8 +36,8 @@ extension KernelLibrary {
             cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
                         ap + offA * matA, lda, bp + offB * matB, ldb, 0, yp + index * m * n, Int32(n))
         }
-        // Small GEMMs (attention heads) waste a thread team on each call: run whole entries on
-        // separate threads instead, each single-threaded (and so the same at any team size).
+        // Small GEMMs (attention heads) waste a thread team on each call, and so do many large
+        // ones: run whole entries on separate threads instead, each single-threaded.
         let workers = Int(loom_get_num_threads())
         if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
             Threading.perEntryParallel(batch) { _, index in entry(index) }
@@ -48,5 +48,4 @@ extension KernelLibrary {
 
     /// Multiply-adds up to which a batched GEMM runs one entry per thread.
     static let perEntryGEMMLimit = 1 << 24
-
 }
