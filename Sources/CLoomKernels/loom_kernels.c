@@ -27,6 +27,20 @@ void loom__parallel_for(int64_t n_items, int64_t work, loom_range_fn fn, void *c
     }
 }
 
+void loom_parallel_entries(int64_t count, int workers, loom_entry_fn fn, void *ctx) {
+    if (count <= 0) return;
+    if (workers > count) workers = (int)count;
+    if (workers <= 1) {
+        for (int64_t i = 0; i < count; i++) fn(ctx, 0, i);
+        return;
+    }
+    // Entries dealt round-robin: worker w runs w, w + workers, ...; each entry runs on one thread.
+#pragma omp parallel for num_threads(workers) schedule(static, 1)
+    for (int w = 0; w < workers; w++) {
+        for (int64_t i = w; i < count; i += workers) fn(ctx, w, i);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Unary
 

@@ -16,6 +16,13 @@ extern "C" {
 void loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 
+/// Called for one entry of `loom_parallel_entries` on thread `worker` (0 ≤ worker < workers).
+typedef void (*loom_entry_fn)(void *ctx, int worker, int64_t index);
+/// Runs fn for every index below `count` on an OpenMP team of `workers` threads, indices dealt
+/// round-robin (worker w takes w, w + workers, ...). The caller sets Loom's own team size to 1
+/// around it if fn runs Loom kernels, so they do not nest parallel regions.
+void loom_parallel_entries(int64_t count, int workers, loom_entry_fn fn, void *ctx);
+
 /// Unary elementwise operations, y[i] = f(x[i]); x and y may alias.
 /// EXP, TANH, SILU, GELU_TANH and SIGMOID use vectorised in-house exp (~1 ulp) and tanh (~2 ulp);
 /// LOG, SIN and COS call libm. SIGMOID/SILU/GELU stay finite (no NaN) for any finite x.

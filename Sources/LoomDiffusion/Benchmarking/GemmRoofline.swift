@@ -83,7 +83,10 @@ public enum GemmRoofline {
                 }
                 return best
             }
+            // OpenBLAS's own threading for this measurement only (Loom keeps it single-threaded).
+            openblas_set_num_threads(Int32(threads))
             var best = time { for _ in 0..<count { gemm(c) } }
+            openblas_set_num_threads(1)
             if workers > 1 {
                 best = min(best, time {
                     Threading.perEntryParallel(count) { worker, _ in gemm(c + worker * shape.m * shape.n) }

@@ -40,9 +40,10 @@ extension KernelLibrary {
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
         if rows > linearTiledRowLimit {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1,
-                        xp, Int32(k), wp, Int32(k), 0, yp, Int32(n))
-            loom_bias_activation_rows(yp, Int64(rows), Int64(n), bp, act)
+            partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
+                            a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n) { r0, c0, m, cols in
+                loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), bp + c0, act)
+            }
             return
         }
         let tile = linearTile(rows: rows)

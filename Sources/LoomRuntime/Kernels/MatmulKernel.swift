@@ -15,9 +15,9 @@ extension KernelLibrary {
         let opA = transposeA ? CblasTrans : CblasNoTrans, opB = transposeB ? CblasTrans : CblasNoTrans
         let batchShape = Array(y.shape.dropLast(2))
         let batch = batchShape.reduce(1, *)
-        if rb == 2 && !transposeA {
-            cblas_sgemm(CblasRowMajor, opA, opB, Int32(batch * m), Int32(n), Int32(k), 1,
-                        a.floats, lda, b.floats, ldb, 0, y.floats, Int32(n))
+        if rb == 2 && (!transposeA || batch == 1) {
+            partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: batch * m, n: n, k: k, alpha: 1,
+                            a: a.floats, lda: Int(lda), b: b.floats, ldb: Int(ldb), c: y.floats, ldc: n)
             return
         }
         let strideA = broadcastStrides(Array(a.shape.dropLast(2)), to: batchShape)
@@ -41,8 +41,22 @@ extension KernelLibrary {
         let workers = Int(loom_get_num_threads())
         if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
             Threading.perEntryParallel(batch) { _, index in entry(index) }
+        } else if batch == 1 {
+            partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                            a: ap, lda: Int(lda), b: bp, ldb: Int(ldb), c: yp, ldc: n)
         } else {
-            for index in 0..<batch { entry(index) }
+            for index in 0..<batch {
+                var offA = 0, offB = 0, rest = index
+                for axis in batchShape.indices {
+                    let coordinate = rest / batchStrides[axis]
+                    rest %= batchStrides[axis]
+                    offA += coordinate * Int(strideA[axis])
+                    offB += coordinate * Int(strideB[axis])
+                }
+                partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                                a: ap + offA * matA, lda: Int(lda), b: bp + offB * matB, ldb: Int(ldb),
+                                c: yp + index * m * n, ldc: n)
+            }
         }
     }
 

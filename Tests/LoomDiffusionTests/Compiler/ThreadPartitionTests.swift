@@ -7,8 +7,10 @@ import LoomRuntime
 import XCTest
 
 /// Kernels that partition their work over the team by whole GEMMs (batched matmuls, attention
-/// heads) or by fixed row panels (the fused linear): right against a Double reference, and the
-/// same bits at 1 and 2 threads because each piece is computed by one single-threaded GEMM.
+/// heads), by fixed row panels (the small fused linear) or by slabs of one large GEMM: right
+/// against a Double reference. Whole GEMMs and fixed panels give the same bits at 1 and 2 threads;
+/// slabs follow the team size (one per thread), and OpenBLAS's micro-kernel edges then round the
+/// last bit differently, so those agree to float rounding instead.
 final class ThreadPartitionTests: XCTestCase {
     func testBatchedMatmulEntriesAreSpreadOverThreads() throws {
         for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -58,5 +60,71 @@ final class ThreadPartitionTests: XCTestCase {
         let two = try ReferenceExecutor(threads: 2).run(fused, inputs: inputs, parameters: parameters)["y"]!
         XCTAssertEqual(one, two, "fused linear: 1 vs 2 threads")
         XCTAssertLessThanOrEqual(GoldenCheck.relativeError(one, reference), 1e-5)
+    }
+
+    func testLargeGEMMSlabsAgreeAtOneAndTwoThreads() throws {
+        // Above the partition threshold: split by rows ([600, 70]·[70, 90]), by columns (Aᵀ·B with
+        // a wide output), and a batched matmul with one entry (split like a plain GEMM).
+        let cases: [(shapeA: [Int], shapeB: [Int], ta: Bool, tb: Bool)] = [
+            ([600, 70], [70, 90], false, false), ([70, 48], [70, 320], true, false),
+            ([1, 200, 60], [1, 130, 60], false, true),
+        ]
+        for (index, c) in cases.enumerated() {
+            let b = GraphBuilder(name: "slabs")
+            let x = b.input("a", TensorType(.f32, c.shapeA)), y = b.input("b", TensorType(.f32, c.shapeB))
+            b.output("c", x.matmul(y, transposeA: c.ta, transposeB: c.tb))
+            let graph = try b.build()
+            let out = graph.nodes.last!.type.shape
+            let (m, n) = (out[out.count - 2], out[out.count - 1])
+            let k = c.ta ? c.shapeA[c.shapeA.count - 2] : c.shapeA.last!
+            XCTAssertGreaterThanOrEqual(m * n * k, 1 << 20, "case \(index) must be large enough to split")
+            let inputs = ["a": FusedKernelTests.random(c.shapeA, seed: 10 + UInt64(index)),
+                          "b": FusedKernelTests.random(c.shapeB, seed: 20 + UInt64(index))]
+            let one = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: [:])["c"]!
+            let two = try ReferenceExecutor(threads: 2).run(graph, inputs: inputs, parameters: [:])["c"]!
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(two, one), 1e-6, "case \(index): 1 vs 2 threads")
+            let expected = Self.doubleMatmul(inputs["a"]!, inputs["b"]!, ta: c.ta, tb: c.tb, outShape: out)
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(one, expected), 1e-6, "case \(index)")
+        }
+    }
+
+    func testLargeFusedLinearSlabsRunTheirEpilogue() throws {
+        // 2·300 rows: above the tiled limit, one GEMM split into slabs, GELU on each slab.
+        let b = GraphBuilder(name: "linear")
+        let x = b.input("x", TensorType(.f32, [2, 300, 64]))
+        b.output("y", b.scoped("fc") { Linear(b, 64, 96)(x).unary(.geluTanh) })
+        let graph = try b.build()
+        let fused = try FusionPass().run(graph)
+        XCTAssertTrue(FusedKernelTests.kernels(fused).contains(.linear(activation: .geluTanh)))
+        let inputs = ["x": FusedKernelTests.random([2, 300, 64], seed: 7)]
+        let parameters = ["fc.weight": FusedKernelTests.random([96, 64], seed: 8), "fc.bias": FusedKernelTests.random([96], seed: 9)]
+        let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)["y"]!
+        let one = try ReferenceExecutor(threads: 1).run(fused, inputs: inputs, parameters: parameters)["y"]!
+        let two = try ReferenceExecutor(threads: 2).run(fused, inputs: inputs, parameters: parameters)["y"]!
+        XCTAssertLessThanOrEqual(GoldenCheck.relativeError(two, one), 1e-6, "fused linear slabs: 1 vs 2 threads")
+        XCTAssertLessThanOrEqual(GoldenCheck.relativeError(two, reference), 1e-5)
+    }
+
+    /// op(A)·op(B) in Double over a leading batch axis (or none), rounded to Float.
+    static func doubleMatmul(_ a: HostTensor, _ b: HostTensor, ta: Bool, tb: Bool, outShape: [Int]) -> HostTensor {
+        let (m, n) = (outShape[outShape.count - 2], outShape[outShape.count - 1])
+        let batch = outShape.dropLast(2).reduce(1, *)
+        let k = ta ? a.shape[a.shape.count - 2] : a.shape.last!
+        let (af, bf) = (a.floats, b.floats)
+        var out = [Float](repeating: 0, count: batch * m * n)
+        for e in 0..<batch {
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k {
+                        let av = ta ? af[e * k * m + p * m + i] : af[e * m * k + i * k + p]
+                        let bv = tb ? bf[e * n * k + j * k + p] : bf[e * k * n + p * n + j]
+                        sum += Double(av) * Double(bv)
+                    }
+                    out[(e * m + i) * n + j] = Float(sum)
+                }
+            }
+        }
+        return HostTensor(shape: outShape, floats: out)
     }
 }
