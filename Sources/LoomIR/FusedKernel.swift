@@ -13,6 +13,11 @@ public enum FusedKernel: Equatable, Sendable {
     /// `softmax(q·kᵀ·scale)·v` per batch and head: q [B, H, T, d], k [B, H, S, d], v [B, H, S, e]
     /// → [B, H, T, e], without materialising the scores outside per-thread scratch.
     case attention(scale: Float)
+    /// Self-attention read straight from the qkv projection and written token-major:
+    /// qkv [B, T, 3·H·d] (q, k, v side by side, each H heads of d) → [B, T, H·d]. Replaces the
+    /// head split (reshape, permute, three slices) and merge (permute, reshape) around `attention`:
+    /// each head's GEMMs address its columns of the token rows through the leading dimension.
+    case tokenAttention(heads: Int, scale: Float)
 
     public var mnemonic: String {
         switch self {
@@ -20,6 +25,7 @@ public enum FusedKernel: Equatable, Sendable {
         case .linear: return "linear"
         case .normModulate: return "norm_modulate"
         case .attention: return "attention"
+        case .tokenAttention: return "token_attention"
         }
     }
 }

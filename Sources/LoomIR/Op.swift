@@ -127,6 +127,7 @@ public enum Op: Equatable, Sendable {
             switch kernel {
             case .elementwise, .normModulate: return nil
             case .linear, .attention: return 3
+            case .tokenAttention: return 1
             }
         default: return 1
         }

@@ -217,6 +217,12 @@ public enum TypeInference {
                 throw IRError("attention needs q [B,H,T,d], k [B,H,S,d], v [B,H,S,e]; got \(q), \(k), \(v)")
             }
             return TensorType(.f32, [q.shape[0], q.shape[1], q.shape[2], v.shape[3]])
+        case .tokenAttention(let heads, _):
+            let qkv = inputs[0]
+            guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0 else {
+                throw IRError("token_attention needs qkv [B, T, 3·\(heads)·d]; got \(qkv)")
+            }
+            return TensorType(.f32, [qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3])
         }
     }
 }

@@ -153,6 +153,12 @@ public enum CostModel {
             let scores = q.elementCount / max(q.shape.last ?? 1, 1) * (k.shape[k.rank - 2])
             cost.macs = scores * (q.shape.last ?? 1) + scores * (v.shape.last ?? 1)
             cost.flops = 2 * cost.macs + softmaxFlopsPerElement * scores + affineFlopsPerElement * q.elementCount
+        case .tokenAttention(let heads, _):
+            // qkv [B, T, 3·H·d] → [B, T, H·d]: per head q·kᵀ [T, T], softmax, ·v.
+            let (b, t, width) = (operands[0].shape[0], operands[0].shape[1], operands[0].shape[2] / 3)
+            let scores = b * heads * t * t
+            cost.macs = 2 * scores * (width / heads)
+            cost.flops = 2 * cost.macs + softmaxFlopsPerElement * scores + affineFlopsPerElement * b * t * width
         }
         return cost
     }

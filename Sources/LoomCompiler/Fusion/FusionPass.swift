@@ -54,7 +54,8 @@ struct FusionPlan {
 }
 
 /// Fusion for the CPU: norm + adaLN modulate, GEMM + bias (+ activation) epilogues, attention
-/// (inference graphs), then maximal elementwise chains. Each fused kernel keeps the primitive
+/// (inference graphs; read token-major from the qkv projection when the head split allows), then
+/// maximal elementwise chains. Each fused kernel keeps the primitive
 /// subgraph it replaces as its reference lowering (tests compare both). Refused fusions leave a
 /// remark in the graph, printed in IR dumps.
 public struct FusionPass: GraphPass {
@@ -67,6 +68,7 @@ public struct FusionPass: GraphPass {
         NormModulateFusion.apply(&plan)
         LinearFusion.apply(&plan)
         AttentionFusion.apply(&plan)
+        TokenAttentionFusion.apply(&plan)
         ElementwiseFusion.apply(&plan)
         var rewriter = GraphRewriter(graph)
         for node in graph.nodes where !plan.absorbed.contains(node.id) {

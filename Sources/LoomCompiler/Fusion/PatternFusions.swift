@@ -92,3 +92,50 @@ enum AttentionFusion {
         }
     }
 }
+
+/// The head split and merge around a fused `attention` → `token_attention` on the qkv projection:
+/// `reshape(permute(attention(q, k, v), [0, 2, 1, 3]), [B, T, H·d])` where q, k, v are
+/// `reshape(slice(permute(reshape(qkv, [B, T, 3, H, d]), [2, 0, 3, 1, 4]), axis 0, i))`.
+enum TokenAttentionFusion {
+    static func apply(_ plan: inout FusionPlan) {
+        for (root, replacement) in plan.replacements {
+            guard case .fused(.attention(let scale)) = replacement.op, plan.uses[root] == 1, !plan.outputs.contains(root),
+                  let merge = plan.consumers[root].first, plan.node(merge).op == .permute(perm: [0, 2, 1, 3]),
+                  plan.isPrivate(merge), let flat = plan.consumers[merge].first,
+                  case .reshape = plan.node(flat).op, !plan.isClaimed(flat) else { continue }
+            guard let split = headSplit(plan, replacement.inputs) else { continue }
+            let (b, t) = (split.qkvType.shape[0], split.qkvType.shape[1])
+            guard plan.node(flat).type.shape == [b, t, split.qkvType.shape[2] / 3] else { continue }
+            let interior = split.interior + [root, merge] + (plan.groups[root] ?? [])
+            plan.replacements.removeValue(forKey: root)
+            plan.groups.removeValue(forKey: root)
+            plan.replace(root: flat, with: .fused(.tokenAttention(heads: split.heads, scale: scale)),
+                         inputs: [split.qkv], absorbing: interior)
+        }
+    }
+
+    /// q, k, v as slices 0, 1, 2 of one head split of a [B, T, 3·H·d] tensor, every interior node
+    /// private to the split (the permute is read by exactly the three slices).
+    private static func headSplit(_ plan: FusionPlan, _ operands: [Int])
+        -> (qkv: Int, qkvType: TensorType, heads: Int, interior: [Int])? {
+        var interior: [Int] = []
+        var permute: Int?
+        for (index, operand) in operands.enumerated() {
+            let view = plan.node(operand)
+            guard case .reshape = view.op, plan.isPrivate(view.id) else { return nil }
+            let slice = plan.node(view.inputs[0])
+            guard slice.op == .slice(axis: 0, start: index, end: index + 1), plan.isPrivate(slice.id) else { return nil }
+            guard permute == nil || permute == slice.inputs[0] else { return nil }
+            permute = slice.inputs[0]
+            interior += [view.id, slice.id]
+        }
+        guard let permuteID = permute, plan.node(permuteID).op == .permute(perm: [2, 0, 3, 1, 4]),
+              plan.uses[permuteID] == 3, !plan.outputs.contains(permuteID), !plan.isClaimed(permuteID) else { return nil }
+        let split = plan.node(plan.node(permuteID).inputs[0])
+        guard case .reshape(let shape) = split.op, shape.count == 5, shape[2] == 3,
+              plan.isPrivate(split.id) else { return nil }
+        let qkv = plan.node(split.inputs[0])
+        guard qkv.type.shape == [shape[0], shape[1], 3 * shape[3] * shape[4]] else { return nil }
+        return (qkv.id, qkv.type, shape[3], interior + [permuteID, split.id])
+    }
+}

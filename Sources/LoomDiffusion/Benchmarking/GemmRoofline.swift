@@ -43,6 +43,10 @@ public enum GemmRoofline {
                 let (heads, t, d, s, e) = (q[0] * q[1], q[2], q[3], operands[1][2], v[3])
                 counts[Shape(m: t, n: s, k: d, transposeA: false, transposeB: true), default: 0] += heads
                 counts[Shape(m: t, n: e, k: s, transposeA: false, transposeB: false), default: 0] += heads
+            case .fused(.tokenAttention(let heads, _)):
+                let (t, d) = (operands[0][1], operands[0][2] / 3 / heads)
+                counts[Shape(m: t, n: t, k: d, transposeA: false, transposeB: true), default: 0] += operands[0][0] * heads
+                counts[Shape(m: t, n: d, k: t, transposeA: false, transposeB: false), default: 0] += operands[0][0] * heads
             default:
                 break
             }

@@ -16,7 +16,26 @@ extension KernelLibrary {
             loom_norm_modulate(x[0].floats, weight, x[x.count - 2].floats, x[x.count - 1].floats, y.floats,
                                Int64(b), Int64(t), Int64(d), eps, rms ? 1 : 0)
         case .attention(let scale):
-            attention(x[0], x[1], x[2], y, scale: scale)
+            let (b, h, t, d) = (x[0].shape[0], x[0].shape[1], x[0].shape[2], x[0].shape[3])
+            let (s, e) = (x[1].shape[2], x[2].shape[3])
+            // Head-major operands: head i of batch entry b is the contiguous [T, d] block b·H + i.
+            attentionHeads(AttentionOperands(
+                q: x[0].floats, k: x[1].floats, v: x[2].floats, y: y.floats, batch: b, heads: h,
+                queries: t, keys: s, depth: d, valueDepth: e,
+                qLayout: .init(batch: h * t * d, head: t * d, row: d), kLayout: .init(batch: h * s * d, head: s * d, row: d),
+                vLayout: .init(batch: h * s * e, head: s * e, row: e), yLayout: .init(batch: h * t * e, head: t * e, row: e)),
+                scale: scale)
+        case .tokenAttention(let heads, let scale):
+            let (b, t, width) = (x[0].shape[0], x[0].shape[1], x[0].shape[2] / 3)
+            let d = width / heads
+            // Token-major: row t of batch entry b holds q | k | v, each H heads of d columns.
+            let qkv = x[0].floats
+            let packed = AttentionOperands.Layout(batch: t * 3 * width, head: d, row: 3 * width)
+            attentionHeads(AttentionOperands(
+                q: qkv, k: qkv + width, v: qkv + 2 * width, y: y.floats, batch: b, heads: heads,
+                queries: t, keys: t, depth: d, valueDepth: d, qLayout: packed, kLayout: packed, vLayout: packed,
+                yLayout: .init(batch: t * width, head: d, row: width)),
+                scale: scale)
         }
     }
 
@@ -80,27 +99,5 @@ extension KernelLibrary {
         let pointers: [UnsafePointer<Float>?] = x.map { UnsafePointer($0.floats) }
         loom_elementwise(Int32(shape.count), shape, Int32(x.count), pointers, strides,
                          Int32(instructions.count), instructions, y.floats)
-    }
-
-    /// Per (batch, head): scores = q·kᵀ·scale into a [T, S] scratch, softmax, then ·v. Heads are
-    /// spread over the team, one head per thread at a time with OpenBLAS single-threaded inside
-    /// (small per-head GEMMs run better that way than one multi-threaded GEMM at a time); each head
-    /// is computed by exactly one thread, so results do not depend on the team size.
-    static func attention(_ q: TensorRef, _ k: TensorRef, _ v: TensorRef, _ y: TensorRef, scale: Float) {
-        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let s = k.shape[2], e = v.shape[3]
-        let heads = b * h
-        let workers = max(1, min(Int(loom_get_num_threads()), heads))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(t * s, 1) * workers)
-        defer { scratch.deallocate() }
-        let (qp, kp, vp, yp) = (q.floats, k.floats, v.floats, y.floats)
-        func head(_ index: Int, _ buffer: UnsafeMutablePointer<Float>) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(s), Int32(d), scale,
-                        qp + index * t * d, Int32(d), kp + index * s * d, Int32(d), 0, buffer, Int32(s))
-            loom_softmax_rows(buffer, buffer, Int64(t), Int64(s))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(s), 1,
-                        buffer, Int32(s), vp + index * s * e, Int32(e), 0, yp + index * t * e, Int32(e))
-        }
-        Threading.perEntryParallel(heads) { worker, index in head(index, scratch + worker * t * s) }
     }
 }

@@ -65,7 +65,7 @@ final class GoldenIRDumpTests: XCTestCase {
         try assertGolden(text, "tiny_fusion.loomir")
         // What the dump must show whatever the exact numbering: every fused kernel kind an
         // inference graph gets, and no leftover pattern that should have been fused.
-        for kernel in ["norm_modulate(", "linear(", "attention(", "fused_elementwise("] {
+        for kernel in ["norm_modulate(", "linear(", "token_attention(", "fused_elementwise("] {
             XCTAssertTrue(text.contains(" = " + kernel), "no \(kernel) in:\n\(text)")
         }
         XCTAssertFalse(text.contains("softmax("), "an unfused softmax is left:\n\(text)")
