@@ -167,11 +167,6 @@ static void bias_range(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-void loom_bias_activation_rows(float *y, int64_t rows, int64_t cols, const float *bias, int act) {
-    bias_ctx c = {y, cols, cols, bias, act};
-    loom__parallel_for(rows, rows * cols, bias_range, &c);
-}
-
 void loom_bias_activation_tile(float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias, int act) {
     bias_ctx c = {y, cols, ld, bias, act};
     bias_range(&c, 0, rows);

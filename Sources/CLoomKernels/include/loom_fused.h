@@ -33,10 +33,9 @@ void loom_elementwise(int rank, const int64_t *shape, int n_inputs, const float 
                       const int64_t *strides, int n_instructions, const loom_ew_instruction *program,
                       float *y);
 
-/// y[r, :] = act(y[r, :] + bias) for r < rows (act < 0: none; else a loom_unary_op).
-void loom_bias_activation_rows(float *y, int64_t rows, int64_t cols, const float *bias, int act);
-/// The same on one tile of `rows`×`cols` whose rows are `ld` floats apart (bias from column 0 of
-/// `bias`), on the calling thread only.
+/// y[r, :] = act(y[r, :] + bias) (act < 0: none; else a loom_unary_op) on one tile of
+/// `rows`×`cols` whose rows are `ld` floats apart (bias from column 0 of `bias`), on the calling
+/// thread only.
 void loom_bias_activation_tile(float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias, int act);
 
 /// y[b, t, :] = norm(x[b, t, :]) (· weight) · (1 + scale[b, :]) + shift[b, :];

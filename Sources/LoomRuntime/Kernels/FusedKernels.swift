@@ -39,39 +39,17 @@ extension KernelLibrary {
         }
     }
 
-    /// Tile of the fused linear: 128 rows (the tile's output stays in L2 for the epilogue) by 256
-    /// columns, or 64 columns when there is one row panel only (batch-1 steps), so that small
-    /// GEMMs still give every thread work.
-    static func linearTile(rows: Int) -> (rows: Int, cols: Int) { (128, rows <= 128 ? 64 : 256) }
-
-    /// Up to this many rows the fused linear runs by tiles; above it one team-wide GEMM is faster
-    /// (measured: DiT-S/2 sampler step at batch 8, 2,048 rows, ≈ 12% faster whole).
-    static let linearTiledRowLimit = 512
-
-    /// y = x·Wᵀ + bias, then the activation. Few rows (small batches): by tiles, each one
-    /// single-threaded GEMM followed at once by its epilogue while the tile is cache-hot, the tiles
-    /// dealt to the team's threads (tile bounds do not depend on the team size, so neither do the
-    /// bits). Many rows: one GEMM over the team, then the epilogue over the rows.
+    /// y = x·Wᵀ + bias, then the activation: one GEMM split into slabs over the team
+    /// (`partitionedGEMM`), each slab's epilogue run by its thread while the slab is cache-hot.
+    /// Few rows (batch-1 steps) split the columns, so both threads still get work.
     static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
         guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
-        if rows > linearTiledRowLimit {
-            partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
-                            a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n) { r0, c0, m, cols in
-                loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), bp + c0, act)
-            }
-            return
-        }
-        let tile = linearTile(rows: rows)
-        let rowTiles = (rows + tile.rows - 1) / tile.rows, colTiles = (n + tile.cols - 1) / tile.cols
-        Threading.perEntryParallel(rowTiles * colTiles) { _, index in
-            let r0 = (index / colTiles) * tile.rows, c0 = (index % colTiles) * tile.cols
-            let m = min(tile.rows, rows - r0), cols = min(tile.cols, n - c0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
-                        xp + r0 * k, Int32(k), wp + c0 * k, Int32(k), 0, yp + r0 * n + c0, Int32(n))
+        partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
+                        a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n) { r0, c0, m, cols in
             loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), bp + c0, act)
         }
     }

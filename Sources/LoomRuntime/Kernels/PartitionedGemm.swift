@@ -4,7 +4,7 @@ import COpenBLAS
 extension KernelLibrary {
     /// Multiply-adds below which a single GEMM runs on one thread: splitting it costs more in
     /// duplicated packing and wake-ups than the second core gives back.
-    static let partitionedGEMMThreshold = 1 << 20
+    public static let partitionedGEMMThreshold = 1 << 20
 
     /// One row-major `C = alpha·op(A)·op(B) + beta·C` (C is [m, n], leading dimension `ldc`) spread over the
     /// team by slabs of C, each slab one single-threaded `cblas_sgemm` followed by `epilogue` on that

@@ -7,10 +7,10 @@ import LoomRuntime
 import XCTest
 
 /// Kernels that partition their work over the team by whole GEMMs (batched matmuls, attention
-/// heads), by fixed row panels (the small fused linear) or by slabs of one large GEMM: right
-/// against a Double reference. Whole GEMMs and fixed panels give the same bits at 1 and 2 threads;
-/// slabs follow the team size (one per thread), and OpenBLAS's micro-kernel edges then round the
-/// last bit differently, so those agree to float rounding instead.
+/// heads) or by slabs of one GEMM (large matmuls, every fused linear): right against a Double
+/// reference. Whole GEMMs give the same bits at 1 and 2 threads; slabs follow the team size (one
+/// per thread), and OpenBLAS's micro-kernel edges then round the last bit differently, so those
+/// agree to float rounding instead.
 final class ThreadPartitionTests: XCTestCase {
     func testBatchedMatmulEntriesAreSpreadOverThreads() throws {
         for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -45,23 +45,6 @@ final class ThreadPartitionTests: XCTestCase {
         }
     }
 
-    func testLinearPanelsGiveTheSameBitsAtAnyTeamSize() throws {
-        // 3·100 rows: three panels, the last one short.
-        let b = GraphBuilder(name: "linear")
-        let x = b.input("x", TensorType(.f32, [3, 100, 19]))
-        b.output("y", b.scoped("fc") { Linear(b, 19, 40)(x).unary(.geluTanh) })
-        let graph = try b.build()
-        let fused = try FusionPass().run(graph)
-        XCTAssertTrue(FusedKernelTests.kernels(fused).contains(.linear(activation: .geluTanh)))
-        let inputs = ["x": FusedKernelTests.random([3, 100, 19], seed: 1)]
-        let parameters = ["fc.weight": FusedKernelTests.random([40, 19], seed: 2), "fc.bias": FusedKernelTests.random([40], seed: 3)]
-        let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)["y"]!
-        let one = try ReferenceExecutor(threads: 1).run(fused, inputs: inputs, parameters: parameters)["y"]!
-        let two = try ReferenceExecutor(threads: 2).run(fused, inputs: inputs, parameters: parameters)["y"]!
-        XCTAssertEqual(one, two, "fused linear: 1 vs 2 threads")
-        XCTAssertLessThanOrEqual(GoldenCheck.relativeError(one, reference), 1e-5)
-    }
-
     func testLargeGEMMSlabsAgreeAtOneAndTwoThreads() throws {
         // Above the partition threshold: split by rows ([600, 70]·[70, 90]), by columns (Aᵀ·B with
         // a wide output), and a batched matmul with one entry (split like a plain GEMM).
@@ -88,16 +71,21 @@ final class ThreadPartitionTests: XCTestCase {
         }
     }
 
-    func testLargeFusedLinearSlabsRunTheirEpilogue() throws {
-        // 2·300 rows: above the tiled limit, one GEMM split into slabs, GELU on each slab.
+    func testFusedLinearSlabsRunTheirEpilogue() throws {
+        try checkLinearSlabs(batch: 2, rows: 300, in: 64, out: 96)   // split by rows
+        try checkLinearSlabs(batch: 1, rows: 40, in: 96, out: 400)   // few rows: split by columns
+    }
+
+    private func checkLinearSlabs(batch: Int, rows: Int, in k: Int, out n: Int) throws {
         let b = GraphBuilder(name: "linear")
-        let x = b.input("x", TensorType(.f32, [2, 300, 64]))
-        b.output("y", b.scoped("fc") { Linear(b, 64, 96)(x).unary(.geluTanh) })
+        let x = b.input("x", TensorType(.f32, [batch, rows, k]))
+        b.output("y", b.scoped("fc") { Linear(b, k, n)(x).unary(.geluTanh) })
         let graph = try b.build()
         let fused = try FusionPass().run(graph)
         XCTAssertTrue(FusedKernelTests.kernels(fused).contains(.linear(activation: .geluTanh)))
-        let inputs = ["x": FusedKernelTests.random([2, 300, 64], seed: 7)]
-        let parameters = ["fc.weight": FusedKernelTests.random([96, 64], seed: 8), "fc.bias": FusedKernelTests.random([96], seed: 9)]
+        XCTAssertGreaterThanOrEqual(batch * rows * n * k, KernelLibrary.partitionedGEMMThreshold, "large enough to split")
+        let inputs = ["x": FusedKernelTests.random([batch, rows, k], seed: 7)]
+        let parameters = ["fc.weight": FusedKernelTests.random([n, k], seed: 8), "fc.bias": FusedKernelTests.random([n], seed: 9)]
         let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)["y"]!
         let one = try ReferenceExecutor(threads: 1).run(fused, inputs: inputs, parameters: parameters)["y"]!
         let two = try ReferenceExecutor(threads: 2).run(fused, inputs: inputs, parameters: parameters)["y"]!
