@@ -59,6 +59,37 @@ void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols) {
     run_rows(softmax_range, x, y, rows, cols, 0.0f);
 }
 
+typedef struct {
+    const float *p;
+    float *g;
+    int64_t cols;
+    float scale;
+} softmax_backward_ctx;
+
+static void softmax_backward_range(void *vctx, int64_t begin, int64_t end) {
+    const softmax_backward_ctx *c = (const softmax_backward_ctx *)vctx;
+    const int64_t n = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *restrict p = c->p + r * n;
+        float *restrict g = c->g + r * n;
+        double acc[16] = {0};
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16)
+            for (int k = 0; k < 16; k++) acc[k] += (double)g[j + k] * p[j + k];
+        for (int k = 0; j < n; j++, k++) acc[k] += (double)g[j] * p[j];
+        double inner = 0;
+        for (int k = 0; k < 16; k++) inner += acc[k];
+        const float dot = (float)inner, scale = c->scale;
+        LOOM_SIMD for (int64_t i = 0; i < n; i++) g[i] = p[i] * (g[i] - dot) * scale;
+    }
+}
+
+void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale) {
+    if (rows <= 0 || cols <= 0) return;
+    softmax_backward_ctx c = {p, g, cols, scale};
+    loom__parallel_for(rows, rows * cols, softmax_backward_range, &c);
+}
+
 void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
     run_rows(layernorm_range, x, y, rows, cols, eps);
 }

@@ -10,12 +10,18 @@ public enum Autodiff {
 
     /// Appends the gradient of the scalar output `loss` with respect to every trainable parameter
     /// (or those named in `parameters`) and adds them as outputs `grad.<key>`. Parameters the loss
-    /// does not depend on get a zero gradient.
-    public static func differentiate(_ graph: Graph, loss: String, parameters: [String]? = nil) throws -> Graph {
+    /// does not depend on get a zero gradient. With `attentionKernels` (the default) attention
+    /// behind the DiT head split is first folded into `token_attention` (`AttentionKernelPass`) and
+    /// differentiated as one op; without it every attention stays primitive ops.
+    public static func differentiate(_ graph: Graph, loss: String, parameters: [String]? = nil,
+                                     attentionKernels: Bool = true) throws -> Graph {
+        let graph = attentionKernels ? try AttentionKernelPass().run(graph) : graph
         guard let lossOutput = graph.outputs.first(where: { $0.name == loss }) else {
             throw IRError("autodiff: graph \(graph.name) has no output \"\(loss)\" (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
         }
-        if let fused = graph.nodes.first(where: { if case .fused = $0.op { return true } else { return false } }) {
+        if let fused = graph.nodes.first(where: {
+            if case .fused(let kernel) = $0.op, !VJPRules.differentiableKernels(kernel) { return true } else { return false }
+        }) {
             throw IRError("autodiff: node %\(fused.id) (\(fused.op.mnemonic)) is a fused kernel; differentiate before fusion")
         }
         let lossID = lossOutput.node

@@ -18,6 +18,12 @@ enum VJPRules {
         }
     }
 
+    /// Fused kernels autodiff accepts (made before it by `AttentionKernelPass`).
+    static func differentiableKernels(_ kernel: FusedKernel) -> Bool {
+        if case .tokenAttention = kernel { return true }
+        return false
+    }
+
     /// Contributions of adjoint `g` (of `node`'s output) to each operand, nil where none.
     static func pullback(_ node: Node, _ g: Tensor, _ b: GraphBuilder, operandNeeded: [Bool]) -> [Contribution?] {
         let x = node.inputs.map { b.tensor($0) }
@@ -105,6 +111,8 @@ enum VJPRules {
                 .reshape([n, gh * gw, p * p * c]))]
         case .rotatePairs:
             return [dense(-g.rotatePairs())]
+        case .fused(.tokenAttention(let heads, let scale)):
+            return [dense(b.append(.fused(.tokenAttentionBackward(heads: heads, scale: scale)), [x[0], g]))]
         case .fused:
             preconditionFailure("autodiff runs before fusion (checked by Autodiff.differentiate)")
         }

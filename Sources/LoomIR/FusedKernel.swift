@@ -18,6 +18,11 @@ public enum FusedKernel: Equatable, Sendable {
     /// head split (reshape, permute, three slices) and merge (permute, reshape) around `attention`:
     /// each head's GEMMs address its columns of the token rows through the leading dimension.
     case tokenAttention(heads: Int, scale: Float)
+    /// The gradient of `token_attention` with respect to qkv: (qkv [B, T, 3·H·d], dy [B, T, H·d]) →
+    /// dqkv [B, T, 3·H·d]. Flash-style: nothing of the forward is saved but qkv; each head's
+    /// probabilities are recomputed in a [T, T] block that stays in cache, then dv = Pᵀ·dy,
+    /// dP = dy·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k·scale, dk = dSᵀ·q·scale.
+    case tokenAttentionBackward(heads: Int, scale: Float)
 
     public var mnemonic: String {
         switch self {
@@ -26,6 +31,7 @@ public enum FusedKernel: Equatable, Sendable {
         case .normModulate: return "norm_modulate"
         case .attention: return "attention"
         case .tokenAttention: return "token_attention"
+        case .tokenAttentionBackward: return "token_attention_backward"
         }
     }
 }

@@ -306,7 +306,7 @@ enum IROpKind {
     case binary(BinaryFunction), matmul, reduce(ReduceFunction), softmax, layerNorm, rmsNorm
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
     case stopGradient
-    case fusedElementwise, linear, normModulate, attention, tokenAttention
+    case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward
 
     init?(_ mnemonic: String) {
         if let f = UnaryFunction(rawValue: mnemonic) { self = .unary(f); return }
@@ -343,6 +343,7 @@ enum IROpKind {
         case "norm_modulate": self = .normModulate
         case "attention": self = .attention
         case "token_attention": self = .tokenAttention
+        case "token_attention_backward": self = .tokenAttentionBackward
         default: return nil
         }
     }
@@ -362,6 +363,8 @@ enum IROpKind {
         case .normModulate: return .fused(.normModulate(eps: try a.float("eps"), rms: try a.flag("rms")))
         case .attention: return .fused(.attention(scale: try a.float("scale")))
         case .tokenAttention: return .fused(.tokenAttention(heads: try a.int("heads"), scale: try a.float("scale")))
+        case .tokenAttentionBackward:
+            return .fused(.tokenAttentionBackward(heads: try a.int("heads"), scale: try a.float("scale")))
         case .input: return .input(name: name!)
         case .parameter(let trainable):
             return .parameter(name: name!, initializer: try a.initializer("init"), trainable: trainable)

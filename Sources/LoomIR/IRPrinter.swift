@@ -126,7 +126,8 @@ public enum IRPrinter {
             case .linear(let activation): return activation.map { ["act=" + $0.rawValue] } ?? []
             case .normModulate(let eps, let rms): return ["eps=" + float(eps)] + (rms ? ["rms"] : [])
             case .attention(let scale): return ["scale=" + float(scale)]
-            case .tokenAttention(let heads, let scale): return ["heads=\(heads)", "scale=" + float(scale)]
+            case .tokenAttention(let heads, let scale), .tokenAttentionBackward(let heads, let scale):
+                return ["heads=\(heads)", "scale=" + float(scale)]
             }
         }
     }

@@ -223,6 +223,13 @@ public enum TypeInference {
                 throw IRError("token_attention needs qkv [B, T, 3·\(heads)·d]; got \(qkv)")
             }
             return TensorType(.f32, [qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3])
+        case .tokenAttentionBackward(let heads, _):
+            let (qkv, dy) = (inputs[0], inputs[1])
+            guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0,
+                  dy.shape == [qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3] else {
+                throw IRError("token_attention_backward needs qkv [B, T, 3·\(heads)·d] and dy [B, T, \(heads)·d]; got \(qkv), \(dy)")
+            }
+            return qkv
         }
     }
 }

@@ -93,6 +93,9 @@ void loom_reduce(int op, int rank, const int64_t *in_shape, const int32_t *reduc
 
 /// Row-wise softmax over the last axis: x, y are [rows, cols]; may alias.
 void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
+/// Softmax backward in place: g[r, j] = p[r, j]·(g[r, j] − Σₖ g[r, k]·p[r, k]) · scale, where p is
+/// the softmax output and g arrives as the gradient of p; the row sum accumulates in double.
+void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale);
 
 /// Row-wise LayerNorm without affine: y = (x - mean) / sqrt(var + eps), biased variance.
 void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps);

@@ -159,6 +159,13 @@ public enum CostModel {
             let scores = b * heads * t * t
             cost.macs = 2 * scores * (width / heads)
             cost.flops = 2 * cost.macs + softmaxFlopsPerElement * scores + affineFlopsPerElement * b * t * width
+        case .tokenAttentionBackward(let heads, _):
+            // Per head: scores recomputed (q·kᵀ, softmax), dv = Pᵀ·dy, dP = dy·vᵀ, the softmax
+            // backward, dq = dS·k, dk = dSᵀ·q: five [T, T]×d products.
+            let (b, t, width) = (operands[0].shape[0], operands[0].shape[1], operands[0].shape[2] / 3)
+            let scores = b * heads * t * t
+            cost.macs = 5 * scores * (width / heads)
+            cost.flops = 2 * cost.macs + (softmaxFlopsPerElement + 4) * scores
         }
         return cost
     }

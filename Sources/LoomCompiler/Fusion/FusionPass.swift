@@ -70,17 +70,50 @@ public struct FusionPass: GraphPass {
         AttentionFusion.apply(&plan)
         TokenAttentionFusion.apply(&plan)
         ElementwiseFusion.apply(&plan)
+        return try plan.rewrite()
+    }
+}
+
+/// Before autodiff: attention with the DiT head split becomes `token_attention`, which autodiff
+/// differentiates as one op (`token_attention_backward`, flash-style: the backward recomputes each
+/// head's probabilities in cache instead of saving [B, H, T, T] probabilities and the head-major
+/// copies of q, k, v). Patterns with anything between the split and the scores (RoPE, q/k norms)
+/// stay primitive.
+public struct AttentionKernelPass: GraphPass {
+    public let name = "attention-kernels"
+
+    public init() {}
+
+    public func run(_ graph: Graph) throws -> Graph {
+        var plan = FusionPlan(graph)
+        AttentionFusion.apply(&plan)
+        TokenAttentionFusion.apply(&plan)
+        // Plain `attention` has no VJP: keep only the token-major kernels.
+        for (root, replacement) in plan.replacements {
+            guard case .fused(.attention) = replacement.op else { continue }
+            plan.absorbed.subtract(plan.groups[root] ?? [])
+            plan.replacements.removeValue(forKey: root)
+            plan.groups.removeValue(forKey: root)
+        }
+        plan.remarks.removeAll()
+        return try plan.rewrite()
+    }
+}
+
+extension FusionPlan {
+    /// The graph with every group replaced by its fused node, remarks attached.
+    func rewrite() throws -> Graph {
         var rewriter = GraphRewriter(graph)
-        for node in graph.nodes where !plan.absorbed.contains(node.id) {
-            if let replacement = plan.replacements[node.id] {
+        for node in graph.nodes where !absorbed.contains(node.id) {
+            if let replacement = replacements[node.id] {
                 let id = rewriter.emit(replacement.op, replacement.inputs, like: node)
                 rewriter.map[node.id] = id
                 // Backward nodes that name an absorbed node as their origin now name the kernel.
-                for member in plan.groups[node.id] ?? [] { rewriter.map[member] = id }
+                for member in groups[node.id] ?? [] { rewriter.map[member] = id }
             } else {
                 rewriter.copy(node)
             }
         }
-        return try rewriter.finish(remarks: plan.remarks)
+        return try rewriter.finish(remarks: remarks)
     }
 }

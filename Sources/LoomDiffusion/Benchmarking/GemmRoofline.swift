@@ -43,6 +43,11 @@ public enum GemmRoofline {
                 let (heads, t, d, s, e) = (q[0] * q[1], q[2], q[3], operands[1][2], v[3])
                 counts[Shape(m: t, n: s, k: d, transposeA: false, transposeB: true), default: 0] += heads
                 counts[Shape(m: t, n: e, k: s, transposeA: false, transposeB: false), default: 0] += heads
+            case .fused(.tokenAttentionBackward(let heads, _)):
+                let (t, d, n) = (operands[0][1], operands[0][2] / 3 / heads, operands[0][0] * heads)
+                counts[Shape(m: t, n: t, k: d, transposeA: false, transposeB: true), default: 0] += 2 * n   // q·kᵀ, dy·vᵀ
+                counts[Shape(m: t, n: d, k: t, transposeA: true, transposeB: false), default: 0] += 2 * n   // Pᵀ·dy, dSᵀ·q
+                counts[Shape(m: t, n: d, k: t, transposeA: false, transposeB: false), default: 0] += n      // dS·k
             case .fused(.tokenAttention(let heads, _)):
                 let (t, d) = (operands[0][1], operands[0][2] / 3 / heads)
                 counts[Shape(m: t, n: t, k: d, transposeA: false, transposeB: true), default: 0] += operands[0][0] * heads

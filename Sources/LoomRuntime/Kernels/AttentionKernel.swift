@@ -45,6 +45,37 @@ extension KernelLibrary {
     }
 }
 
+extension KernelLibrary {
+    /// The gradient of `token_attention` (see `FusedKernel.tokenAttentionBackward`): per (batch,
+    /// head) on one thread, the probabilities P and then dP/dS in two [T, T] scratch blocks; every
+    /// element of dqkv is written once (dq, dk, dv are disjoint column ranges of each row).
+    static func tokenAttentionBackward(qkv: TensorRef, dy: TensorRef, dqkv: TensorRef, heads: Int, scale: Float) {
+        let (batch, t, width) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
+        let d = width / heads
+        let count = batch * heads
+        guard count > 0, t > 0 else { return }
+        let workers = max(1, min(Int(loom_get_num_threads()), count))
+        let scratch = AttentionScratch.shared.buffer(floats: 2 * t * t * workers)
+        let (src, grad, out) = (qkv.floats, dy.floats, dqkv.floats)
+        let (ld, ldy) = (Int32(3 * width), Int32(width))
+        let (ti, di) = (Int32(t), Int32(d))
+        Threading.perEntryParallel(count) { worker, index in
+            let (b, h) = (index / heads, index % heads)
+            let p = scratch + worker * 2 * t * t, dp = p + t * t          // [T, T] each
+            let q = src + b * t * 3 * width + h * d, k = q + width, v = q + 2 * width
+            let dq = out + b * t * 3 * width + h * d, dk = dq + width, dv = dq + 2 * width
+            let g = grad + b * t * width + h * d                           // rows `width` apart
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ti, ti, di, scale, q, ld, k, ld, 0, p, ti)
+            loom_softmax_rows(p, p, Int64(t), Int64(t))
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ti, di, ti, 1, p, ti, g, ldy, 0, dv, ld)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ti, ti, di, 1, g, ldy, v, ld, 0, dp, ti)
+            loom_softmax_backward_rows(p, dp, Int64(t), Int64(t), scale)    // dp ← dS·scale
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ti, di, ti, 1, dp, ti, k, ld, 0, dq, ld)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ti, di, ti, 1, dp, ti, q, ld, 0, dk, ld)
+        }
+    }
+}
+
 /// One grow-only scratch buffer for the attention kernels' score blocks, reused by every launch
 /// (launches run one at a time per process; a lock guards the growth).
 final class AttentionScratch: @unchecked Sendable {

@@ -25,6 +25,8 @@ extension KernelLibrary {
                 qLayout: .init(batch: h * t * d, head: t * d, row: d), kLayout: .init(batch: h * s * d, head: s * d, row: d),
                 vLayout: .init(batch: h * s * e, head: s * e, row: e), yLayout: .init(batch: h * t * e, head: t * e, row: e)),
                 scale: scale)
+        case .tokenAttentionBackward(let heads, let scale):
+            tokenAttentionBackward(qkv: x[0], dy: x[1], dqkv: y, heads: heads, scale: scale)
         case .tokenAttention(let heads, let scale):
             let (b, t, width) = (x[0].shape[0], x[0].shape[1], x[0].shape[2] / 3)
             let d = width / heads

@@ -1,0 +1,68 @@
+import Foundation
+import LoomCompiler
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import XCTest
+
+/// `token_attention_backward` (the flash-style attention gradient autodiff emits by default)
+/// against the gradient of the same attention written in primitive ops.
+final class AttentionGradientTests: XCTestCase {
+    func testTokenAttentionBackwardMatchesThePrimitiveGradient() throws {
+        for (b, t, h, d) in [(1, 3, 1, 4), (2, 7, 3, 8), (2, 40, 2, 16)] {
+            let graph = try Self.attentionLoss(batch: b, tokens: t, heads: h, depth: d)
+            let fast = try Autodiff.differentiate(graph, loss: "loss")
+            let plain = try Autodiff.differentiate(graph, loss: "loss", attentionKernels: false)
+            XCTAssertTrue(fast.nodes.contains { $0.op.mnemonic == "token_attention_backward" }, "kernel used")
+            XCTAssertFalse(plain.nodes.contains { $0.op.mnemonic.hasPrefix("token_attention") }, "reference is primitive")
+            let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 40, low: -2, high: 2)]
+            let parameters = ["qkv.weight": FusedKernelTests.random([3 * h * d, h * d], seed: 41, low: -0.5, high: 0.5),
+                              "qkv.bias": FusedKernelTests.random([3 * h * d], seed: 42),
+                              "w": FusedKernelTests.random([b, t, h * d], seed: 43)]
+            let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)
+            for threads in [1, 2] {
+                let mine = try ReferenceExecutor(threads: threads).run(fast, inputs: inputs, parameters: parameters)
+                for name in ["loss", "grad.qkv.weight", "grad.qkv.bias"] {
+                    let error = GoldenCheck.relativeError(mine[name]!, reference[name]!)
+                    XCTAssertLessThanOrEqual(error, 1e-5, "[\(b),\(t),\(h)·\(d)] \(name) at \(threads) thread(s)")
+                }
+            }
+            // The compiled plan (fusion, memory planning) agrees too.
+            let plan = try PlanCompiler.compile(fast)
+            let executor = PlanExecutor(plan: plan, threads: 2)
+            try executor.setParameters(parameters)
+            let planned = try executor.run(inputs: inputs)
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(planned["grad.qkv.weight"]!, reference["grad.qkv.weight"]!), 1e-5)
+        }
+    }
+
+    func testAttentionWithRoPEStaysPrimitive() throws {
+        // Anything between the head split and the scores keeps the primitive attention.
+        let g = GraphBuilder(name: "rope_attention")
+        let qkv = g.input("qkv", TensorType(.f32, [1, 4, 24]))
+        let split = qkv.reshape([1, 4, 3, 2, 4]).permute([2, 0, 3, 1, 4])
+        let q = split.slice(axis: 0, 0..<1).reshape([1, 2, 4, 4]).rotatePairs()
+        let k = split.slice(axis: 0, 1..<2).reshape([1, 2, 4, 4])
+        let v = split.slice(axis: 0, 2..<3).reshape([1, 2, 4, 4])
+        let y = (q * 0.5).matmul(k, transposeB: true).softmax().matmul(v).permute([0, 2, 1, 3]).reshape([1, 4, 8])
+        g.output("y", y)
+        let graph = try AttentionKernelPass().run(try g.build())
+        XCTAssertFalse(graph.nodes.contains { if case .fused = $0.op { return true } else { return false } })
+    }
+
+    /// loss = Σ w ⊙ attention(linear(x)) with the DiT head split, so every qkv column matters.
+    static func attentionLoss(batch b: Int, tokens t: Int, heads h: Int, depth d: Int) throws -> Graph {
+        let g = GraphBuilder(name: "attention_loss")
+        let x = g.input("x", TensorType(.f32, [b, t, h * d]))
+        let w = g.parameter("w", [b, t, h * d], initializer: .zeros, trainable: false)
+        let qkv = g.scoped("qkv") { Linear(g, h * d, 3 * h * d)(x) }
+        let split = qkv.reshape([b, t, 3, h, d]).permute([2, 0, 3, 1, 4])
+        let (q, k, v) = (split.slice(axis: 0, 0..<1).reshape([b, h, t, d]), split.slice(axis: 0, 1..<2).reshape([b, h, t, d]),
+                         split.slice(axis: 0, 2..<3).reshape([b, h, t, d]))
+        let y = (q * (1 / Float(d).squareRoot())).matmul(k, transposeB: true).softmax().matmul(v)
+            .permute([0, 2, 1, 3]).reshape([b, t, h * d])
+        g.output("loss", (y * w).sumAll())
+        return try g.build()
+    }
+}
