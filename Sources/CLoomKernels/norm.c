@@ -60,6 +60,58 @@ void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols) {
 }
 
 typedef struct {
+    const float *x, *g;
+    float *dx;
+    int64_t cols;
+    float eps;
+    int rms;
+} norm_backward_ctx;
+
+static void norm_backward_range(void *vctx, int64_t begin, int64_t end) {
+    const norm_backward_ctx *c = (const norm_backward_ctx *)vctx;
+    const int64_t n = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *restrict x = c->x + r * n;
+        const float *restrict g = c->g + r * n;
+        float *restrict dx = c->dx + r * n;
+        const double mean = c->rms ? 0.0 : loom__sum_f64(x, n) / (double)n;
+        const double second = loom__sumsqdev_f64(x, n, mean) / (double)n;
+        const float fmean = (float)mean;
+        const float rstd = (float)(1.0 / sqrt(second + (double)c->eps));
+        double gs[16] = {0}, gy[16] = {0};
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16)
+            for (int k = 0; k < 16; k++) {
+                const float y = (x[j + k] - fmean) * rstd;
+                gs[k] += g[j + k];
+                gy[k] += (double)g[j + k] * y;
+            }
+        for (int k = 0; j < n; j++, k++) {
+            const float y = (x[j] - fmean) * rstd;
+            gs[k] += g[j];
+            gy[k] += (double)g[j] * y;
+        }
+        double sum_g = 0, sum_gy = 0;
+        for (int k = 0; k < 16; k++) {
+            sum_g += gs[k];
+            sum_gy += gy[k];
+        }
+        const float g_mean = c->rms ? 0.0f : (float)(sum_g / (double)n);
+        const float gy_mean = (float)(sum_gy / (double)n);
+        LOOM_SIMD for (int64_t i = 0; i < n; i++) {
+            const float y = (x[i] - fmean) * rstd;
+            dx[i] = rstd * (g[i] - g_mean - y * gy_mean);
+        }
+    }
+}
+
+void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t rows, int64_t cols, float eps, int rms) {
+    if (rows <= 0 || cols <= 0) return;
+    norm_backward_ctx c = {x, g, dx, cols, eps, rms};
+    loom__parallel_for(rows, rows * cols, norm_backward_range, &c);
+}
+
+typedef struct {
     const float *p;
     float *g;
     int64_t cols;

@@ -10,12 +10,13 @@ public enum Autodiff {
 
     /// Appends the gradient of the scalar output `loss` with respect to every trainable parameter
     /// (or those named in `parameters`) and adds them as outputs `grad.<key>`. Parameters the loss
-    /// does not depend on get a zero gradient. With `attentionKernels` (the default) attention
-    /// behind the DiT head split is first folded into `token_attention` (`AttentionKernelPass`) and
-    /// differentiated as one op; without it every attention stays primitive ops.
+    /// does not depend on get a zero gradient. With `backwardKernels` (the default) attention behind
+    /// the DiT head split is first folded into `token_attention` (`AttentionKernelPass`) and
+    /// differentiated as one op (`token_attention_backward`), and normalisations get the one-pass
+    /// `norm_backward`; without it every gradient is written in primitive ops (the reference).
     public static func differentiate(_ graph: Graph, loss: String, parameters: [String]? = nil,
-                                     attentionKernels: Bool = true) throws -> Graph {
-        let graph = attentionKernels ? try AttentionKernelPass().run(graph) : graph
+                                     backwardKernels: Bool = true) throws -> Graph {
+        let graph = backwardKernels ? try AttentionKernelPass().run(graph) : graph
         guard let lossOutput = graph.outputs.first(where: { $0.name == loss }) else {
             throw IRError("autodiff: graph \(graph.name) has no output \"\(loss)\" (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
         }
@@ -44,7 +45,7 @@ public enum Autodiff {
             }
             b.origin = id
             let contributions = b.withScope(node.scope) {
-                VJPRules.pullback(node, g, b, operandNeeded: node.inputs.map { needed.contains($0) })
+                VJPRules.pullback(node, g, b, operandNeeded: node.inputs.map { needed.contains($0) }, kernels: backwardKernels)
             }
             for (operand, contribution) in zip(node.inputs, contributions) {
                 guard let contribution, needed.contains(operand) else { continue }

@@ -25,7 +25,9 @@ enum VJPRules {
     }
 
     /// Contributions of adjoint `g` (of `node`'s output) to each operand, nil where none.
-    static func pullback(_ node: Node, _ g: Tensor, _ b: GraphBuilder, operandNeeded: [Bool]) -> [Contribution?] {
+    /// With `kernels`, normalisations get the one-pass `norm_backward` kernel instead of the
+    /// primitive rule (both are tested against each other).
+    static func pullback(_ node: Node, _ g: Tensor, _ b: GraphBuilder, operandNeeded: [Bool], kernels: Bool = false) -> [Contribution?] {
         let x = node.inputs.map { b.tensor($0) }
         let y = b.tensor(node.id)
         func dense(_ t: Tensor?) -> Contribution? { t.map { .dense($0) } }
@@ -70,6 +72,10 @@ enum VJPRules {
         case .softmax:
             let inner = (g * y).sum(axes: [y.rank - 1], keepDims: true)
             return [dense(y * (g - inner))]
+        case .layerNorm(let eps) where kernels:
+            return [dense(b.append(.fused(.normBackward(eps: eps, rms: false)), [x[0], g]))]
+        case .rmsNorm(let eps) where kernels:
+            return [dense(b.append(.fused(.normBackward(eps: eps, rms: true)), [x[0], g]))]
         case .layerNorm(let eps):
             let last = x[0].rank - 1
             let centered = x[0] - x[0].mean(axes: [last], keepDims: true)

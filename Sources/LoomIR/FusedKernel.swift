@@ -23,6 +23,10 @@ public enum FusedKernel: Equatable, Sendable {
     /// probabilities are recomputed in a [T, T] block that stays in cache, then dv = Pᵀ·dy,
     /// dP = dy·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k·scale, dk = dSᵀ·q·scale.
     case tokenAttentionBackward(heads: Int, scale: Float)
+    /// The gradient of `layer_norm` (or `rms_norm`, without a weight) over the last axis:
+    /// (x, dy) → dx, one pass per row that recomputes the mean and rstd from x instead of reading
+    /// saved statistics or the normalised value.
+    case normBackward(eps: Float, rms: Bool)
 
     public var mnemonic: String {
         switch self {
@@ -32,6 +36,7 @@ public enum FusedKernel: Equatable, Sendable {
         case .attention: return "attention"
         case .tokenAttention: return "token_attention"
         case .tokenAttentionBackward: return "token_attention_backward"
+        case .normBackward: return "norm_backward"
         }
     }
 }

@@ -306,7 +306,7 @@ enum IROpKind {
     case binary(BinaryFunction), matmul, reduce(ReduceFunction), softmax, layerNorm, rmsNorm
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
     case stopGradient
-    case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward
+    case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward, normBackward
 
     init?(_ mnemonic: String) {
         if let f = UnaryFunction(rawValue: mnemonic) { self = .unary(f); return }
@@ -344,6 +344,7 @@ enum IROpKind {
         case "attention": self = .attention
         case "token_attention": self = .tokenAttention
         case "token_attention_backward": self = .tokenAttentionBackward
+        case "norm_backward": self = .normBackward
         default: return nil
         }
     }
@@ -363,6 +364,7 @@ enum IROpKind {
         case .normModulate: return .fused(.normModulate(eps: try a.float("eps"), rms: try a.flag("rms")))
         case .attention: return .fused(.attention(scale: try a.float("scale")))
         case .tokenAttention: return .fused(.tokenAttention(heads: try a.int("heads"), scale: try a.float("scale")))
+        case .normBackward: return .fused(.normBackward(eps: try a.float("eps"), rms: try a.flag("rms")))
         case .tokenAttentionBackward:
             return .fused(.tokenAttentionBackward(heads: try a.int("heads"), scale: try a.float("scale")))
         case .input: return .input(name: name!)

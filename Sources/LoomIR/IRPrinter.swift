@@ -124,7 +124,7 @@ public enum IRPrinter {
             switch kernel {
             case .elementwise(let program): return ["program=" + quote(program.text)]
             case .linear(let activation): return activation.map { ["act=" + $0.rawValue] } ?? []
-            case .normModulate(let eps, let rms): return ["eps=" + float(eps)] + (rms ? ["rms"] : [])
+            case .normModulate(let eps, let rms), .normBackward(let eps, let rms): return ["eps=" + float(eps)] + (rms ? ["rms"] : [])
             case .attention(let scale): return ["scale=" + float(scale)]
             case .tokenAttention(let heads, let scale), .tokenAttentionBackward(let heads, let scale):
                 return ["heads=\(heads)", "scale=" + float(scale)]

@@ -128,7 +128,7 @@ public enum Op: Equatable, Sendable {
             case .elementwise, .normModulate: return nil
             case .linear, .attention: return 3
             case .tokenAttention: return 1
-            case .tokenAttentionBackward: return 2
+            case .tokenAttentionBackward, .normBackward: return 2
             }
         default: return 1
         }

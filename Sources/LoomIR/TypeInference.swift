@@ -223,6 +223,10 @@ public enum TypeInference {
                 throw IRError("token_attention needs qkv [B, T, 3·\(heads)·d]; got \(qkv)")
             }
             return TensorType(.f32, [qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3])
+        case .normBackward:
+            let (x, dy) = (inputs[0], inputs[1])
+            guard x.rank >= 1, dy == x else { throw IRError("norm_backward needs x and dy of one shape; got \(x), \(dy)") }
+            return x
         case .tokenAttentionBackward(let heads, _):
             let (qkv, dy) = (inputs[0], inputs[1])
             guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0,

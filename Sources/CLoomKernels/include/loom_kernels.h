@@ -95,6 +95,10 @@ void loom_reduce(int op, int rank, const int64_t *in_shape, const int32_t *reduc
 void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
 /// Softmax backward in place: g[r, j] = p[r, j]·(g[r, j] − Σₖ g[r, k]·p[r, k]) · scale, where p is
 /// the softmax output and g arrives as the gradient of p; the row sum accumulates in double.
+/// LayerNorm (rms = 0) or RMSNorm (rms = 1, without its weight) backward over rows of `cols`:
+/// dx = r·(g − mean(g) − y·mean(g·y)) (RMS: without the mean(g) term), with the statistics
+/// r = rstd and y = the normalised x recomputed from x; sums accumulate in double.
+void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t rows, int64_t cols, float eps, int rms);
 void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale);
 
 /// Row-wise LayerNorm without affine: y = (x - mean) / sqrt(var + eps), biased variance.

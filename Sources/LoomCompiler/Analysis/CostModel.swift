@@ -159,6 +159,9 @@ public enum CostModel {
             let scores = b * heads * t * t
             cost.macs = 2 * scores * (width / heads)
             cost.flops = 2 * cost.macs + softmaxFlopsPerElement * scores + affineFlopsPerElement * b * t * width
+        case .normBackward(_, let rms):
+            // Statistics again, the two row sums, the final combination.
+            cost.flops = ((rms ? rmsNormFlopsPerElement : layerNormFlopsPerElement) + 6) * out
         case .tokenAttentionBackward(let heads, _):
             // Per head: scores recomputed (q·kᵀ, softmax), dv = Pᵀ·dy, dP = dy·vᵀ, the softmax
             // backward, dq = dS·k, dk = dSᵀ·q: five [T, T]×d products.

@@ -25,6 +25,9 @@ extension KernelLibrary {
                 qLayout: .init(batch: h * t * d, head: t * d, row: d), kLayout: .init(batch: h * s * d, head: s * d, row: d),
                 vLayout: .init(batch: h * s * e, head: s * e, row: e), yLayout: .init(batch: h * t * e, head: t * e, row: e)),
                 scale: scale)
+        case .normBackward(let eps, let rms):
+            let cols = x[0].shape.last ?? 1
+            loom_norm_backward_rows(x[0].floats, x[1].floats, y.floats, Int64(y.count / max(cols, 1)), Int64(cols), eps, rms ? 1 : 0)
         case .tokenAttentionBackward(let heads, let scale):
             tokenAttentionBackward(qkv: x[0], dy: x[1], dqkv: y, heads: heads, scale: scale)
         case .tokenAttention(let heads, let scale):

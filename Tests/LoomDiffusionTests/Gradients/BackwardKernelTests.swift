@@ -6,14 +6,36 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// `token_attention_backward` (the flash-style attention gradient autodiff emits by default)
-/// against the gradient of the same attention written in primitive ops.
-final class AttentionGradientTests: XCTestCase {
+/// The backward kernels autodiff emits by default (`token_attention_backward`, the flash-style
+/// attention gradient, and `norm_backward`) against the same gradients written in primitive ops.
+final class BackwardKernelTests: XCTestCase {
+    func testNormBackwardMatchesThePrimitiveGradient() throws {
+        for (shape, rms) in [([3, 6], false), ([2, 5, 40], false), ([2, 5, 40], true), ([1, 7, 384], true), ([4, 384], false)] {
+            let g = GraphBuilder(name: "norm_loss")
+            let x = g.input("x", TensorType(.f32, shape))
+            let scale = g.parameter("s", shape, initializer: .zeros)
+            let w = g.parameter("w", shape, initializer: .zeros, trainable: false)
+            let normalised = (x * scale).unary(rms ? .sin : .tanh)
+            g.output("loss", ((rms ? normalised.rmsNorm(eps: 1e-6) : normalised.layerNorm(eps: 1e-6)) * w).sumAll())
+            let graph = try g.build()
+            let fast = try Autodiff.differentiate(graph, loss: "loss")
+            let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
+            XCTAssertEqual(fast.nodes.filter { $0.op.mnemonic == "norm_backward" }.count, 1, "\(shape)")
+            let inputs = ["x": FusedKernelTests.random(shape, seed: 50, low: -3, high: 3)]
+            let parameters = ["s": FusedKernelTests.random(shape, seed: 51), "w": FusedKernelTests.random(shape, seed: 52)]
+            let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)["grad.s"]!
+            let one = try ReferenceExecutor(threads: 1).run(fast, inputs: inputs, parameters: parameters)["grad.s"]!
+            let two = try ReferenceExecutor(threads: 2).run(fast, inputs: inputs, parameters: parameters)["grad.s"]!
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(one, reference), 1e-5, "\(shape) rms \(rms)")
+            XCTAssertEqual(one, two, "\(shape) rms \(rms): 1 vs 2 threads")
+        }
+    }
+
     func testTokenAttentionBackwardMatchesThePrimitiveGradient() throws {
         for (b, t, h, d) in [(1, 3, 1, 4), (2, 7, 3, 8), (2, 40, 2, 16)] {
             let graph = try Self.attentionLoss(batch: b, tokens: t, heads: h, depth: d)
             let fast = try Autodiff.differentiate(graph, loss: "loss")
-            let plain = try Autodiff.differentiate(graph, loss: "loss", attentionKernels: false)
+            let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
             XCTAssertTrue(fast.nodes.contains { $0.op.mnemonic == "token_attention_backward" }, "kernel used")
             XCTAssertFalse(plain.nodes.contains { $0.op.mnemonic.hasPrefix("token_attention") }, "reference is primitive")
             let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 40, low: -2, high: 2)]
