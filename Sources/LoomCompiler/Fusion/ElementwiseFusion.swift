@@ -2,8 +2,10 @@ import LoomIR
 
 /// Maximal chains of elementwise ops (unary, affine, binary, with fill constants folded in) that
 /// produce one value become one `fused_elementwise` kernel: a program evaluated in one pass over
-/// cache-sized tiles. An intermediate joins the chain when it is private (read once, not an
-/// output) and has the root's shape, so nothing is recomputed.
+/// cache-sized tiles. An intermediate joins the chain when it has the root's shape and is private
+/// (read once, not an output), or when it is one unary/affine op on a value that stays in memory
+/// anyway: then each chain reading it recomputes it (one instruction per element instead of a
+/// pass that writes and re-reads a whole tensor), and once every reader has, simplify drops it.
 enum ElementwiseFusion {
     static let maxRegisters = 48
 
@@ -22,20 +24,23 @@ enum ElementwiseFusion {
     static func apply(_ plan: inout FusionPlan) {
         for root in plan.graph.nodes.reversed() where isElementwise(root.op) && !plan.isClaimed(root.id) {
             var members: Set<Int> = [root.id]
+            var duplicates: Set<Int> = []   // recomputed here, kept for their other readers
             var frontier = [root.id]
             while let id = frontier.popLast() {
                 for operand in plan.node(id).inputs where !members.contains(operand) {
                     let node = plan.node(operand)
-                    guard isElementwise(node.op), plan.isPrivate(operand), node.type.shape == root.type.shape else {
-                        continue
-                    }
+                    guard isElementwise(node.op), node.type.shape == root.type.shape else { continue }
+                    let recomputed = !plan.isPrivate(operand)
+                    guard !recomputed || isRecomputable(node, plan) else { continue }
+                    if recomputed { duplicates.insert(operand) }
                     members.insert(operand)
                     if members.count + externalCount(members, plan) + constantCount(members, plan) > maxRegisters {
                         members.remove(operand)
+                        duplicates.remove(operand)
                         plan.refuse("fused_elementwise", at: root.id, "chain would need more than \(maxRegisters) registers")
                         continue
                     }
-                    frontier.append(operand)
+                    if !recomputed { frontier.append(operand) }
                 }
             }
             guard members.count >= 2 else { continue }
@@ -45,8 +50,21 @@ enum ElementwiseFusion {
                 continue
             }
             plan.replace(root: root.id, with: .fused(.elementwise(program)), inputs: inputs,
-                         absorbing: members.subtracting([root.id]).sorted())
+                         absorbing: members.subtracting(duplicates).subtracting([root.id]).sorted())
         }
+    }
+
+    /// A shared unary or affine op whose operand is never absorbed into another chain (it is not
+    /// elementwise, or it has several readers itself), so recomputing it from that operand inside a
+    /// chain is always possible.
+    static func isRecomputable(_ node: Node, _ plan: FusionPlan) -> Bool {
+        switch node.op {
+        case .unary, .affine: break
+        default: return false
+        }
+        guard !plan.isClaimed(node.id), !plan.outputs.contains(node.id) else { return false }
+        let operand = plan.node(node.inputs[0])
+        return fill(operand) == nil && (!isElementwise(operand.op) || plan.uses[operand.id] > 1)
     }
 
     /// Fill constants read by the members (each becomes a `const` instruction, so a register).
