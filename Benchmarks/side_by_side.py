@@ -56,8 +56,9 @@ def merge(results):
     first = results[0]
     merged = dict(first, times_ms=times, median_ms=median, rounds=len(results),
                   peak_rss_mib=max(r["peak_rss_mib"] for r in results))
-    merged["gflops_per_s"] = first["gflops_per_s"] * first["median_ms"] / median
-    merged["images_per_s"] = first["images_per_s"] * first["median_ms"] / median
+    for key in ["gflops_per_s", "images_per_s"]:   # rates rescaled to the pooled median
+        if key in first:
+            merged[key] = first[key] * first["median_ms"] / median
     sgemm = [r["sgemm_gflops_per_s"] for r in results if r.get("sgemm_gflops_per_s")]
     if sgemm:
         merged["sgemm_gflops_per_s"] = statistics.median(sgemm)
@@ -79,6 +80,8 @@ def main():
     parser.add_argument("--lean-cases", nargs="*", default=["train-s2-b8"],
                         help="training cases that also run the memory-lean plan")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--jax", action="store_true",
+                        help="also time the jitted JAX peer (sampler cases; needs jax in the same Python)")
     parser.add_argument("--python", help="Python with torch (default: .venv-bench, then this one)")
     parser.add_argument("--loom", default=os.path.join(ROOT, ".build/release/loom"))
     parser.add_argument("--markdown", help="also write the table to this file")
@@ -97,7 +100,7 @@ def main():
     rows = []
     for case in args.cases:
         log(f"{case}:")
-        runs = {"loom": [], "loom-lean": [], "pytorch-eager": [], "pytorch-compile": []}
+        runs = {"loom": [], "loom-lean": [], "pytorch-eager": [], "pytorch-compile": [], "jax": []}
         training = case.startswith("train")
         for round_index in range(args.rounds):
             roofline = [] if round_index == 0 else ["--no-roofline"]
@@ -114,14 +117,17 @@ def main():
                 runs["pytorch-compile"].append(run_json([python, "Benchmarks/pytorch/peer.py", case, "--json", "--compile",
                                                          "--repeats", str(args.repeats)] + env_threads,
                                                         f"round {round_index + 1} torch.compile"))
+            if python and args.jax and not training:
+                runs["jax"].append(run_json([python, "Benchmarks/jax/peer.py", case, "--json", "--repeats",
+                                             str(args.repeats)] + env_threads, f"round {round_index + 1} jax"))
         rows.append((case, {k: merge(v) for k, v in runs.items()}))
 
     lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; torch {torch_version or 'not installed'}; "
              f"{args.rounds} alternating rounds × {args.repeats} timed steps per process; medians over all timed steps.",
              "",
              "| case | Loom ms | PyTorch ms | Loom / PyTorch | Loom GFLOP/s (of sgemm) | Loom RSS MiB | PyTorch RSS MiB | RSS ratio |"
-             + (" torch.compile ms | Loom / compile |" if args.compile else ""),
-             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.compile else "")]
+             + (" torch.compile ms | Loom / compile |" if args.compile else "") + (" JAX jit ms | Loom / JAX |" if args.jax else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.compile else "") + ("---:|---:|" if args.jax else "")]
     for case, r in rows:
         for impl in ["loom", "loom-lean"]:
             mine, peer = r[impl], r["pytorch-eager"]
@@ -136,10 +142,13 @@ def main():
             if args.compile:
                 c = r["pytorch-compile"]
                 cells += [f"{c['median_ms']:.1f}" if c else "—", fmt_ratio(mine["median_ms"], c and c["median_ms"])]
+            if args.jax:
+                j = r["jax"] if impl == "loom" else None
+                cells += [f"{j['median_ms']:.1f}" if j else "—", fmt_ratio(mine["median_ms"], j and j["median_ms"])]
             lines.append("| " + " | ".join(cells) + " |")
         if r["loom-lean"] and r["loom"]:
             lines.append(f"| {case}: lean / fast step time | {fmt_ratio(r['loom-lean']['median_ms'], r['loom']['median_ms'])} | | | | | | |"
-                         + (" | |" if args.compile else ""))
+                         + (" | |" if args.compile else "") + (" | |" if args.jax else ""))
     table = "\n".join(lines)
     print(table)
     if args.markdown:
