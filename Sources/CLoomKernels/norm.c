@@ -59,6 +59,28 @@ void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols) {
     run_rows(softmax_range, x, y, rows, cols, 0.0f);
 }
 
+void loom_online_softmax_block(float *s, int64_t rows, int64_t cols, float *m, float *l, float *y,
+                               int64_t ldy, int64_t e, int first) {
+    // Called per head on one thread: no parallel region here.
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict row = s + r * cols;
+        const float block_max = loom__max_f32(row, cols);
+        const float old_max = first ? -INFINITY : m[r];
+        const float new_max = block_max > old_max ? block_max : old_max;
+        LOOM_SIMD for (int64_t j = 0; j < cols; j++) row[j] = loom__expf(row[j] - new_max);
+        const float block_sum = (float)loom__sum_f64(row, cols);
+        if (first) {
+            l[r] = block_sum;
+        } else {
+            const float correction = loom__expf(old_max - new_max);
+            l[r] = l[r] * correction + block_sum;
+            float *restrict out = y + r * ldy;
+            LOOM_SIMD for (int64_t k = 0; k < e; k++) out[k] *= correction;
+        }
+        m[r] = new_max;
+    }
+}
+
 typedef struct {
     const float *x, *g;
     float *dx;

@@ -99,6 +99,12 @@ void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
 /// dx = r·(g − mean(g) − y·mean(g·y)) (RMS: without the mean(g) term), with the statistics
 /// r = rstd and y = the normalised x recomputed from x; sums accumulate in double.
 void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t rows, int64_t cols, float eps, int rms);
+/// One key block of an online (flash-style) softmax over `rows` query rows: s [rows, cols] holds
+/// the block's scaled scores and is overwritten with exp(s − m_new); per row the running max `m` and
+/// sum `l` are updated and the partial output row y[r, 0..<e] (rows `ldy` apart) is rescaled by
+/// exp(m_old − m_new). `first` starts the rows (m = −inf, l = 0, y not read).
+void loom_online_softmax_block(float *s, int64_t rows, int64_t cols, float *m, float *l, float *y,
+                               int64_t ldy, int64_t e, int first);
 void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale);
 
 /// Row-wise LayerNorm without affine: y = (x - mean) / sqrt(var + eps), biased variance.

@@ -26,6 +26,10 @@ extension KernelLibrary {
     static func attentionHeads(_ o: AttentionOperands, scale: Float) {
         let count = o.batch * o.heads
         guard count > 0, o.queries > 0, o.keys > 0 else { return }
+        if o.queries * o.keys > onlineSoftmaxScores {
+            onlineAttentionHeads(o, scale: scale)
+            return
+        }
         let workers = max(1, min(Int(loom_get_num_threads()), count))
         let scratch = AttentionScratch.shared.buffer(floats: o.queries * o.keys * workers)
         let (t, s, d, e) = (o.queries, o.keys, o.depth, o.valueDepth)
@@ -46,6 +50,49 @@ extension KernelLibrary {
 }
 
 extension KernelLibrary {
+    /// Score blocks above this many elements per head ([T, S] beyond ≈ 8 MiB) make attention switch
+    /// to the online softmax over key blocks (long token counts: images at patch 1, large latents).
+    public static let onlineSoftmaxScores = 1 << 21
+    /// Keys per block of the online softmax.
+    static let onlineSoftmaxKeyBlock = 256
+
+    /// Flash-style attention forward for long token counts: per head, keys in blocks of 256; each
+    /// block's scores [T, 256] are exponentiated against the running row max, the partial output is
+    /// rescaled and the block's P·V accumulated into y, and y is divided by the running sums at the
+    /// end. Only [T, 256] scores and two [T] vectors of scratch per thread, whatever S is.
+    static func onlineAttentionHeads(_ o: AttentionOperands, scale: Float) {
+        let count = o.batch * o.heads
+        let (t, s, d, e) = (o.queries, o.keys, o.depth, o.valueDepth)
+        let block = onlineSoftmaxKeyBlock
+        let workers = max(1, min(Int(loom_get_num_threads()), count))
+        let perWorker = t * block + 2 * t
+        let scratch = AttentionScratch.shared.buffer(floats: perWorker * workers)
+        Threading.perEntryParallel(count) { worker, index in
+            let (b, h) = (index / o.heads, index % o.heads)
+            let scores = scratch + worker * perWorker        // [T, block]
+            let rowMax = scores + t * block, rowSum = rowMax + t   // [T] each
+            let q = o.q + b * o.qLayout.batch + h * o.qLayout.head
+            let k = o.k + b * o.kLayout.batch + h * o.kLayout.head
+            let v = o.v + b * o.vLayout.batch + h * o.vLayout.head
+            let y = o.y + b * o.yLayout.batch + h * o.yLayout.head
+            for start in stride(from: 0, to: s, by: block) {
+                let n = min(block, s - start)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(n), Int32(d), scale,
+                            q, Int32(o.qLayout.row), k + start * o.kLayout.row, Int32(o.kLayout.row), 0, scores, Int32(n))
+                loom_online_softmax_block(scores, Int64(t), Int64(n), rowMax, rowSum, y, Int64(o.yLayout.row),
+                                          Int64(e), start == 0 ? 1 : 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(n), 1,
+                            scores, Int32(n), v + start * o.vLayout.row, Int32(o.vLayout.row), start == 0 ? 0 : 1,
+                            y, Int32(o.yLayout.row))
+            }
+            for row in 0..<t {
+                let inverse = 1 / rowSum[row]
+                let out = y + row * o.yLayout.row
+                for column in 0..<e { out[column] *= inverse }
+            }
+        }
+    }
+
     /// The gradient of `token_attention` (see `FusedKernel.tokenAttentionBackward`): per (batch,
     /// head) on one thread, the probabilities P and then dP/dS in two [T, T] scratch blocks; every
     /// element of dqkv is written once (dq, dk, dv are disjoint column ranges of each row).
