@@ -1,11 +1,11 @@
 import CLoomKernels
 import COpenBLAS
-import Dispatch
 import LoomIR
 
 extension KernelLibrary {
-    /// Batched `op(A)·op(B)` with broadcast batch axes, one `cblas_sgemm` per batch entry; when B has
-    /// no batch axes and A is not transposed, A's batch folds into M (one GEMM).
+    /// Batched `op(A)·op(B)` with broadcast batch axes: whole entries spread over the threads, or each
+    /// entry one GEMM split into slabs (`partitionedGEMM`); when B has no batch axes and A is not
+    /// transposed, A's batch folds into M (one GEMM).
     static func matmul(_ a: TensorRef, _ b: TensorRef, _ y: TensorRef, transposeA: Bool, transposeB: Bool) {
         guard y.count > 0 else { return }
         let (ra, rb) = (a.shape.count, b.shape.count)
@@ -25,7 +25,8 @@ extension KernelLibrary {
         let matA = a.shape[ra - 2] * a.shape[ra - 1], matB = b.shape[rb - 2] * b.shape[rb - 1]
         let batchStrides = rowMajorStrides(batchShape)
         let (ap, bp, yp) = (a.floats, b.floats, y.floats)
-        func entry(_ index: Int) {
+        /// Where entry `index` of the batch reads A and B.
+        func operands(_ index: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
             var offA = 0, offB = 0, rest = index
             for axis in batchShape.indices {
                 let coordinate = rest / batchStrides[axis]
@@ -33,29 +34,23 @@ extension KernelLibrary {
                 offA += coordinate * Int(strideA[axis])
                 offB += coordinate * Int(strideB[axis])
             }
-            cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
-                        ap + offA * matA, lda, bp + offB * matB, ldb, 0, yp + index * m * n, Int32(n))
+            return (ap + offA * matA, bp + offB * matB)
         }
         // Small GEMMs (attention heads) waste a thread team on each call, and so do many large
-        // ones: run whole entries on separate threads instead, each single-threaded.
+        // ones: run whole entries on separate threads instead, each single-threaded. Otherwise each
+        // entry is one GEMM split into slabs over the team.
         let workers = Int(loom_get_num_threads())
         if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
-            Threading.perEntryParallel(batch) { _, index in entry(index) }
-        } else if batch == 1 {
-            partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                            a: ap, lda: Int(lda), b: bp, ldb: Int(ldb), c: yp, ldc: n)
+            Threading.perEntryParallel(batch) { _, index in
+                let (entryA, entryB) = operands(index)
+                cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
+                            entryA, lda, entryB, ldb, 0, yp + index * m * n, Int32(n))
+            }
         } else {
             for index in 0..<batch {
-                var offA = 0, offB = 0, rest = index
-                for axis in batchShape.indices {
-                    let coordinate = rest / batchStrides[axis]
-                    rest %= batchStrides[axis]
-                    offA += coordinate * Int(strideA[axis])
-                    offB += coordinate * Int(strideB[axis])
-                }
+                let (entryA, entryB) = operands(index)
                 partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                                a: ap + offA * matA, lda: Int(lda), b: bp + offB * matB, ldb: Int(ldb),
-                                c: yp + index * m * n, ldc: n)
+                                a: entryA, lda: Int(lda), b: entryB, ldb: Int(ldb), c: yp + index * m * n, ldc: n)
             }
         }
     }
