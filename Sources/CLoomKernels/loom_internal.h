@@ -100,6 +100,18 @@ static inline double loom__sum_f64(const float *restrict x, int64_t n) {
     return s;
 }
 
+/// Dot product of a and b in double, 16 interleaved accumulators combined in a fixed order.
+static inline double loom__dot_f64(const float *restrict a, const float *restrict b, int64_t n) {
+    double acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += (double)a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += (double)a[i] * b[i];
+    double s = 0.0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
+}
+
 /// Sum of (x[i] - c)^2 in double.
 static inline double loom__sumsqdev_f64(const float *restrict x, int64_t n, double c) {
     double acc[16] = {0};

@@ -1,12 +1,13 @@
-// Row-wise softmax, LayerNorm and RMSNorm over the last axis of a [rows, cols] buffer.
-// Statistics accumulate in double; each row is handled by one thread. x and y may alias.
+// Row-wise kernels over the last axis of a [rows, cols] buffer: softmax and its backward, the
+// online-softmax step of block-wise attention, LayerNorm/RMSNorm and their backward. Statistics
+// accumulate in double; each row is handled by one thread. x and y may alias.
 #include "loom_internal.h"
 
 typedef struct {
     const float *x;
     float *y;
     int64_t cols;
-    float eps;
+    float param;   // eps of the norms; the gradient scale of the softmax backward
 } rows_ctx;
 
 static void softmax_range(void *vctx, int64_t begin, int64_t end) {
@@ -31,7 +32,7 @@ static void layernorm_range(void *vctx, int64_t begin, int64_t end) {
         const double mean = loom__sum_f64(x, n) / (double)n;
         const double var = loom__sumsqdev_f64(x, n, mean) / (double)n;
         const float fmean = (float)mean;
-        const float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
+        const float rstd = (float)(1.0 / sqrt(var + (double)c->param));
         LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = (x[j] - fmean) * rstd;
     }
 }
@@ -43,15 +44,15 @@ static void rmsnorm_range(void *vctx, int64_t begin, int64_t end) {
         const float *x = c->x + r * n;
         float *y = c->y + r * n;
         const double ms = loom__sumsqdev_f64(x, n, 0.0) / (double)n;
-        const float rstd = (float)(1.0 / sqrt(ms + (double)c->eps));
+        const float rstd = (float)(1.0 / sqrt(ms + (double)c->param));
         LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = x[j] * rstd;
     }
 }
 
 static void run_rows(loom_range_fn fn, const float *x, float *y, int64_t rows, int64_t cols,
-                     float eps) {
+                     float param) {
     if (rows <= 0 || cols <= 0) return;
-    rows_ctx c = {x, y, cols, eps};
+    rows_ctx c = {x, y, cols, param};
     loom__parallel_for(rows, rows * cols, fn, &c);
 }
 
@@ -133,35 +134,20 @@ void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t 
     loom__parallel_for(rows, rows * cols, norm_backward_range, &c);
 }
 
-typedef struct {
-    const float *p;
-    float *g;
-    int64_t cols;
-    float scale;
-} softmax_backward_ctx;
-
+// g ← p ⊙ (g − Σ g·p) · scale over each row (x = p, y = g, param = scale).
 static void softmax_backward_range(void *vctx, int64_t begin, int64_t end) {
-    const softmax_backward_ctx *c = (const softmax_backward_ctx *)vctx;
+    const rows_ctx *c = (const rows_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
-        const float *restrict p = c->p + r * n;
-        float *restrict g = c->g + r * n;
-        double acc[16] = {0};
-        int64_t j = 0;
-        for (; j + 16 <= n; j += 16)
-            for (int k = 0; k < 16; k++) acc[k] += (double)g[j + k] * p[j + k];
-        for (int k = 0; j < n; j++, k++) acc[k] += (double)g[j] * p[j];
-        double inner = 0;
-        for (int k = 0; k < 16; k++) inner += acc[k];
-        const float dot = (float)inner, scale = c->scale;
+        const float *restrict p = c->x + r * n;
+        float *restrict g = c->y + r * n;
+        const float dot = (float)loom__dot_f64(g, p, n), scale = c->param;
         LOOM_SIMD for (int64_t i = 0; i < n; i++) g[i] = p[i] * (g[i] - dot) * scale;
     }
 }
 
 void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale) {
-    if (rows <= 0 || cols <= 0) return;
-    softmax_backward_ctx c = {p, g, cols, scale};
-    loom__parallel_for(rows, rows * cols, softmax_backward_range, &c);
+    run_rows(softmax_backward_range, p, g, rows, cols, scale);
 }
 
 void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
