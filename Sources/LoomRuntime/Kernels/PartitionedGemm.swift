@@ -6,11 +6,12 @@ extension KernelLibrary {
     /// duplicated packing and wake-ups than the second core gives back.
     public static let partitionedGEMMThreshold = 1 << 20
 
-    /// One row-major `C = alpha·op(A)·op(B) + beta·C` (C is [m, n], leading dimension `ldc`) spread over the
-    /// team by slabs of C, each slab one single-threaded `cblas_sgemm` followed by `epilogue` on that
-    /// slab while it is cache-hot. OpenBLAS itself stays single-threaded (see `Threading`): Loom's
-    /// threads are the only ones that touch the cores. Slabs split the longer of C's two sides, rows
-    /// in multiples of 16 and columns in multiples of 64, so each stays a well-shaped GEMM.
+    /// One row-major `C = alpha·op(A)·op(B) + beta·C` (C is [m, n], leading dimension `ldc`) spread
+    /// over the team by slabs of C, each slab one single-threaded `cblas_sgemm` followed by
+    /// `epilogue` on that slab while it is cache-hot. OpenBLAS itself stays single-threaded (see
+    /// `Threading`): Loom's threads are the only ones that touch the cores. Slabs split the rows in
+    /// multiples of 16, or the columns in multiples of 64 when C is wider than tall and has at least
+    /// 128 columns, so each stays a well-shaped GEMM.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -25,8 +26,8 @@ extension KernelLibrary {
             epilogue?(r0, c0, rows, cols)
         }
         let workers = Int(loom_get_num_threads())
-        let splitRows = m >= n ? m >= 32 : n < 128
-        guard workers > 1, m * n * k >= partitionedGEMMThreshold, (splitRows ? m >= 32 : n >= 128) else {
+        let splitRows = m >= n || n < 128
+        guard workers > 1, m * n * k >= partitionedGEMMThreshold, !splitRows || m >= 32 else {
             slab(0, m, 0, n)
             return
         }
