@@ -7,14 +7,14 @@ weights are random.
 Usage: peer.py CASE [--repeats N] [--warmup W] [--threads T] [--json]
 Cases: sample-ig-s2-b8, sample-igcfg-s2-b8, sample-ig-s4-b1.
 """
-import argparse
 import json
 import math
 import os
 import resource
-import statistics
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import peer_common  # noqa: E402  (Benchmarks/peer_common.py)
 
 PRESETS = {"S": dict(dim=384, depth=12, heads=6)}
 CASES = {
@@ -28,17 +28,7 @@ GUIDE_W, CFG_S, DT = 1.5, 1.5, -1.0 / 50
 
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.case not in CASES:
-        print(f"no JAX peer for case '{args.case}'; cases: {', '.join(CASES)}", file=sys.stderr)
-        sys.exit(2)
-    return args
+    return peer_common.parse_args(__doc__, CASES, what="JAX peer case")
 
 
 def init_params(key, dim, depth, patch):
@@ -153,21 +143,20 @@ def main():
     preset, patch, batch, cfg = CASES[args.case]
     shape = PRESETS[preset]
     params = init_params(jax.random.PRNGKey(0), shape["dim"], shape["depth"], patch)
-    step = build_step(shape["dim"], shape["depth"], shape["heads"], patch, cfg)
+    step_fn = build_step(shape["dim"], shape["depth"], shape["heads"], patch, cfg)
     key = jax.random.PRNGKey(1)
     x = jax.random.normal(key, (batch, IN_CH, RES, RES), jnp.float32)
     t = jnp.ones((batch,), jnp.float32)
     y = jax.random.randint(key, (batch,), 0, NUM_CLASSES)
     for i in range(max(args.warmup, 1)):                  # the first call compiles
-        x = step(params, x, t, y).block_until_ready()
+        x = step_fn(params, x, t, y).block_until_ready()
         print(f"warmup {i + 1}", file=sys.stderr)
-    times = []
-    for i in range(args.repeats):
-        t0 = time.perf_counter()
-        x = step(params, x, t, y).block_until_ready()
-        times.append(time.perf_counter() - t0)
-        print(f"repeat {i + 1}/{args.repeats}: {times[-1] * 1e3:.1f} ms", file=sys.stderr)
-    med = statistics.median(times)
+    state = {"x": x}
+
+    def step():
+        state["x"] = step_fn(params, state["x"], t, y).block_until_ready()
+
+    times, med = peer_common.time_steps(step, args.repeats)
     result = {"impl": "jax-jit", "case": args.case, "times_ms": [round(s * 1e3, 3) for s in times],
               "median_ms": round(med * 1e3, 3), "images_per_s": round(batch / med, 3),
               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -5,13 +5,14 @@ with an Internal Guidance (IG) head, written from scratch for timing only.
 Usage: peer.py CASE [--repeats N] [--warmup W] [--threads T] [--compile] [--json]
 See Benchmarks/pytorch/README.md for the cases and what they measure.
 """
-import argparse
 import json
 import math
+import os
 import resource
-import statistics
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import peer_common  # noqa: E402  (Benchmarks/peer_common.py)
 
 try:
     import torch
@@ -202,20 +203,8 @@ def make_sample_step(fwd, batch, cfg):
 
 # ----------------------------------------------------------------- main ----
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.case not in CASES:
-        print(f"unknown case '{args.case}'; cases: {', '.join(CASES)}", file=sys.stderr)
-        sys.exit(2)
-    if args.repeats < 1:
-        ap.error("--repeats must be >= 1")
-    return args
+    return peer_common.parse_args(__doc__, CASES,
+                                  extra=lambda ap: ap.add_argument("--compile", action="store_true"))
 
 
 def main():
@@ -264,14 +253,7 @@ def main():
             print(f"torch.compile failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             sys.exit(3)
 
-    times = []
-    for i in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-        print(f"repeat {i + 1}/{args.repeats}: {times[-1] * 1e3:.1f} ms", file=sys.stderr)
-
-    med = statistics.median(times)
+    times, med = peer_common.time_steps(step, args.repeats)
     result = {
         "impl": "pytorch-compile" if args.compile else "pytorch-eager",
         "case": args.case,
