@@ -55,9 +55,9 @@ struct FusionPlan {
 
 /// Fusion for the CPU: norm + adaLN modulate, GEMM + bias (+ activation) epilogues, attention
 /// (inference graphs; read token-major from the qkv projection when the head split allows), then
-/// maximal elementwise chains. Each fused kernel keeps the primitive
-/// subgraph it replaces as its reference lowering (tests compare both). Refused fusions leave a
-/// remark in the graph, printed in IR dumps.
+/// maximal elementwise chains. Each fused kernel keeps the primitive subgraph it replaces as its
+/// reference lowering (tests compare both). Refused fusions leave a remark in the graph, printed in
+/// IR dumps.
 public struct FusionPass: GraphPass {
     public let name = "fusion"
 
