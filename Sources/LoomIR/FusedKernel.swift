@@ -27,6 +27,11 @@ public enum FusedKernel: Equatable, Sendable {
     /// (x, dy) → dx, one pass per row that recomputes the mean and rstd from x instead of reading
     /// saved statistics or the normalised value.
     case normBackward(eps: Float, rms: Bool)
+    /// Σᵢ Σⱼ xᵢ[j]² over any number of operands → f32[]: the squared global gradient norm in one
+    /// pass (replaces a `square` and a `reduce_sum` per gradient and the chain of adds).
+    case sumSquares
+    /// The optimizer step over every trainable parameter in one launch (see `AdamWUpdate`).
+    case adamw(AdamWUpdate)
 
     public var mnemonic: String {
         switch self {
@@ -37,6 +42,8 @@ public enum FusedKernel: Equatable, Sendable {
         case .tokenAttention: return "token_attention"
         case .tokenAttentionBackward: return "token_attention_backward"
         case .normBackward: return "norm_backward"
+        case .sumSquares: return "sum_squares"
+        case .adamw: return "adamw"
         }
     }
 }

@@ -307,6 +307,7 @@ enum IROpKind {
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
     case stopGradient
     case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward, normBackward
+    case sumSquares, adamw
 
     init?(_ mnemonic: String) {
         if let f = UnaryFunction(rawValue: mnemonic) { self = .unary(f); return }
@@ -345,6 +346,8 @@ enum IROpKind {
         case "token_attention": self = .tokenAttention
         case "token_attention_backward": self = .tokenAttentionBackward
         case "norm_backward": self = .normBackward
+        case "sum_squares": self = .sumSquares
+        case "adamw": self = .adamw
         default: return nil
         }
     }
@@ -367,6 +370,15 @@ enum IROpKind {
         case .normBackward: return .fused(.normBackward(eps: try a.float("eps"), rms: try a.flag("rms")))
         case .tokenAttentionBackward:
             return .fused(.tokenAttentionBackward(heads: try a.int("heads"), scale: try a.float("scale")))
+        case .sumSquares: return .fused(.sumSquares)
+        case .adamw:
+            let update = AdamWUpdate(segments: try a.int("segments"), beta1: try a.float("beta1"), beta2: try a.float("beta2"),
+                                     eps: try a.float("eps"), clip: try a.flag("clip"), decay: try a.flag("decay"),
+                                     ema: try a.flag("ema"))
+            guard update.segments > 0, update.operandCount == operandCount else {
+                throw IRError("adamw with segments=\(update.segments) takes \(update.operandCount) operands, got \(operandCount)")
+            }
+            return .fused(.adamw(update))
         case .input: return .input(name: name!)
         case .parameter(let trainable):
             return .parameter(name: name!, initializer: try a.initializer("init"), trainable: trainable)

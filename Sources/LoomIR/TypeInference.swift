@@ -234,6 +234,32 @@ public enum TypeInference {
                 throw IRError("token_attention_backward needs qkv [B, T, 3·\(heads)·d] and dy [B, T, \(heads)·d]; got \(qkv), \(dy)")
             }
             return qkv
+        case .sumSquares:
+            guard !inputs.isEmpty else { throw IRError("sum_squares needs at least one operand") }
+            return TensorType(.f32, [])
+        case .adamw(let u):
+            return try inferAdamW(u, inputs)
         }
+    }
+}
+
+extension TypeInference {
+    /// `adamw`: gradients and state segments of matching shapes, rank-0 scalars; the flat state.
+    static func inferAdamW(_ u: AdamWUpdate, _ inputs: [TensorType]) throws -> TensorType {
+        guard u.segments > 0, inputs.count == u.operandCount else {
+            throw IRError("adamw with segments=\(u.segments)\(u.clip ? ", clip" : "")\(u.decay ? ", decay" : "")\(u.ema ? ", ema" : "") takes \(u.operandCount) operands, got \(inputs.count)")
+        }
+        var total = 0
+        for i in 0..<u.segments {
+            let g = inputs[i]
+            for part in 0..<u.stateParts where inputs[u.stateOperand(part: part, segment: i)].shape != g.shape {
+                throw IRError("adamw segment \(i): state part \(part) is \(inputs[u.stateOperand(part: part, segment: i)]), the gradient \(g)")
+            }
+            total += g.elementCount
+        }
+        for i in u.firstScalar..<inputs.count where inputs[i].rank != 0 {
+            throw IRError("adamw operand \(i) must be a scalar f32[], got \(inputs[i])")
+        }
+        return TensorType(.f32, [u.stateParts * total])
     }
 }

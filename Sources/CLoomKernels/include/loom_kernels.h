@@ -127,4 +127,29 @@ void loom_rotate_pairs(const float *x, float *y, int64_t n);
 }
 #endif
 
+/// Σᵢ Σⱼ x_i[j]² over `segments` arrays, segment i holding start[i + 1] − start[i] elements
+/// (start has segments + 1 entries, start[0] = 0); accumulated in double, in a fixed order of
+/// blocks whatever the team size.
+float loom_sum_squares(const float *const *x, const int64_t *start, int64_t segments);
+
+/// Scalars and switches of one AdamW + EMA step (see loom_adamw).
+typedef struct {
+    float beta1, beta2, eps;
+    float step;          // lr / (1 − β₁ᵗ)
+    float sqrt_bias2;    // √(1 − β₂ᵗ)
+    float coef;          // gradient clipping factor, used when clip
+    float decay_factor;  // 1 − lr·wd, used when decay
+    float ema_decay, ema_keep;  // d and 1 − d, used when ema
+    int clip, decay, ema;
+} loom_adamw_scalars;
+
+/// AdamW (bias corrected, decoupled weight decay) and the EMA over `segments` parameters in one
+/// pass: segment i has start[i + 1] − start[i] elements, gradient g[i], parameter p[i], moments
+/// m[i], v[i] and EMA e[i] (e unused without ema). The new state goes to out = [p | m | v | e],
+/// each part start[segments] elements long, segment i at offset start[i]; out may be the state
+/// itself laid out that way (an in-place update).
+void loom_adamw(const float *const *g, const float *const *p, const float *const *m, const float *const *v,
+                const float *const *e, const int64_t *start, int64_t segments, float *out,
+                loom_adamw_scalars scalars);
+
 #endif

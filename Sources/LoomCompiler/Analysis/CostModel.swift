@@ -169,6 +169,15 @@ public enum CostModel {
             let scores = b * heads * t * t
             cost.macs = 5 * scores * (width / heads)
             cost.flops = 2 * cost.macs + (softmaxFlopsPerElement + 4) * scores
+        case .sumSquares:
+            // A square and a summed element per input element, one add per extra operand.
+            let elements = operands.reduce(0) { $0 + $1.elementCount }
+            cost.flops = (unaryFlopsPerElement + reduceFlopsPerInputElement) * elements + operands.count - 1
+        case .adamw(let u):
+            // Per element, as the primitive graph: m (3), v (4), the denominator (3), the step (3),
+            // plus the clip (1), the weight decay (1) and the EMA (3) when present.
+            let elements = out / u.stateParts
+            cost.flops = (13 + (u.clip ? 1 : 0) + (u.decay ? 1 : 0) + (u.ema ? 3 : 0)) * elements
         }
         return cost
     }

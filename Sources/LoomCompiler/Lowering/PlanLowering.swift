@@ -35,7 +35,16 @@ public enum PlanLowering {
         var groupOf: [Int: Int] = [:]
         for (concat, members) in views { for m in members { groupOf[m] = concat } }
         var viewOffsets: [Int: Int] = [:]
+        // The fused optimizer's state goes first, back to back, so `adamw` updates it in one pass
+        // in place; its slices (the `update.*` values) are views of the region.
+        let stateOffsets = try layOutOptimizerState(graph, views: views, parameterOffsets: &parameterOffsets,
+                                                    viewOffsets: &viewOffsets, parameterBytes: &parameterBytes)
         for node in graph.nodes {
+            if stateOffsets.launches[node.id] != nil { continue }
+            if let offset = sliceOfState(node, stateOffsets.launches) {
+                viewOffsets[node.id] = offset
+                continue
+            }
             switch node.op {
             case .parameter where parameterOffsets[node.id] != nil:
                 break
@@ -63,6 +72,7 @@ public enum PlanLowering {
         }
         var lastRead = [Int](repeating: -1, count: count)
         for node in graph.nodes { for operand in node.inputs { lastRead[buffers.root[operand]] = node.id } }
+        try checkInPlaceState(graph, stateOffsets.launches, lastRead: lastRead)
         // Training updates are written straight into the parameter they replace when nothing reads
         // the old value afterwards: no pinned copy, no write-back.
         var updateTargets: [Int: Int] = [:]
@@ -118,7 +128,7 @@ public enum PlanLowering {
         let memory = MemoryPlanner.plan(requests, alignment: alignment)
         var locations: [ValueLocation] = []
         for node in graph.nodes {
-            if let offset = parameterOffsets[node.id] {
+            if let offset = parameterOffsets[node.id] ?? stateOffsets.launches[node.id] {
                 locations.append(.parameter(offset))
             } else if let offset = viewOffsets[node.id] {
                 locations.append(.parameterView(offset))

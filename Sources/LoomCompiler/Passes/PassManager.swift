@@ -19,10 +19,11 @@ public struct PassManager {
         self.passes = passes
     }
 
-    /// The standard pipeline: simplify, hoist the conditioning GEMMs, fusion, simplify again.
+    /// The standard pipeline: simplify, hoist the conditioning GEMMs, fuse the optimizer, fusion,
+    /// simplify again.
     public static func standard(fuse: Bool = true) -> PassManager {
         var passes: [GraphPass] = [SimplifyPass(), HoistConditioningPass()]
-        if fuse { passes += [FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
+        if fuse { passes += [OptimizerFusionPass(), FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
         return PassManager(passes: passes)
     }
 

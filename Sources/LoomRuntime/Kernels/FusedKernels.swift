@@ -30,6 +30,10 @@ extension KernelLibrary {
             loom_norm_backward_rows(x[0].floats, x[1].floats, y.floats, Int64(y.count / max(cols, 1)), Int64(cols), eps, rms ? 1 : 0)
         case .tokenAttentionBackward(let heads, let scale):
             tokenAttentionBackward(qkv: x[0], dy: x[1], dqkv: y, heads: heads, scale: scale)
+        case .sumSquares:
+            sumSquares(x, y)
+        case .adamw(let update):
+            adamw(update, x, y)
         case .tokenAttention(let heads, let scale):
             let (b, t, width) = (x[0].shape[0], x[0].shape[1], x[0].shape[2] / 3)
             let d = width / heads

@@ -66,6 +66,17 @@ final class LoweringTests: XCTestCase {
         for id in launches { for operand in Set(graph.nodes[id].inputs.map { base[$0] }) { readers[operand].append(id) } }
         for node in graph.nodes {
             guard case .parameterView(let offset) = plan.locations[node.id] else { continue }
+            if case .slice(0, let start, let end) = node.op {
+                // A slice of a value written into the parameter region (the optimizer's state).
+                let source = node.inputs[0]
+                guard case .parameter(let at) = plan.locations[source], isLaunch.contains(source),
+                      offset == at + 4 * start, end <= graph.nodes[source].type.elementCount else {
+                    problems.append("parameter view \(describe(node.id)) is not inside \(describe(source))")
+                    continue
+                }
+                readers[source] += readers[node.id]
+                continue
+            }
             var expected = offset
             for member in node.inputs {
                 guard case .parameter = graph.nodes[member].op, case .parameter(let at) = plan.locations[member], at == expected else {
@@ -428,14 +439,25 @@ final class LoweringTests: XCTestCase {
             XCTAssertTrue(problems.isEmpty, "fuse \(fuse):\n" + problems.prefix(20).joined(separator: "\n"))
             XCTAssertGreaterThan(plan.memory.inPlaceCount, 0)
             // Every optimizer update goes straight into its parameter: nothing reads the old
-            // weights or moments after the update is computed.
+            // weights or moments after the update is computed. Fused, the updates are views of
+            // the `adamw` result at their parameters' own offsets.
             let updates = plan.graph.outputs.filter { $0.name.hasPrefix(Plan.updatePrefix) }
             XCTAssertFalse(updates.isEmpty)
+            let offsets = Dictionary(uniqueKeysWithValues: plan.parameterTable.map { ($0.name, $0.offset) })
             for output in updates {
-                guard case .parameter = plan.locations[output.node] else {
-                    XCTFail("fuse \(fuse): \(output.name) is not written into its parameter (\(plan.locations[output.node]))")
-                    continue
+                var id = output.node
+                while case .alias(let other) = plan.locations[id] { id = other }
+                let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+                switch plan.locations[id] {
+                case .parameter(let at), .parameterView(let at):
+                    XCTAssertEqual(at, offsets[key], "fuse \(fuse): \(output.name) is written at \(at), its parameter lies at \(offsets[key] ?? -1)")
+                default:
+                    XCTFail("fuse \(fuse): \(output.name) is not written into its parameter (\(plan.locations[id]))")
                 }
+            }
+            if fuse {
+                XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "adamw" }.count, 1)
+                XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "sum_squares" }.count, 1)
             }
             // The planner's own check agrees.
             let (_, requests, memory) = try PlanLowering.analyze(plan.graph)
