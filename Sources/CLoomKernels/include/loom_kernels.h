@@ -152,4 +152,29 @@ void loom_adamw(const float *const *g, const float *const *p, const float *const
                 const float *const *e, const int64_t *start, int64_t segments, float *out,
                 loom_adamw_scalars scalars);
 
+/// Floats of scratch loom_sgemm needs for an [m, n] result over depth k (packed op(B) and one
+/// packed block of op(A), plus alignment slack).
+int64_t loom_sgemm_scratch_floats(int64_t m, int64_t n, int64_t k);
+
+/// Single-threaded row-major C[m, n] = alpha·op(A)·op(B) (+ C when `accumulate`) (+ bias[n] when not
+/// NULL), op(A) [m, k] (A stored [k, m] when trans_a), op(B) [k, n] (B stored [n, k] when trans_b).
+/// `scratch` holds loom_sgemm_scratch_floats(m, n, k) floats. Each element of C is computed the same
+/// way whatever rows or columns a call covers, so slabs of C on different threads give the bits of
+/// one call.
+void loom_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc, const float *bias, float *scratch);
+
+/// Columns per packed panel of op(B) (offsets into a packed B must be multiples of this).
+int64_t loom_sgemm_panel_width(void);
+/// Floats of a whole packed op(B) [k, n].
+int64_t loom_sgemm_packed_b_floats(int64_t n, int64_t k);
+/// Packs op(B) [k, n] (B stored [n, k] when trans_b) for loom_sgemm_prepacked: panel p (columns
+/// p·w..<p·w+w, w = loom_sgemm_panel_width()) at packed + p·w·k.
+void loom_sgemm_pack_b(int trans_b, int64_t n, int64_t k, const float *b, int64_t ldb, float *packed);
+/// loom_sgemm with op(B) already packed (columns from a panel boundary): the same bits, without
+/// packing B on every call. `scratch` holds loom_sgemm_scratch_floats(m, n, k) floats.
+void loom_sgemm_prepacked(int trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                          const float *packed_b, int accumulate, float *c, int64_t ldc, const float *bias,
+                          float *scratch);
+
 #endif

@@ -1,5 +1,4 @@
 import CLoomKernels
-import COpenBLAS
 import Foundation
 
 /// Where the heads of an attention operand live: element (b, h, row, col) is at
@@ -19,7 +18,7 @@ struct AttentionOperands {
 
 extension KernelLibrary {
     /// Per (batch, head): scores = q·kᵀ·scale into a [T, S] scratch row block, softmax, then ·v
-    /// into y. Heads are spread over the team, one head per thread at a time with OpenBLAS
+    /// into y. Heads are spread over the team, one head per thread at a time with the GEMMs
     /// single-threaded inside; each head is computed by exactly one thread, so results do not
     /// depend on the team size. The scratch is kept between calls (no allocation per launch once
     /// the largest attention of a plan has run).
@@ -40,11 +39,11 @@ extension KernelLibrary {
             let k = o.k + b * o.kLayout.batch + h * o.kLayout.head
             let v = o.v + b * o.vLayout.batch + h * o.vLayout.head
             let y = o.y + b * o.yLayout.batch + h * o.yLayout.head
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(s), Int32(d), scale,
-                        q, Int32(o.qLayout.row), k, Int32(o.kLayout.row), 0, scores, Int32(s))
+            gemm(worker: worker, transposeA: false, transposeB: true, m: t, n: s, k: d, alpha: scale,
+                 a: q, lda: o.qLayout.row, b: k, ldb: o.kLayout.row, c: scores, ldc: s)
             loom_softmax_rows(scores, scores, Int64(t), Int64(s))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(s), 1,
-                        scores, Int32(s), v, Int32(o.vLayout.row), 0, y, Int32(o.yLayout.row))
+            gemm(worker: worker, transposeA: false, transposeB: false, m: t, n: e, k: s, alpha: 1,
+                 a: scores, lda: s, b: v, ldb: o.vLayout.row, c: y, ldc: o.yLayout.row)
         }
     }
 }
@@ -77,13 +76,13 @@ extension KernelLibrary {
             let y = o.y + b * o.yLayout.batch + h * o.yLayout.head
             for start in stride(from: 0, to: s, by: block) {
                 let n = min(block, s - start)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(n), Int32(d), scale,
-                            q, Int32(o.qLayout.row), k + start * o.kLayout.row, Int32(o.kLayout.row), 0, scores, Int32(n))
+                gemm(worker: worker, transposeA: false, transposeB: true, m: t, n: n, k: d, alpha: scale,
+                     a: q, lda: o.qLayout.row, b: k + start * o.kLayout.row, ldb: o.kLayout.row, c: scores, ldc: n)
                 loom_online_softmax_block(scores, Int64(t), Int64(n), rowMax, rowSum, y, Int64(o.yLayout.row),
                                           Int64(e), start == 0 ? 1 : 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(e), Int32(n), 1,
-                            scores, Int32(n), v + start * o.vLayout.row, Int32(o.vLayout.row), start == 0 ? 0 : 1,
-                            y, Int32(o.yLayout.row))
+                gemm(worker: worker, transposeA: false, transposeB: false, m: t, n: e, k: n, alpha: 1,
+                     a: scores, lda: n, b: v + start * o.vLayout.row, ldb: o.vLayout.row, accumulate: start != 0,
+                     c: y, ldc: o.yLayout.row)
             }
             for row in 0..<t {
                 let inverse = 1 / rowSum[row]
@@ -104,21 +103,25 @@ extension KernelLibrary {
         let workers = max(1, min(Int(loom_get_num_threads()), count))
         let scratch = AttentionScratch.shared.buffer(floats: 2 * t * t * workers)
         let (src, grad, out) = (qkv.floats, dy.floats, dqkv.floats)
-        let (ld, ldy) = (Int32(3 * width), Int32(width))
-        let (ti, di) = (Int32(t), Int32(d))
+        let (ld, ldy) = (3 * width, width)
         Threading.perEntryParallel(count) { worker, index in
             let (b, h) = (index / heads, index % heads)
             let p = scratch + worker * 2 * t * t, dp = p + t * t          // [T, T] each
             let q = src + b * t * 3 * width + h * d, k = q + width, v = q + 2 * width
             let dq = out + b * t * 3 * width + h * d, dk = dq + width, dv = dq + 2 * width
             let g = grad + b * t * width + h * d                           // rows `width` apart
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ti, ti, di, scale, q, ld, k, ld, 0, p, ti)
+            gemm(worker: worker, transposeA: false, transposeB: true, m: t, n: t, k: d, alpha: scale,
+                 a: q, lda: ld, b: k, ldb: ld, c: p, ldc: t)
             loom_softmax_rows(p, p, Int64(t), Int64(t))
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ti, di, ti, 1, p, ti, g, ldy, 0, dv, ld)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ti, ti, di, 1, g, ldy, v, ld, 0, dp, ti)
+            gemm(worker: worker, transposeA: true, transposeB: false, m: t, n: d, k: t, alpha: 1,
+                 a: p, lda: t, b: g, ldb: ldy, c: dv, ldc: ld)
+            gemm(worker: worker, transposeA: false, transposeB: true, m: t, n: t, k: d, alpha: 1,
+                 a: g, lda: ldy, b: v, ldb: ld, c: dp, ldc: t)
             loom_softmax_backward_rows(p, dp, Int64(t), Int64(t), scale)    // dp ← dS·scale
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ti, di, ti, 1, dp, ti, k, ld, 0, dq, ld)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ti, di, ti, 1, dp, ti, q, ld, 0, dk, ld)
+            gemm(worker: worker, transposeA: false, transposeB: false, m: t, n: d, k: t, alpha: 1,
+                 a: dp, lda: t, b: k, ldb: ld, c: dq, ldc: ld)
+            gemm(worker: worker, transposeA: true, transposeB: false, m: t, n: d, k: t, alpha: 1,
+                 a: dp, lda: t, b: q, ldb: ld, c: dk, ldc: ld)
         }
     }
 }

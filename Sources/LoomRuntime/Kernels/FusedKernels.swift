@@ -51,15 +51,16 @@ extension KernelLibrary {
     /// y = x·Wᵀ + bias, then the activation: one GEMM split into slabs over the team
     /// (`partitionedGEMM`), each slab's epilogue run by its thread while the slab is cache-hot.
     /// Few rows (batch-1 steps) split the columns, so both threads still get work.
-    static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?) {
+    static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?,
+                       packedWeight: UnsafePointer<Float>? = nil) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
         guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
         partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
-                        a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n) { r0, c0, m, cols in
-            loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), bp + c0, act)
+                        a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n, bias: bp, packedB: packedWeight) { r0, c0, m, cols in
+            if act >= 0 { loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), nil, act) }
         }
     }
 

@@ -1,5 +1,4 @@
 import CLoomKernels
-import COpenBLAS
 import LoomIR
 
 extension KernelLibrary {
@@ -12,7 +11,6 @@ extension KernelLibrary {
         let m = y.shape[y.shape.count - 2], n = y.shape[y.shape.count - 1]
         let k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1]
         let lda = Int32(a.shape[ra - 1]), ldb = Int32(b.shape[rb - 1])
-        let opA = transposeA ? CblasTrans : CblasNoTrans, opB = transposeB ? CblasTrans : CblasNoTrans
         let batchShape = Array(y.shape.dropLast(2))
         let batch = batchShape.reduce(1, *)
         if rb == 2 && (!transposeA || batch == 1) {
@@ -41,10 +39,10 @@ extension KernelLibrary {
         // entry is one GEMM split into slabs over the team.
         let workers = Int(loom_get_num_threads())
         if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
-            Threading.perEntryParallel(batch) { _, index in
+            Threading.perEntryParallel(batch) { worker, index in
                 let (entryA, entryB) = operands(index)
-                cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1,
-                            entryA, lda, entryB, ldb, 0, yp + index * m * n, Int32(n))
+                gemm(worker: worker, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                     a: entryA, lda: Int(lda), b: entryB, ldb: Int(ldb), c: yp + index * m * n, ldc: n)
             }
         } else {
             for index in 0..<batch {

@@ -1,43 +1,90 @@
 import CLoomKernels
-import COpenBLAS
+import Foundation
 
 extension KernelLibrary {
     /// Multiply-adds below which a single GEMM runs on one thread: splitting it costs more in
     /// duplicated packing and wake-ups than the second core gives back.
     public static let partitionedGEMMThreshold = 1 << 20
 
-    /// One row-major `C = alpha·op(A)·op(B) + beta·C` (C is [m, n], leading dimension `ldc`) spread
-    /// over the team by slabs of C, each slab one single-threaded `cblas_sgemm` followed by
-    /// `epilogue` on that slab while it is cache-hot. OpenBLAS itself stays single-threaded (see
-    /// `Threading`): Loom's threads are the only ones that touch the cores. Slabs split the rows in
-    /// multiples of 16, or the columns in multiples of 64 when C is wider than tall and has at least
-    /// 128 columns, so each stays a well-shaped GEMM.
+    /// One row-major `C = alpha·op(A)·op(B) + beta·C (+ bias)` (C is [m, n], leading dimension `ldc`) spread
+    /// over the team by slabs of C, each slab one single-threaded `loom_sgemm` (Loom's own packed
+    /// AVX2 GEMM, bias added in its micro-kernel's store) followed by `epilogue` on that slab while
+    /// it is cache-hot. Slabs split the rows in multiples of 16, or the columns in multiples of 96
+    /// (whole panels of the packed B) when C is wider than tall and has at least 128 columns, so each
+    /// stays a well-shaped GEMM. `packedB` is op(B) already packed by `loom_sgemm_pack_b` (weights
+    /// packed once per plan, see `PackedWeights`).
+    /// Every element is computed the same way in any slab, so the result does not depend on the
+    /// team size.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                                packedB: UnsafePointer<Float>? = nil,
                                 epilogue: ((_ row: Int, _ col: Int, _ rows: Int, _ cols: Int) -> Void)? = nil) {
         guard m > 0, n > 0 else { return }
-        let opA = transposeA ? CblasTrans : CblasNoTrans, opB = transposeB ? CblasTrans : CblasNoTrans
-        func slab(_ r0: Int, _ rows: Int, _ c0: Int, _ cols: Int) {
+        let panel = Int(loom_sgemm_panel_width())
+        func slab(_ worker: Int, _ r0: Int, _ rows: Int, _ c0: Int, _ cols: Int) {
             let aStart = transposeA ? a + r0 : a + r0 * lda
-            let bStart = transposeB ? b + c0 * ldb : b + c0
-            cblas_sgemm(CblasRowMajor, opA, opB, Int32(rows), Int32(cols), Int32(k), alpha,
-                        aStart, Int32(lda), bStart, Int32(ldb), beta, c + r0 * ldc + c0, Int32(ldc))
+            let scratch = GemmScratch.shared.buffer(worker: worker,
+                                                    floats: Int(loom_sgemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))
+            let out = c + r0 * ldc + c0
+            if beta != 0 && beta != 1 {
+                for row in 0..<rows { for col in 0..<cols { out[row * ldc + col] *= beta } }
+            }
+            let (accumulate, slabBias) = (Int32(beta != 0 ? 1 : 0), bias.map { $0 + c0 })
+            if let packedB {
+                // Slabs start on panel boundaries (columns split in multiples of 96).
+                loom_sgemm_prepacked(transposeA ? 1 : 0, Int64(rows), Int64(cols), Int64(k), alpha, aStart, Int64(lda),
+                                     packedB + c0 / panel * panel * k, accumulate, out, Int64(ldc), slabBias, scratch)
+            } else {
+                let bStart = transposeB ? b + c0 * ldb : b + c0
+                loom_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(rows), Int64(cols), Int64(k), alpha,
+                           aStart, Int64(lda), bStart, Int64(ldb), accumulate, out, Int64(ldc), slabBias, scratch)
+            }
             epilogue?(r0, c0, rows, cols)
         }
         let workers = Int(loom_get_num_threads())
         let splitRows = m >= n || n < 128
         guard workers > 1, m * n * k >= partitionedGEMMThreshold, !splitRows || m >= 32 else {
-            slab(0, m, 0, n)
+            slab(0, 0, m, 0, n)
             return
         }
-        let (length, align) = splitRows ? (m, 16) : (n, 64)
+        let (length, align) = splitRows ? (m, 16) : (n, 96)
         let units = (length + align - 1) / align
         let pieces = min(workers, units)
-        Threading.perEntryParallel(pieces) { _, piece in
+        Threading.perEntryParallel(pieces) { worker, piece in
             let start = units * piece / pieces * align, end = min(length, units * (piece + 1) / pieces * align)
             guard end > start else { return }
-            if splitRows { slab(start, end - start, 0, n) } else { slab(0, m, start, end - start) }
+            if splitRows { slab(worker, start, end - start, 0, n) } else { slab(worker, 0, m, start, end - start) }
         }
+    }
+
+    /// Single-threaded `loom_sgemm` with the scratch of `worker`, for callers that already own a thread.
+    static func gemm(worker: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool = false,
+                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        let scratch = GemmScratch.shared.buffer(worker: worker, floats: Int(loom_sgemm_scratch_floats(Int64(m), Int64(n), Int64(k))))
+        loom_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                   accumulate ? 1 : 0, c, Int64(ldc), nil, scratch)
+    }
+}
+
+/// Grow-only packing scratch for `loom_sgemm`, one buffer per worker of the team (a worker index
+/// is used by one thread at a time), kept between launches: no allocation per GEMM once the
+/// largest shape of a plan has run.
+final class GemmScratch: @unchecked Sendable {
+    static let shared = GemmScratch()
+    private var buffers: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+    private let lock = NSLock()
+
+    func buffer(worker: Int, floats: Int) -> UnsafeMutablePointer<Float> {
+        lock.lock()
+        defer { lock.unlock() }
+        while buffers.count <= worker { buffers.append((.allocate(capacity: 64), 64)) }
+        if floats > buffers[worker].capacity {
+            buffers[worker].pointer.deallocate()
+            buffers[worker] = (.allocate(capacity: floats), floats)
+        }
+        return buffers[worker].pointer
     }
 }
