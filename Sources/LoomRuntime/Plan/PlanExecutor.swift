@@ -21,6 +21,8 @@ public final class PlanExecutor {
     let inputNodes: [Node]
     /// Called after each launch with (node id, seconds) when set (profiling).
     public var launchTimer: ((Int, Double) -> Void)?
+    /// Weights of the linear launches packed once (plans that do not write their parameters).
+    let packedWeights: PackedWeights?
 
     public init(plan: Plan, threads: Int = Threading.defaultThreads) {
         self.plan = plan
@@ -53,6 +55,7 @@ public final class PlanExecutor {
         let table = plan.parameterTable
         self.table = table
         inputNodes = plan.graph.inputNodes
+        packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands)
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
             guard output.name.hasPrefix(Plan.updatePrefix) else { return nil }
@@ -82,6 +85,7 @@ public final class PlanExecutor {
             }
             TensorRef(parameterRegion + entry.offset, entry.type).store(value)
         }
+        packedWeights?.stale = true
         if !missing.isEmpty {
             throw RuntimeError("missing \(missing.count) parameter(s) of the plan's table: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", …" : "")")
         }
@@ -104,6 +108,7 @@ public final class PlanExecutor {
             throw RuntimeError("parameter \"\(name)\": the plan expects \(entry.type), found \(value.type)")
         }
         TensorRef(parameterRegion + entry.offset, entry.type).store(value)
+        packedWeights?.stale = true
     }
 
     /// Current parameter and buffer values.
@@ -127,11 +132,17 @@ public final class PlanExecutor {
             refs[node.id].store(value)
         }
         Threading.setThreads(threads)
+        packedWeights?.refresh()
         for (index, id) in launches.enumerated() {
             let node = plan.graph.nodes[id]
             let start = launchTimer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             do {
-                try KernelLibrary.launch(node.op, operands[index], refs[id])
+                if let packed = packedWeights?.byLaunch[index] ?? nil, case .fused(.linear(let activation)) = node.op {
+                    let x = operands[index]
+                    KernelLibrary.linear(x[0], x[1], x[2], refs[id], activation: activation, packedWeight: packed)
+                } else {
+                    try KernelLibrary.launch(node.op, operands[index], refs[id])
+                }
             } catch let error as RuntimeError {
                 let at = node.scope.isEmpty ? "top level" : node.scope
                 throw RuntimeError("launch %\(id) (\(node.op.mnemonic)) in \(at): \(error.message)")
