@@ -157,3 +157,24 @@ void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, f
 void loom_rmsnorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
     run_rows(rmsnorm_range, x, y, rows, cols, eps);
 }
+
+void loom_softmax_apply_stats(float *s, int64_t rows, int64_t cols, const float *m, const float *l) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict row = s + r * cols;
+        const float max = m[r], inverse = 1.0f / l[r];
+        LOOM_SIMD for (int64_t j = 0; j < cols; j++) row[j] = loom__expf(row[j] - max) * inverse;
+    }
+}
+
+void loom_rows_dot_accumulate(const float *p, const float *g, int64_t rows, int64_t cols, double *dsum) {
+    for (int64_t r = 0; r < rows; r++) dsum[r] += loom__dot_f64(p + r * cols, g + r * cols, cols);
+}
+
+void loom_softmax_backward_block(const float *p, float *g, int64_t rows, int64_t cols, const double *dsum, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict pr = p + r * cols;
+        float *restrict gr = g + r * cols;
+        const float d = (float)dsum[r];
+        LOOM_SIMD for (int64_t j = 0; j < cols; j++) gr[j] = pr[j] * (gr[j] - d) * scale;
+    }
+}

@@ -93,8 +93,6 @@ void loom_reduce(int op, int rank, const int64_t *in_shape, const int32_t *reduc
 
 /// Row-wise softmax over the last axis: x, y are [rows, cols]; may alias.
 void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
-/// Softmax backward in place: g[r, j] = p[r, j]·(g[r, j] − Σₖ g[r, k]·p[r, k]) · scale, where p is
-/// the softmax output and g arrives as the gradient of p; the row sum accumulates in double.
 /// LayerNorm (rms = 0) or RMSNorm (rms = 1, without its weight) backward over rows of `cols`:
 /// dx = r·(g − mean(g) − y·mean(g·y)) (RMS: without the mean(g) term), with the statistics
 /// r = rstd and y = the normalised x recomputed from x; sums accumulate in double.
@@ -105,7 +103,16 @@ void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t 
 /// exp(m_old − m_new). `first` starts the rows (m = −inf, l = 0, y not read).
 void loom_online_softmax_block(float *s, int64_t rows, int64_t cols, float *m, float *l, float *y,
                                int64_t ldy, int64_t e, int first);
+/// Softmax backward in place: g[r, j] = p[r, j]·(g[r, j] − Σₖ g[r, k]·p[r, k]) · scale, where p is
+/// the softmax output and g arrives as the gradient of p; the row sum accumulates in double.
 void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale);
+/// Blocked attention backward, per key block (one head, one thread): s [rows, cols] holds the block's
+/// scaled scores and becomes P = exp(s − m[r]) / l[r] with the final row statistics of the whole row.
+void loom_softmax_apply_stats(float *s, int64_t rows, int64_t cols, const float *m, const float *l);
+/// dsum[r] += Σⱼ p[r, j]·g[r, j] (double accumulation), the row sums of dP ⊙ P gathered block by block.
+void loom_rows_dot_accumulate(const float *p, const float *g, int64_t rows, int64_t cols, double *dsum);
+/// g ← p ⊙ (g − dsum[r]) · scale: the softmax backward of one key block given the whole row's sums.
+void loom_softmax_backward_block(const float *p, float *g, int64_t rows, int64_t cols, const double *dsum, float scale);
 
 /// Row-wise LayerNorm without affine: y = (x - mean) / sqrt(var + eps), biased variance.
 void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps);

@@ -94,12 +94,17 @@ extension KernelLibrary {
 
     /// The gradient of `token_attention` (see `FusedKernel.tokenAttentionBackward`): per (batch,
     /// head) on one thread, the probabilities P and then dP/dS in two [T, T] scratch blocks; every
-    /// element of dqkv is written once (dq, dk, dv are disjoint column ranges of each row).
+    /// element of dqkv is written once (dq, dk, dv are disjoint column ranges of each row). Long
+    /// token counts take `blockedTokenAttentionBackward` (key blocks, [T, 256] scratch).
     static func tokenAttentionBackward(qkv: TensorRef, dy: TensorRef, dqkv: TensorRef, heads: Int, scale: Float) {
         let (batch, t, width) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
         let d = width / heads
         let count = batch * heads
         guard count > 0, t > 0 else { return }
+        if t * t > onlineSoftmaxScores {
+            blockedTokenAttentionBackward(qkv: qkv, dy: dy, dqkv: dqkv, heads: heads, scale: scale)
+            return
+        }
         let workers = max(1, min(Int(loom_get_num_threads()), count))
         let scratch = AttentionScratch.shared.buffer(floats: 2 * t * t * workers)
         let (src, grad, out) = (qkv.floats, dy.floats, dqkv.floats)

@@ -59,6 +59,28 @@ final class BackwardKernelTests: XCTestCase {
         }
     }
 
+    /// Above the online-softmax switch the gradient runs over key blocks (6 here, the last one
+    /// short) with [T, 256] scratch: the same gradients as the primitive [T, T] graph.
+    func testLongTokenAttentionBackwardOverKeyBlocks() throws {
+        let (b, t, h, d) = (1, 1500, 2, 8)
+        XCTAssertGreaterThan(t * t, KernelLibrary.onlineSoftmaxScores)
+        let graph = try Self.attentionLoss(batch: b, tokens: t, heads: h, depth: d)
+        let fast = try Autodiff.differentiate(graph, loss: "loss")
+        let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
+        // Large scores so the running max moves between key blocks.
+        let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 60, low: -3, high: 3)]
+        let parameters = ["qkv.weight": FusedKernelTests.random([3 * h * d, h * d], seed: 61, low: -1, high: 1),
+                          "qkv.bias": FusedKernelTests.random([3 * h * d], seed: 62),
+                          "w": FusedKernelTests.random([b, t, h * d], seed: 63)]
+        let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)
+        let one = try ReferenceExecutor(threads: 1).run(fast, inputs: inputs, parameters: parameters)
+        let two = try ReferenceExecutor(threads: 2).run(fast, inputs: inputs, parameters: parameters)
+        for name in ["loss", "grad.qkv.weight", "grad.qkv.bias"] {
+            XCTAssertLessThanOrEqual(GoldenCheck.relativeError(one[name]!, reference[name]!), 1e-5, name)
+            XCTAssertEqual(one[name], two[name], "\(name): 1 vs 2 threads")
+        }
+    }
+
     func testAttentionWithRoPEStaysPrimitive() throws {
         // Anything between the head split and the scores keeps the primitive attention.
         let g = GraphBuilder(name: "rope_attention")
