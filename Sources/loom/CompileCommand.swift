@@ -60,6 +60,11 @@ struct CompileCommand: ParsableCommand {
         print("  arena \(mib(m.arenaBytes)) (lower bound \(mib(m.lowerBound)), sum of all values \(mib(m.totalRequested)), "
               + String(format: "fragmentation %.1f%%", m.fragmentation * 100) + ", \(m.inPlaceCount) in place); "
               + "parameters and optimizer state \(mib(m.parameterBytes))")
+        var partitions: [LaunchPartition: Int] = [:]
+        for partition in plan.partitions where partition != .none { partitions[partition, default: 0] += 1 }
+        print("  launches by thread partition: " + LaunchPartition.allCases.compactMap { kind in
+            partitions[kind].map { "\(kind.rawValue) ×\($0)" }
+        }.joined(separator: ", "))
         let refused = plan.graph.remarks.filter { !$0.hasPrefix("remat:") }.count
         if refused > 0 {
             print("  \(refused) fusion(s) refused; see --dump-after fusion")

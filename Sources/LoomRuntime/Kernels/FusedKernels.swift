@@ -4,12 +4,12 @@ import COpenBLAS
 import LoomIR
 
 extension KernelLibrary {
-    static func fused(_ kernel: FusedKernel, _ x: [TensorRef], _ y: TensorRef) {
+    static func fused(_ kernel: FusedKernel, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition? = nil) {
         switch kernel {
         case .elementwise(let program):
             elementwise(program, x, y)
         case .linear(let activation):
-            linear(x[0], x[1], x[2], y, activation: activation)
+            linear(x[0], x[1], x[2], y, activation: activation, partition: partition)
         case .normModulate(let eps, let rms):
             let (b, t, d) = (x[0].shape[0], x[0].shape[1], x[0].shape[2])
             let weight: UnsafePointer<Float>? = rms ? UnsafePointer(x[1].floats) : nil
@@ -52,14 +52,15 @@ extension KernelLibrary {
     /// (`partitionedGEMM`), each slab's epilogue run by its thread while the slab is cache-hot.
     /// Few rows (batch-1 steps) split the columns, so both threads still get work.
     static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?,
-                       packedWeight: UnsafePointer<Float>? = nil) {
+                       packedWeight: UnsafePointer<Float>? = nil, partition: LaunchPartition? = nil) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
         guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
         partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
-                        a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n, bias: bp, packedB: packedWeight) { r0, c0, m, cols in
+                        a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n, bias: bp, packedB: packedWeight,
+                        partition: partition) { r0, c0, m, cols in
             if act >= 0 { loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), nil, act) }
         }
     }

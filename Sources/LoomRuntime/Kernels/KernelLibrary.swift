@@ -6,8 +6,10 @@ import LoomIR
 /// The kernel behind every op of the op set, over raw memory: `launch` reads the operands and writes
 /// the result. Both the reference executor (one buffer per value) and compiled plans (arena slots)
 /// call it, so a plan and the reference differ only in where values live and which ops are fused.
+/// GEMM launches follow `partition` (a plan's record) or, without one, the same rule
+/// (`LaunchPartition.of`).
 public enum KernelLibrary {
-    public static func launch(_ op: Op, _ x: [TensorRef], _ y: TensorRef) throws {
+    public static func launch(_ op: Op, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition? = nil) throws {
         let n = Int64(y.count)
         switch op {
         case .input, .parameter:
@@ -23,7 +25,7 @@ public enum KernelLibrary {
         case .binary(let f):
             binary(f, x[0], x[1], y)
         case .matmul(let ta, let tb):
-            matmul(x[0], x[1], y, transposeA: ta, transposeB: tb)
+            matmul(x[0], x[1], y, transposeA: ta, transposeB: tb, partition: partition)
         case .reduce(let f, let axes, _):
             reduce(f, x[0], axes: axes, y)
         case .softmax:
@@ -58,7 +60,7 @@ public enum KernelLibrary {
         case .cast:
             try cast(x[0], y)
         case .fused(let kernel):
-            fused(kernel, x, y)
+            fused(kernel, x, y, partition: partition)
         }
     }
 

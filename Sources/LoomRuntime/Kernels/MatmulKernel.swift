@@ -4,8 +4,10 @@ import LoomIR
 extension KernelLibrary {
     /// Batched `op(A)·op(B)` with broadcast batch axes: whole entries spread over the threads, or each
     /// entry one GEMM split into slabs (`partitionedGEMM`); when B has no batch axes and A is not
-    /// transposed, A's batch folds into M (one GEMM).
-    static func matmul(_ a: TensorRef, _ b: TensorRef, _ y: TensorRef, transposeA: Bool, transposeB: Bool) {
+    /// transposed, A's batch folds into M (one GEMM). `partition` is the plan's record (else the same
+    /// rule, `LaunchPartition.matmul`).
+    static func matmul(_ a: TensorRef, _ b: TensorRef, _ y: TensorRef, transposeA: Bool, transposeB: Bool,
+                       partition: LaunchPartition? = nil) {
         guard y.count > 0 else { return }
         let (ra, rb) = (a.shape.count, b.shape.count)
         let m = y.shape[y.shape.count - 2], n = y.shape[y.shape.count - 1]
@@ -13,9 +15,11 @@ extension KernelLibrary {
         let lda = Int32(a.shape[ra - 1]), ldb = Int32(b.shape[rb - 1])
         let batchShape = Array(y.shape.dropLast(2))
         let batch = batchShape.reduce(1, *)
-        if rb == 2 && (!transposeA || batch == 1) {
+        let folds = rb == 2 && (!transposeA || batch == 1)
+        let chosen = partition ?? LaunchPartition.matmul(batch: batch, m: m, n: n, k: k, foldsBatch: folds)
+        if folds {
             partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: batch * m, n: n, k: k, alpha: 1,
-                            a: a.floats, lda: Int(lda), b: b.floats, ldb: Int(ldb), c: y.floats, ldc: n)
+                            a: a.floats, lda: Int(lda), b: b.floats, ldb: Int(ldb), c: y.floats, ldc: n, partition: chosen)
             return
         }
         let strideA = broadcastStrides(Array(a.shape.dropLast(2)), to: batchShape)
@@ -37,8 +41,7 @@ extension KernelLibrary {
         // Small GEMMs (attention heads) waste a thread team on each call, and so do many large
         // ones: run whole entries on separate threads instead, each single-threaded. Otherwise each
         // entry is one GEMM split into slabs over the team.
-        let workers = Int(loom_get_num_threads())
-        if workers > 1, batch >= workers, m * n * k <= Self.perEntryGEMMLimit || batch >= 4 * workers {
+        if chosen == .entries {
             Threading.perEntryParallel(batch) { worker, index in
                 let (entryA, entryB) = operands(index)
                 gemm(worker: worker, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
@@ -48,7 +51,8 @@ extension KernelLibrary {
             for index in 0..<batch {
                 let (entryA, entryB) = operands(index)
                 partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                                a: entryA, lda: Int(lda), b: entryB, ldb: Int(ldb), c: yp + index * m * n, ldc: n)
+                                a: entryA, lda: Int(lda), b: entryB, ldb: Int(ldb), c: yp + index * m * n, ldc: n,
+                                partition: chosen)
             }
         }
     }

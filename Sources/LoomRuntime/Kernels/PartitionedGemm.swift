@@ -9,16 +9,16 @@ extension KernelLibrary {
     /// One row-major `C = alpha·op(A)·op(B) + beta·C (+ bias)` (C is [m, n], leading dimension `ldc`) spread
     /// over the team by slabs of C, each slab one single-threaded `loom_sgemm` (Loom's own packed
     /// AVX2 GEMM, bias added in its micro-kernel's store) followed by `epilogue` on that slab while
-    /// it is cache-hot. Slabs split the rows in multiples of 16, or the columns in multiples of 96
-    /// (whole panels of the packed B) when C is wider than tall and has at least 128 columns, so each
-    /// stays a well-shaped GEMM. `packedB` is op(B) already packed by `loom_sgemm_pack_b` (weights
+    /// it is cache-hot. `partition` (the plan's record, else `LaunchPartition.gemm`) says whether
+    /// slabs split the rows in multiples of 16, or the columns in multiples of 96 (whole panels of
+    /// the packed B), or the GEMM runs on one thread. `packedB` is op(B) already packed by `loom_sgemm_pack_b` (weights
     /// packed once per plan, see `PackedWeights`).
     /// Every element is computed the same way in any slab, so the result does not depend on the
     /// team size.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                                packedB: UnsafePointer<Float>? = nil,
+                                packedB: UnsafePointer<Float>? = nil, partition: LaunchPartition? = nil,
                                 epilogue: ((_ row: Int, _ col: Int, _ rows: Int, _ cols: Int) -> Void)? = nil) {
         guard m > 0, n > 0 else { return }
         let panel = Int(loom_sgemm_panel_width())
@@ -43,11 +43,12 @@ extension KernelLibrary {
             epilogue?(r0, c0, rows, cols)
         }
         let workers = Int(loom_get_num_threads())
-        let splitRows = m >= n || n < 128
-        guard workers > 1, m * n * k >= partitionedGEMMThreshold, !splitRows || m >= 32 else {
+        let chosen = partition ?? LaunchPartition.gemm(m: m, n: n, k: k)
+        guard workers > 1, chosen == .rows || chosen == .columns else {
             slab(0, 0, m, 0, n)
             return
         }
+        let splitRows = chosen == .rows
         let (length, align) = splitRows ? (m, 16) : (n, 96)
         let units = (length + align - 1) / align
         let pieces = min(workers, units)

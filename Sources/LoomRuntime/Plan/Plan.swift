@@ -44,17 +44,26 @@ public struct PlanMemoryReport: Equatable, Sendable, Codable {
 /// A compiled step: the optimised graph in launch order plus where every value lives. Runs with
 /// `PlanExecutor`, without the compiler; nothing is allocated or decided while it runs.
 public struct Plan: Equatable, Sendable {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     public static let magic = "LOOM-PLAN"
 
     public var graph: Graph
     public var locations: [ValueLocation]
     public var memory: PlanMemoryReport
+    /// How each node's launch spreads over the team (`.none` where nothing is launched).
+    public var partitions: [LaunchPartition]
 
-    public init(graph: Graph, locations: [ValueLocation], memory: PlanMemoryReport) {
+    /// `partitions` default to the lowering rule (`LaunchPartition.of`) for every launch.
+    public init(graph: Graph, locations: [ValueLocation], memory: PlanMemoryReport, partitions: [LaunchPartition]? = nil) {
         self.graph = graph
         self.locations = locations
         self.memory = memory
+        self.partitions = partitions ?? graph.nodes.map { node in
+            switch locations[node.id] {
+            case .alias, .parameterView: return .none
+            default: return LaunchPartition.of(node, in: graph)
+            }
+        }
     }
 
     /// Parameter table: key, type and offset in the parameter region.
@@ -73,8 +82,10 @@ public struct Plan: Equatable, Sendable {
     struct Header: Codable {
         var version: Int
         var memory: PlanMemoryReport
-        /// One entry per node: "a<offset>", "p<offset>" or "v<node>".
+        /// One entry per node: "a<offset>", "p<offset>", "q<offset>" or "v<node>".
         var locations: [String]
+        /// One entry per node: its launch partition.
+        var partitions: [LaunchPartition]
     }
 
     /// `LOOM-PLAN 1`, a one-line JSON header, then the graph as IR text.
@@ -86,7 +97,7 @@ public struct Plan: Equatable, Sendable {
             case .alias(let n): return "v\(n)"
             case .parameterView(let o): return "q\(o)"
             }
-        })
+        }, partitions: partitions)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try! encoder.encode(header), as: UTF8.self)
@@ -133,8 +144,8 @@ public struct Plan: Equatable, Sendable {
         } catch let error as IRError {
             throw RuntimeError("\(source): plan body is damaged or truncated: \(error.message)")
         }
-        guard header.locations.count == graph.nodes.count else {
-            throw RuntimeError("\(source): plan lists \(header.locations.count) value locations for \(graph.nodes.count) nodes (truncated or edited file)")
+        guard header.locations.count == graph.nodes.count, header.partitions.count == graph.nodes.count else {
+            throw RuntimeError("\(source): plan lists \(header.locations.count) value locations and \(header.partitions.count) partitions for \(graph.nodes.count) nodes (truncated or edited file)")
         }
         var locations: [ValueLocation] = []
         for (i, entry) in header.locations.enumerated() {
@@ -149,7 +160,7 @@ public struct Plan: Equatable, Sendable {
             default: throw RuntimeError("\(source): bad location '\(entry)' for node %\(i)")
             }
         }
-        let plan = Plan(graph: graph, locations: locations, memory: header.memory)
+        let plan = Plan(graph: graph, locations: locations, memory: header.memory, partitions: header.partitions)
         try plan.validateLayout(source: source)
         return plan
     }

@@ -139,9 +139,10 @@ public final class PlanExecutor {
             do {
                 if let packed = packedWeights?.byLaunch[index] ?? nil, case .fused(.linear(let activation)) = node.op {
                     let x = operands[index]
-                    KernelLibrary.linear(x[0], x[1], x[2], refs[id], activation: activation, packedWeight: packed)
+                    KernelLibrary.linear(x[0], x[1], x[2], refs[id], activation: activation, packedWeight: packed,
+                                         partition: plan.partitions[id])
                 } else {
-                    try KernelLibrary.launch(node.op, operands[index], refs[id])
+                    try KernelLibrary.launch(node.op, operands[index], refs[id], partition: plan.partitions[id])
                 }
             } catch let error as RuntimeError {
                 let at = node.scope.isEmpty ? "top level" : node.scope

@@ -6,7 +6,7 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// The plan file format (`LOOM-PLAN 1`, a JSON header, the IR text): round trips, deterministic
+/// The plan file format (`LOOM-PLAN 2`, a JSON header, the IR text): round trips, deterministic
 /// output, and clear errors for damaged files and mismatched parameters.
 final class PlanFileTests: XCTestCase {
     static let tinySiT = ModelConfig(backbone: .sit, inputSize: 4, inChannels: 1, learnSigma: false, patch: 2,
@@ -46,7 +46,7 @@ final class PlanFileTests: XCTestCase {
             for fuse in [false, true] {
                 let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
                 let text = plan.encoded()
-                XCTAssertTrue(text.hasPrefix("LOOM-PLAN 1\n{"), label)
+                XCTAssertTrue(text.hasPrefix("LOOM-PLAN 2\n{"), label)
                 let back = try Plan.decode(text, source: "\(label).plan")
                 XCTAssertEqual(back.graph.nodes, plan.graph.nodes, "\(label), fuse \(fuse): nodes")
                 XCTAssertEqual(back.graph.outputs, plan.graph.outputs, "\(label), fuse \(fuse): outputs")
@@ -65,6 +65,42 @@ final class PlanFileTests: XCTestCase {
     }
 
     /// Fusion on a training graph refuses some fusions, so the round trip above covers remarks.
+    /// Lowering records each launch's thread partition from its shape; the file keeps it.
+    func testPartitionsAreRecordedPerLaunch() throws {
+        let b = GraphBuilder(name: "partitions")
+        let tall = b.input("tall", TensorType(.f32, [1, 512, 64]))
+        let wide = b.input("wide", TensorType(.f32, [1, 40, 96]))
+        let small = b.input("small", TensorType(.f32, [1, 4, 8]))
+        b.output("a", b.scoped("tall") { Linear(b, 64, 256)(tall) })      // 8.4M MACs, taller than wide
+        b.output("b", b.scoped("wide") { Linear(b, 96, 400)(wide) })      // 1.5M MACs, 40 rows × 400
+        b.output("c", b.scoped("small") { Linear(b, 8, 8)(small.tanh()) })
+        let plan = try PlanCompiler.compile(try b.build())
+        func partition(_ scope: String, _ mnemonic: String) -> LaunchPartition? {
+            plan.graph.nodes.first { $0.scope == scope && $0.op.mnemonic == mnemonic }.map { plan.partitions[$0.id] }
+        }
+        XCTAssertEqual(partition("tall", "linear"), .rows)
+        XCTAssertEqual(partition("wide", "linear"), .columns)
+        XCTAssertEqual(partition("small", "linear"), .single)
+        XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "tanh" }.map { plan.partitions[$0.id] }, [.blocks])
+        XCTAssertTrue(plan.graph.nodes.filter { if case .parameter = $0.op { return true } else { return false } }
+            .allSatisfy { plan.partitions[$0.id] == .none })
+        let decoded = try Plan.decode(plan.encoded(), source: "partitions.plan")
+        XCTAssertEqual(decoded.partitions, plan.partitions)
+        // A hand-edited partition is followed (and gives the same result: any partition is exact).
+        var edited = plan
+        for id in edited.partitions.indices where edited.partitions[id] == .rows { edited.partitions[id] = .columns }
+        let inputs = ["tall": FusedKernelTests.random([1, 512, 64], seed: 1), "wide": FusedKernelTests.random([1, 40, 96], seed: 2),
+                      "small": FusedKernelTests.random([1, 4, 8], seed: 3)]
+        let parameters = ParameterInitializer.initialize(plan.graph, seed: 4)
+        var results: [[String: HostTensor]] = []
+        for candidate in [plan, try Plan.decode(edited.encoded(), source: "edited.plan")] {
+            let executor = PlanExecutor(plan: candidate, threads: 2)
+            try executor.setParameters(parameters)
+            results.append(try executor.run(inputs: inputs))
+        }
+        XCTAssertEqual(results[0], results[1])
+    }
+
     func testTrainingPlanHasRemarks() throws {
         let plan = try PlanCompiler.compile(try trainingGraph())
         XCTAssertFalse(plan.graph.remarks.isEmpty)
@@ -96,9 +132,9 @@ final class PlanFileTests: XCTestCase {
 
     func testWrongMagic() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for bad in [text.replacingOccurrences(of: "LOOM-PLAN 1", with: "LOOM-PLAM 1"),
+        for bad in [text.replacingOccurrences(of: "LOOM-PLAN 2", with: "LOOM-PLAM 2"),
                     "graph g {\n}\n", "", "\u{FEFF}" + text] {
-            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN 1"]) {
+            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN 2"]) {
                 _ = try Plan.decode(bad, source: "bad.plan")
             }
         }
@@ -106,9 +142,9 @@ final class PlanFileTests: XCTestCase {
 
     func testUnsupportedVersion() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for version in ["2", "0", "x"] {
-            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN 1".count)
-            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version 1"]) {
+        for version in ["1", "3", "0", "x"] {
+            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN 2".count)
+            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version 2"]) {
                 _ = try Plan.decode(bad, source: "v.plan")
             }
         }
@@ -119,7 +155,7 @@ final class PlanFileTests: XCTestCase {
     func testTruncatedFile() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
         let bytes = Array(text.utf8)
-        let headerStart = "LOOM-PLAN 1\n".utf8.count
+        let headerStart = "LOOM-PLAN 2\n".utf8.count
         let headerEnd = bytes[headerStart...].firstIndex(of: UInt8(ascii: "\n"))!
         let irMiddle = headerEnd + (bytes.count - headerEnd) / 2
         // Inside the IR text: after the graph line, mid-instruction, just before the closing brace.
