@@ -17,9 +17,7 @@ struct FusionPlan {
     init(_ graph: Graph) {
         self.graph = graph
         uses = useCounts(graph)
-        var consumers = [[Int]](repeating: [], count: graph.nodes.count)
-        for node in graph.nodes { for operand in node.inputs { consumers[operand].append(node.id) } }
-        self.consumers = consumers
+        consumers = consumerLists(graph)
         outputs = Set(graph.outputs.map(\.node))
     }
 

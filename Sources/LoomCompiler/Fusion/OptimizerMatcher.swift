@@ -17,9 +17,7 @@ struct OptimizerMatcher {
     init(_ graph: Graph) {
         self.graph = graph
         uses = useCounts(graph)
-        var consumers = [[Int]](repeating: [], count: graph.nodes.count)
-        for node in graph.nodes { for operand in node.inputs { consumers[operand].append(node.id) } }
-        self.consumers = consumers
+        consumers = consumerLists(graph)
         outputNodes = Dictionary(graph.outputs.map { ($0.name, $0.node) }, uniquingKeysWith: { first, _ in first })
         outputIDs = Set(graph.outputs.map(\.node))
     }

@@ -48,3 +48,10 @@ func useCounts(_ graph: Graph) -> [Int] {
     for output in graph.outputs { counts[output.node] += 1 }
     return counts
 }
+
+/// The readers of each node, in graph order (a node reading a value twice appears twice).
+func consumerLists(_ graph: Graph) -> [[Int]] {
+    var consumers = [[Int]](repeating: [], count: graph.nodes.count)
+    for node in graph.nodes { for operand in node.inputs { consumers[operand].append(node.id) } }
+    return consumers
+}
