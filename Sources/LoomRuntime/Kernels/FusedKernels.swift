@@ -58,35 +58,17 @@ extension KernelLibrary {
         guard rows > 0, n > 0 else { return }
         let act = activation.map { Int32(unaryCode($0).rawValue) } ?? -1
         let (xp, wp, bp, yp) = (x.floats, w.floats, bias.floats, y.floats)
+        // Without an activation there is no epilogue (and no closure to allocate).
+        let epilogue: ((Int, Int, Int, Int) -> Void)? = act < 0 ? nil : { r0, c0, m, cols in
+            loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), nil, act)
+        }
         partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
                         a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n, bias: bp, packedB: packedWeight,
-                        partition: partition) { r0, c0, m, cols in
-            if act >= 0 { loom_bias_activation_tile(yp + r0 * n + c0, Int64(m), Int64(cols), Int64(n), nil, act) }
-        }
+                        partition: partition, epilogue: epilogue)
     }
 
     /// Encodes the program for `loom_elementwise` and runs it over the broadcast operands.
     static func elementwise(_ program: ElementwiseProgram, _ x: [TensorRef], _ y: TensorRef) {
-        guard y.count > 0 else { return }
-        let instructions = program.instructions.map { instruction -> loom_ew_instruction in
-            switch instruction {
-            case .unary(let f, let a):
-                return loom_ew_instruction(kind: Int32(LOOM_EW_UNARY.rawValue), op: Int32(unaryCode(f).rawValue),
-                                           a: Int32(a), b: 0, f0: 0, f1: 0)
-            case .affine(let a, let scale, let shift):
-                return loom_ew_instruction(kind: Int32(LOOM_EW_AFFINE.rawValue), op: 0, a: Int32(a), b: 0,
-                                           f0: scale, f1: shift)
-            case .binary(let f, let a, let b):
-                return loom_ew_instruction(kind: Int32(LOOM_EW_BINARY.rawValue), op: Int32(binaryCode(f).rawValue),
-                                           a: Int32(a), b: Int32(b), f0: 0, f1: 0)
-            case .constant(let v):
-                return loom_ew_instruction(kind: Int32(LOOM_EW_CONSTANT.rawValue), op: 0, a: 0, b: 0, f0: v, f1: 0)
-            }
-        }
-        let shape = y.shape.map(Int64.init)
-        let strides = x.flatMap { broadcastStrides($0.shape, to: y.shape) }
-        let pointers: [UnsafePointer<Float>?] = x.map { UnsafePointer($0.floats) }
-        loom_elementwise(Int32(shape.count), shape, Int32(x.count), pointers, strides,
-                         Int32(instructions.count), instructions, y.floats)
+        ElementwiseLaunch(program, x, y).run()
     }
 }

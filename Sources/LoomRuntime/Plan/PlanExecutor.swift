@@ -23,6 +23,8 @@ public final class PlanExecutor {
     public var launchTimer: ((Int, Double) -> Void)?
     /// Weights of the linear launches packed once (plans that do not write their parameters).
     let packedWeights: PackedWeights?
+    /// Every launch with its arguments bound (`KernelLibrary.prepare`), indexed like `launches`.
+    let prepared: [() throws -> Void]
 
     public init(plan: Plan, threads: Int = Threading.defaultThreads) {
         self.plan = plan
@@ -41,7 +43,7 @@ public final class PlanExecutor {
             }
         }
         self.refs = refs
-        launches = plan.graph.nodes.filter { node in
+        let launches = plan.graph.nodes.filter { node in
             switch node.op {
             case .input, .parameter: return false
             default:
@@ -51,11 +53,18 @@ public final class PlanExecutor {
                 }
             }
         }.map(\.id)
-        operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }
+        self.launches = launches
+        let operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }
+        self.operands = operands
         let table = plan.parameterTable
         self.table = table
         inputNodes = plan.graph.inputNodes
-        packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands)
+        let packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands)
+        self.packedWeights = packedWeights
+        prepared = launches.enumerated().map { index, id in
+            KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
+                                  packedWeight: packedWeights?.byLaunch[index] ?? nil)
+        }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
             guard output.name.hasPrefix(Plan.updatePrefix) else { return nil }
@@ -137,13 +146,7 @@ public final class PlanExecutor {
             let node = plan.graph.nodes[id]
             let start = launchTimer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             do {
-                if let packed = packedWeights?.byLaunch[index] ?? nil, case .fused(.linear(let activation)) = node.op {
-                    let x = operands[index]
-                    KernelLibrary.linear(x[0], x[1], x[2], refs[id], activation: activation, packedWeight: packed,
-                                         partition: plan.partitions[id])
-                } else {
-                    try KernelLibrary.launch(node.op, operands[index], refs[id], partition: plan.partitions[id])
-                }
+                try prepared[index]()
             } catch let error as RuntimeError {
                 let at = node.scope.isEmpty ? "top level" : node.scope
                 throw RuntimeError("launch %\(id) (\(node.op.mnemonic)) in \(at): \(error.message)")
