@@ -39,22 +39,12 @@ public enum KernelLibrary {
             loom_rmsnorm_rows(x[0].floats, y.floats, cols == 0 ? 0 : n / cols, cols, eps)
         case .reshape, .stopGradient:
             if x[0].base != y.base { y.base.copyMemory(from: x[0].base, byteCount: storageBytes(y.type)) }
-        case .permute(let perm):
-            Layout.permute(x[0], perm: perm, into: y)
-        case .slice(let axis, let start, _):
-            Layout.slice(x[0], axis: axis, start: start, into: y)
-        case .concat(let axis):
-            Layout.concat(x, axis: axis, into: y)
-        case .broadcast:
-            Layout.broadcast(x[0], into: y)
+        case .permute, .slice, .concat, .broadcast, .patchify, .unpatchify:
+            Layout.run(op, x, y)
         case .gather:
             try gather(table: x[0], indices: x[1], y)
         case .scatterAdd(let rows):
             try scatterAdd(x[0], indices: x[1], rows: rows, y)
-        case .patchify(let p):
-            Layout.patchify(x[0], patch: p, into: y)
-        case .unpatchify(let p, let gh, let gw):
-            Layout.unpatchify(x[0], patch: p, gridH: gh, gridW: gw, into: y)
         case .rotatePairs:
             loom_rotate_pairs(x[0].floats, y.floats, n)
         case .cast:

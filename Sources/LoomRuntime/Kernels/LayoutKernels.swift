@@ -1,67 +1,91 @@
 import CLoomKernels
 import LoomIR
 
-/// Data movement (permute, slice, concat, broadcast, patchify) as strided copies. Float values go
-/// through `loom_strided_copy`; integer values (labels) through the same index arithmetic in Swift.
-enum Layout {
-    /// Copies index space `shape` from `x` (offset, strides) into `y` (offset, strides).
-    static func copy(_ shape: [Int], from x: TensorRef, _ xOffset: Int, _ xStrides: [Int],
-                     into y: TensorRef, _ yOffset: Int, _ yStrides: [Int]) {
-        guard shape.reduce(1, *) > 0 else { return }
+/// One strided copy: the index space `shape` read from operand `operand` at `sourceOffset` with
+/// `sourceStrides` and written at `targetOffset` with `targetStrides` (all in elements). Float
+/// values go through `loom_strided_copy`; integer values (labels) through the same index arithmetic
+/// in Swift.
+struct StridedCopy {
+    let operand: Int
+    let shape: [Int64]
+    let sourceOffset: Int64
+    let sourceStrides: [Int64]
+    let targetOffset: Int64
+    let targetStrides: [Int64]
+
+    init(operand: Int = 0, _ shape: [Int], from sourceOffset: Int, _ sourceStrides: [Int],
+         to targetOffset: Int, _ targetStrides: [Int]) {
+        self.operand = operand
+        self.shape = shape.map(Int64.init)
+        self.sourceOffset = Int64(sourceOffset)
+        self.sourceStrides = sourceStrides.map(Int64.init)
+        self.targetOffset = Int64(targetOffset)
+        self.targetStrides = targetStrides.map(Int64.init)
+    }
+
+    func run(from x: TensorRef, into y: TensorRef) {
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
         if x.type.dtype.isFloat {
-            let s = shape.map(Int64.init), sx = xStrides.map(Int64.init), sy = yStrides.map(Int64.init)
-            loom_strided_copy(Int32(s.count), s, x.floats, Int64(xOffset), sx, y.floats, Int64(yOffset), sy)
+            loom_strided_copy(Int32(shape.count), shape, x.floats, sourceOffset, sourceStrides, y.floats, targetOffset,
+                              targetStrides)
             return
         }
-        let strides = rowMajorStrides(shape)
-        for index in 0..<shape.reduce(1, *) {
-            var (ox, oy, rest) = (xOffset, yOffset, index)
-            for axis in shape.indices {
+        let strides = rowMajorStrides(shape.map(Int.init))
+        for index in 0..<Int(count) {
+            var (ox, oy, rest) = (Int(sourceOffset), Int(targetOffset), index)
+            for axis in strides.indices {
                 let c = rest / strides[axis]
                 rest %= strides[axis]
-                ox += c * xStrides[axis]
-                oy += c * yStrides[axis]
+                ox += c * Int(sourceStrides[axis])
+                oy += c * Int(targetStrides[axis])
             }
             y.ints[oy] = x.ints[ox]
         }
     }
+}
 
-    static func permute(_ x: TensorRef, perm: [Int], into y: TensorRef) {
-        let strides = rowMajorStrides(x.shape)
-        copy(y.shape, from: x, 0, perm.map { strides[$0] }, into: y, 0, rowMajorStrides(y.shape))
+/// Data movement (permute, slice, concat, broadcast, patchify, unpatchify) as strided copies,
+/// described once from the operand and result shapes (plans build the description when they are
+/// loaded; the reference executor on every launch).
+enum Layout {
+    static func run(_ op: Op, _ x: [TensorRef], _ y: TensorRef) {
+        for copy in copies(op, x.map(\.type), y.type) { copy.run(from: x[copy.operand], into: y) }
     }
 
-    static func slice(_ x: TensorRef, axis: Int, start: Int, into y: TensorRef) {
-        let strides = rowMajorStrides(x.shape)
-        copy(y.shape, from: x, start * strides[axis], strides, into: y, 0, rowMajorStrides(y.shape))
-    }
-
-    static func concat(_ xs: [TensorRef], axis: Int, into y: TensorRef) {
+    /// The copies that perform layout op `op` from operands of types `x` into a result of type `y`.
+    static func copies(_ op: Op, _ x: [TensorType], _ y: TensorType) -> [StridedCopy] {
         let yStrides = rowMajorStrides(y.shape)
-        var offset = 0
-        for x in xs {
-            copy(x.shape, from: x, 0, rowMajorStrides(x.shape), into: y, offset * yStrides[axis], yStrides)
-            offset += x.shape[axis]
+        switch op {
+        case .permute(let perm):
+            let strides = rowMajorStrides(x[0].shape)
+            return [StridedCopy(y.shape, from: 0, perm.map { strides[$0] }, to: 0, yStrides)]
+        case .slice(let axis, let start, _):
+            let strides = rowMajorStrides(x[0].shape)
+            return [StridedCopy(y.shape, from: start * strides[axis], strides, to: 0, yStrides)]
+        case .concat(let axis):
+            var offset = 0
+            return x.enumerated().map { index, part in
+                defer { offset += part.shape[axis] }
+                return StridedCopy(operand: index, part.shape, from: 0, rowMajorStrides(part.shape),
+                                   to: offset * yStrides[axis], yStrides)
+            }
+        case .broadcast:
+            let strides = KernelLibrary.broadcastStrides(x[0].shape, to: y.shape).map { Int($0) }
+            return [StridedCopy(y.shape, from: 0, strides, to: 0, yStrides)]
+        case .patchify(let p):
+            // [N, C, H, W] → [N, h·w, C·p·p]: index space (n, gh, gw, c, i, j).
+            let (n, c, h, w) = (x[0].shape[0], x[0].shape[1], x[0].shape[2], x[0].shape[3])
+            let space = [n, h / p, w / p, c, p, p]
+            return [StridedCopy(space, from: 0, [c * h * w, p * w, p, h * w, w, 1], to: 0, rowMajorStrides(space))]
+        case .unpatchify(let p, let gh, let gw):
+            // [N, h·w, p·p·C] → [N, C, h·p, w·p]: index space (n, gh, gw, i, j, c).
+            let n = x[0].shape[0], c = x[0].shape[2] / (p * p)
+            let (h, w) = (gh * p, gw * p)
+            let space = [n, gh, gw, p, p, c]
+            return [StridedCopy(space, from: 0, rowMajorStrides(space), to: 0, [c * h * w, p * w, p, w, 1, h * w])]
+        default:
+            preconditionFailure("Layout: \(op.mnemonic) is not a layout op")
         }
-    }
-
-    static func broadcast(_ x: TensorRef, into y: TensorRef) {
-        let strides = KernelLibrary.broadcastStrides(x.shape, to: y.shape).map { Int($0) }
-        copy(y.shape, from: x, 0, strides, into: y, 0, rowMajorStrides(y.shape))
-    }
-
-    /// [N, C, H, W] → [N, h·w, C·p·p]: index space (n, gh, gw, c, i, j).
-    static func patchify(_ x: TensorRef, patch p: Int, into y: TensorRef) {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let space = [n, h / p, w / p, c, p, p]
-        copy(space, from: x, 0, [c * h * w, p * w, p, h * w, w, 1], into: y, 0, rowMajorStrides(space))
-    }
-
-    /// [N, h·w, p·p·C] → [N, C, h·p, w·p]: index space (n, gh, gw, i, j, c).
-    static func unpatchify(_ x: TensorRef, patch p: Int, gridH gh: Int, gridW gw: Int, into y: TensorRef) {
-        let n = x.shape[0], c = x.shape[2] / (p * p)
-        let (h, w) = (gh * p, gw * p)
-        let space = [n, gh, gw, p, p, c]
-        copy(space, from: x, 0, rowMajorStrides(space), into: y, 0, [c * h * w, p * w, p, w, 1, h * w])
     }
 }
