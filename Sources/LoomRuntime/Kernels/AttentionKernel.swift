@@ -1,5 +1,4 @@
 import CLoomKernels
-import Foundation
 
 /// Where the heads of an attention operand live: element (b, h, row, col) is at
 /// `base + b·batch + h·head + row·row + col` (columns contiguous).
@@ -30,7 +29,7 @@ extension KernelLibrary {
             return
         }
         let workers = max(1, min(Int(loom_get_num_threads()), count))
-        let scratch = AttentionScratch.shared.buffer(floats: o.queries * o.keys * workers)
+        let scratch = ScratchPool.attention.buffer(floats: o.queries * o.keys * workers)
         let (t, s, d, e) = (o.queries, o.keys, o.depth, o.valueDepth)
         Threading.perEntryParallel(count) { worker, index in
             let (b, h) = (index / o.heads, index % o.heads)
@@ -65,7 +64,7 @@ extension KernelLibrary {
         let block = onlineSoftmaxKeyBlock
         let workers = max(1, min(Int(loom_get_num_threads()), count))
         let perWorker = t * block + 2 * t
-        let scratch = AttentionScratch.shared.buffer(floats: perWorker * workers)
+        let scratch = ScratchPool.attention.buffer(floats: perWorker * workers)
         Threading.perEntryParallel(count) { worker, index in
             let (b, h) = (index / o.heads, index % o.heads)
             let scores = scratch + worker * perWorker        // [T, block]
@@ -106,7 +105,7 @@ extension KernelLibrary {
             return
         }
         let workers = max(1, min(Int(loom_get_num_threads()), count))
-        let scratch = AttentionScratch.shared.buffer(floats: 2 * t * t * workers)
+        let scratch = ScratchPool.attention.buffer(floats: 2 * t * t * workers)
         let (src, grad, out) = (qkv.floats, dy.floats, dqkv.floats)
         let (ld, ldy) = (3 * width, width)
         Threading.perEntryParallel(count) { worker, index in
@@ -128,25 +127,5 @@ extension KernelLibrary {
             gemm(worker: worker, transposeA: true, transposeB: false, m: t, n: d, k: t, alpha: 1,
                  a: dp, lda: t, b: q, ldb: ld, c: dk, ldc: ld)
         }
-    }
-}
-
-/// One grow-only scratch buffer for the attention kernels' score blocks, reused by every launch
-/// (launches run one at a time per process; a lock guards the growth).
-final class AttentionScratch: @unchecked Sendable {
-    static let shared = AttentionScratch()
-    private var storage: UnsafeMutablePointer<Float>?
-    private var capacity = 0
-    private let lock = NSLock()
-
-    func buffer(floats: Int) -> UnsafeMutablePointer<Float> {
-        lock.lock()
-        defer { lock.unlock() }
-        if floats > capacity {
-            storage?.deallocate()
-            storage = UnsafeMutablePointer<Float>.allocate(capacity: floats)
-            capacity = floats
-        }
-        return storage!
     }
 }

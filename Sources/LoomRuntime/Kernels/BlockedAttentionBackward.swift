@@ -18,7 +18,7 @@ extension KernelLibrary {
         let block = onlineSoftmaxKeyBlock
         let workers = max(1, min(Int(loom_get_num_threads()), count))
         let perWorker = 2 * t * block + 4 * t          // p, dp [T, block]; max, sum [T]; D [T] in double
-        let scratch = AttentionScratch.shared.buffer(floats: perWorker * workers)
+        let scratch = ScratchPool.attention.buffer(floats: perWorker * workers)
         let (src, grad, out) = (qkv.floats, dy.floats, dqkv.floats)
         let (ld, ldy) = (3 * width, width)
         Threading.perEntryParallel(count) { worker, index in

@@ -1,12 +1,11 @@
 import CLoomKernels
-import Foundation
 
 extension KernelLibrary {
     /// Multiply-adds below which a single GEMM runs on one thread: splitting it costs more in
     /// duplicated packing and wake-ups than the second core gives back.
     public static let partitionedGEMMThreshold = 1 << 20
 
-    /// One row-major `C = alpha·op(A)·op(B) + beta·C (+ bias)` (C is [m, n], leading dimension `ldc`) spread
+    /// One row-major `C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias)` (C is [m, n], leading dimension `ldc`) spread
     /// over the team by slabs of C, each slab one single-threaded `loom_sgemm` (Loom's own packed
     /// AVX2 GEMM, bias added in its micro-kernel's store) followed by `epilogue` on that slab while
     /// it is cache-hot. `partition` (the plan's record, else `LaunchPartition.gemm`) says whether
@@ -17,28 +16,24 @@ extension KernelLibrary {
     /// team size.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                                accumulate: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
                                 packedB: UnsafePointer<Float>? = nil, partition: LaunchPartition? = nil,
                                 epilogue: ((_ row: Int, _ col: Int, _ rows: Int, _ cols: Int) -> Void)? = nil) {
         guard m > 0, n > 0 else { return }
         let panel = Int(loom_sgemm_panel_width())
         func slab(_ worker: Int, _ r0: Int, _ rows: Int, _ c0: Int, _ cols: Int) {
             let aStart = transposeA ? a + r0 : a + r0 * lda
-            let scratch = GemmScratch.shared.buffer(worker: worker,
-                                                    floats: Int(loom_sgemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))
-            let out = c + r0 * ldc + c0
-            if beta != 0 && beta != 1 {
-                for row in 0..<rows { for col in 0..<cols { out[row * ldc + col] *= beta } }
-            }
-            let (accumulate, slabBias) = (Int32(beta != 0 ? 1 : 0), bias.map { $0 + c0 })
+            let (out, slabBias) = (c + r0 * ldc + c0, bias.map { $0 + c0 })
             if let packedB {
                 // Slabs start on panel boundaries (columns split in multiples of 96).
+                let scratch = ScratchPool.gemm.buffer(slot: worker,
+                                                      floats: Int(loom_sgemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))
                 loom_sgemm_prepacked(transposeA ? 1 : 0, Int64(rows), Int64(cols), Int64(k), alpha, aStart, Int64(lda),
-                                     packedB + c0 / panel * panel * k, accumulate, out, Int64(ldc), slabBias, scratch)
+                                     packedB + c0 / panel * panel * k, accumulate ? 1 : 0, out, Int64(ldc), slabBias, scratch)
             } else {
-                let bStart = transposeB ? b + c0 * ldb : b + c0
-                loom_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(rows), Int64(cols), Int64(k), alpha,
-                           aStart, Int64(lda), bStart, Int64(ldb), accumulate, out, Int64(ldc), slabBias, scratch)
+                gemm(worker: worker, transposeA: transposeA, transposeB: transposeB, m: rows, n: cols, k: k, alpha: alpha,
+                     a: aStart, lda: lda, b: transposeB ? b + c0 * ldb : b + c0, ldb: ldb, accumulate: accumulate,
+                     c: out, ldc: ldc, bias: slabBias)
             }
             epilogue?(r0, c0, rows, cols)
         }
@@ -62,30 +57,10 @@ extension KernelLibrary {
     /// Single-threaded `loom_sgemm` with the scratch of `worker`, for callers that already own a thread.
     static func gemm(worker: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool = false,
-                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+                     c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         guard m > 0, n > 0 else { return }
-        let scratch = GemmScratch.shared.buffer(worker: worker, floats: Int(loom_sgemm_scratch_floats(Int64(m), Int64(n), Int64(k))))
+        let scratch = ScratchPool.gemm.buffer(slot: worker, floats: Int(loom_sgemm_scratch_floats(Int64(m), Int64(n), Int64(k))))
         loom_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
-                   accumulate ? 1 : 0, c, Int64(ldc), nil, scratch)
-    }
-}
-
-/// Grow-only packing scratch for `loom_sgemm`, one buffer per worker of the team (a worker index
-/// is used by one thread at a time), kept between launches: no allocation per GEMM once the
-/// largest shape of a plan has run.
-final class GemmScratch: @unchecked Sendable {
-    static let shared = GemmScratch()
-    private var buffers: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
-    private let lock = NSLock()
-
-    func buffer(worker: Int, floats: Int) -> UnsafeMutablePointer<Float> {
-        lock.lock()
-        defer { lock.unlock() }
-        while buffers.count <= worker { buffers.append((.allocate(capacity: 64), 64)) }
-        if floats > buffers[worker].capacity {
-            buffers[worker].pointer.deallocate()
-            buffers[worker] = (.allocate(capacity: floats), floats)
-        }
-        return buffers[worker].pointer
+                   accumulate ? 1 : 0, c, Int64(ldc), bias, scratch)
     }
 }

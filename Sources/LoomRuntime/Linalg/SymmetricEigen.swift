@@ -109,7 +109,8 @@ public enum SymmetricEigen {
     }
 }
 
-/// Thin wrappers over OpenBLAS for host-side numerics (row-major throughout).
+/// Thin wrappers over OpenBLAS (double precision, LAPACK) and Loom's GEMM (single precision) for
+/// host-side numerics (row-major throughout).
 public enum Linalg {
     /// `C = alpha·op(A)·op(B) + beta·C`, double precision, row-major with leading dimensions.
     public static func dgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
@@ -120,13 +121,14 @@ public enum Linalg {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// `C = alpha·op(A)·op(B) + beta·C`, single precision, row-major with leading dimensions.
+    /// `C = alpha·op(A)·op(B)` (`+ C` with `accumulate`), single precision, row-major with leading
+    /// dimensions, on Loom's GEMM spread over the team.
     public static func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             accumulate: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         KernelLibrary.partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                                      a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                                      a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
     }
 
     /// `op(A)·op(B)` for dense row-major double matrices: op(A) is m×k, op(B) is k×n.
@@ -229,8 +231,7 @@ public enum Linalg {
                                         b: UnsafePointer<Float>, bNorms: UnsafePointer<Float>, n: Int, dim: Int,
                                         into d: UnsafeMutablePointer<Float>, ldd: Int) {
         guard m > 0, n > 0 else { return }
-        sgemm(transposeB: true, m: m, n: n, k: dim, alpha: -2, a: a, lda: dim, b: b, ldb: dim,
-              beta: 0, c: d, ldc: ldd)
+        sgemm(transposeB: true, m: m, n: n, k: dim, alpha: -2, a: a, lda: dim, b: b, ldb: dim, c: d, ldc: ldd)
         for i in 0..<m {
             let row = d + i * ldd
             let ai = aNorms[i]
