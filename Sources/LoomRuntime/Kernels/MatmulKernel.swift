@@ -15,7 +15,7 @@ extension KernelLibrary {
         let lda = Int32(a.shape[ra - 1]), ldb = Int32(b.shape[rb - 1])
         let batchShape = Array(y.shape.dropLast(2))
         let batch = batchShape.reduce(1, *)
-        let folds = rb == 2 && (!transposeA || batch == 1)
+        let folds = LaunchPartition.matmulFoldsBatch(rankB: rb, transposeA: transposeA, batch: batch)
         let chosen = partition ?? LaunchPartition.matmul(batch: batch, m: m, n: n, k: k, foldsBatch: folds)
         if folds {
             partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: batch * m, n: n, k: k, alpha: 1,

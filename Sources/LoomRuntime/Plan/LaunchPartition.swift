@@ -28,6 +28,12 @@ public enum LaunchPartition: String, Codable, Sendable, CaseIterable {
         return splitRows ? .rows : .columns
     }
 
+    /// A batched matmul whose B has no batch axes and whose A is not transposed (or has one entry)
+    /// is one GEMM with A's batch folded into M.
+    public static func matmulFoldsBatch(rankB: Int, transposeA: Bool, batch: Int) -> Bool {
+        rankB == 2 && (!transposeA || batch == 1)
+    }
+
     /// The partition of a batched matmul: whole entries when there are several and each is small
     /// (or there are many), else each entry split like one GEMM in turn.
     public static func matmul(batch: Int, m: Int, n: Int, k: Int, foldsBatch: Bool) -> LaunchPartition {
@@ -47,7 +53,7 @@ public enum LaunchPartition: String, Codable, Sendable, CaseIterable {
             let (m, n) = (y[y.count - 2], y[y.count - 1])
             let k = ta ? a[a.count - 2] : a[a.count - 1]
             let batch = y.dropLast(2).reduce(1, *)
-            return matmul(batch: batch, m: m, n: n, k: k, foldsBatch: b.count == 2 && (!ta || batch == 1))
+            return matmul(batch: batch, m: m, n: n, k: k, foldsBatch: matmulFoldsBatch(rankB: b.count, transposeA: ta, batch: batch))
         case .fused(.linear):
             let k = graph.nodes[node.inputs[0]].type.shape.last ?? 1
             let n = node.type.shape.last ?? 1
