@@ -19,8 +19,13 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
-        .target(name: "CLoomKernels", path: "Sources/CLoomKernels",
-                cSettings: kernelFlags, linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("m")]),
+        // oneDNN (Debian ships no pkg-config file for it; headers and library are on the default paths).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // libomp is linked before oneDNN's libgomp is loaded, so oneDNN's OpenMP calls bind to
+        // LLVM's runtime: one thread pool in the process (Docs/architecture.md).
+        .target(name: "CLoomKernels", dependencies: ["CDNNL"], path: "Sources/CLoomKernels",
+                cSettings: kernelFlags,
+                linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dnnl"), .linkedLibrary("m")]),
         .target(name: "LoomIR", path: "Sources/LoomIR"),
         .target(name: "LoomCompiler", dependencies: ["LoomIR", "LoomRuntime"], path: "Sources/LoomCompiler"),
         .target(name: "LoomRuntime", dependencies: ["LoomIR", "CLoomKernels", "COpenBLAS"],

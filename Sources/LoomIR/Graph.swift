@@ -10,9 +10,12 @@ public struct Node: Equatable, Sendable {
     public var role: NodeRole
     /// For nodes made by a pass (autodiff, fusion): the forward node they stem from.
     public var origin: Int?
+    /// Operand precision of the node's GEMMs (set by the precision pass; fp32 otherwise).
+    public var compute: ComputePrecision
 
     public init(id: Int, op: Op, inputs: [Int], type: TensorType, scope: String,
-                role: NodeRole, origin: Int? = nil) {
+                role: NodeRole, origin: Int? = nil, compute: ComputePrecision = .f32) {
+        self.compute = compute
         self.id = id
         self.op = op
         self.inputs = inputs

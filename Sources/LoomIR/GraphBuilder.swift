@@ -14,6 +14,11 @@ public final class GraphBuilder {
         graph = Graph(name: name)
     }
 
+    /// Sets the GEMM operand precision of node `id` (passes that rewrite a graph keep it).
+    public func setCompute(_ precision: ComputePrecision, of id: Int) {
+        graph.nodes[id].compute = precision
+    }
+
     /// Continues an existing graph: new nodes are appended after its nodes.
     public init(extending graph: Graph) {
         self.graph = graph

@@ -222,6 +222,17 @@ struct IRAttributes {
         return entry.value
     }
 
+    /// The optional `compute=f32|bf16` attribute any node may carry.
+    mutating func computePrecision() throws -> ComputePrecision {
+        let key = ComputePrecision.attributeKey
+        guard values[key] != nil else { return .f32 }
+        let value = try take(key)
+        guard case .word(let t) = value, let precision = ComputePrecision(rawValue: t.text) else {
+            throw IRError("bad attribute '\(spelled(key, value))': expected \(key)=f32 or \(key)=bf16")
+        }
+        return precision
+    }
+
     mutating func flag(_ key: String) throws -> Bool {
         guard let entry = values[key] else { return false }
         used.insert(key)

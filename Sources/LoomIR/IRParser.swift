@@ -182,9 +182,10 @@ private struct Parser {
         try cursor.expectEnd()
 
         let op = try kind.makeOp(name: name, value: value, operandCount: inputs.count, attributes: &attributes)
+        let compute = try attributes.computePrecision()
         try attributes.checkAllUsed()
         graph.nodes.append(Node(id: id, op: op, inputs: inputs, type: type, scope: scope,
-                                role: Graph.defaultRole(for: op), origin: origin))
+                                role: Graph.defaultRole(for: op), origin: origin, compute: compute))
         nodeLines.append(lineNumber)
     }
 

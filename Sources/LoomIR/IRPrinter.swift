@@ -78,6 +78,7 @@ public enum IRPrinter {
             s += "(" + node.inputs.map { "%\($0)" }.joined(separator: ", ") + ")"
         }
         for attribute in attributes(node.op) { s += " " + attribute }
+        if node.compute != .f32 { s += " \(ComputePrecision.attributeKey)=\(node.compute.rawValue)" }
         s += " : \(node.type)"
         if !node.scope.isEmpty || node.origin != nil {
             s += "  #"

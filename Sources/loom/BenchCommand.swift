@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoomDiffusion
+import LoomIR
 import LoomRuntime
 
 /// `loom bench`: one benchmark case, timed, with its roofline and peak memory.
@@ -23,6 +24,7 @@ struct BenchCommand: ParsableCommand {
     var memoryBudget: String?
     @Flag(help: "Skip the sgemm roofline measurement.") var noRoofline = false
     @Flag(help: "Print one JSON line instead of text.") var json = false
+    @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
 
     func run() throws {
         let benchmarkCase: BenchmarkCase
@@ -32,7 +34,8 @@ struct BenchCommand: ParsableCommand {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive, got \(repeats)") }
         let budget = try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
         let started = Date()
-        let bench = try StepBenchmark(benchmarkCase, threads: threads ?? Threading.defaultThreads, memoryBudget: budget)
+        let bench = try StepBenchmark(benchmarkCase, threads: threads ?? Threading.defaultThreads, memoryBudget: budget,
+                                      precision: precision)
         if !json {
             print(String(format: "compiled and warmed %@ in %.1f s; timing %d steps", name, Date().timeIntervalSince(started), repeats))
         }

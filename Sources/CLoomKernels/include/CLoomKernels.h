@@ -4,3 +4,4 @@
 #include "loom_signals.h"
 #include "loom_memory.h"
 #include "loom_fused.h"
+#include "loom_gemm.h"

@@ -7,4 +7,9 @@ public enum PlanCompiler {
     public static func compile(_ graph: Graph, passes: PassManager = .standard()) throws -> Plan {
         try PlanLowering.lower(try passes.run(graph))
     }
+
+    /// Compiles `graph` with the standard pipeline under a precision policy.
+    public static func compile(_ graph: Graph, precision: PrecisionPolicy) throws -> Plan {
+        try compile(graph, passes: .standard(precision: precision))
+    }
 }

@@ -23,11 +23,14 @@ struct GraphRewriter {
         emit(op, newInputs: oldInputs.map { map[$0]! }, like: node, origin: node.origin.flatMap { map[$0] })
     }
 
-    /// Appends `op` over new-graph operands, with `like`'s scope and the given origin; returns the new id.
+    /// Appends `op` over new-graph operands, with `like`'s scope, compute precision and the given
+    /// origin; returns the new id.
     func emit(_ op: Op, newInputs: [Int], like node: Node, origin: Int?) -> Int {
         builder.origin = origin
         let declared: TensorType? = op.isLeaf ? node.type : nil
-        return builder.withScope(node.scope) { builder.append(op, newInputs.map { builder.tensor($0) }, declared: declared) }.id
+        let id = builder.withScope(node.scope) { builder.append(op, newInputs.map { builder.tensor($0) }, declared: declared) }.id
+        builder.setCompute(node.compute, of: id)
+        return id
     }
 
     /// The rewritten graph with outputs remapped; verified.

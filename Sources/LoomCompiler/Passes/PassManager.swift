@@ -20,10 +20,11 @@ public struct PassManager {
     }
 
     /// The standard pipeline: simplify, hoist the conditioning GEMMs, fuse the optimizer, fusion,
-    /// simplify again.
-    public static func standard(fuse: Bool = true) -> PassManager {
+    /// simplify again, then the operand precision of every matrix product.
+    public static func standard(fuse: Bool = true, precision: PrecisionPolicy = .fp32) -> PassManager {
         var passes: [GraphPass] = [SimplifyPass(), HoistConditioningPass()]
         if fuse { passes += [OptimizerFusionPass(), FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
+        passes.append(PrecisionPass(policy: precision))
         return PassManager(passes: passes)
     }
 

@@ -1,9 +1,8 @@
-import COpenBLAS
 import Foundation
 import LoomIR
 import LoomRuntime
 
-/// The machine's own `cblas_sgemm` on a plan's GEMM shapes: the roofline a step's achieved
+/// The step's GEMM implementation alone on a plan's GEMM shapes: the roofline a step's achieved
 /// GFLOP/s is compared with.
 public enum GemmRoofline {
     /// One GEMM shape of a plan and how many times a step runs it.
@@ -62,12 +61,14 @@ public enum GemmRoofline {
     /// Total multiply-adds of `shapes`.
     public static func macs(_ shapes: [Shape: Int]) -> Int { shapes.reduce(0) { $0 + $1.key.macs * $1.value } }
 
-    /// `cblas_sgemm` alone on every shape, each timed as the best of `repeats` runs of its whole
-    /// count, the better of two ways: one GEMM at a time with OpenBLAS at `threads` threads, and
-    /// (for counts of at least `threads`) whole GEMMs spread over the threads, each single-threaded.
-    /// Returns total FLOPs over total seconds.
-    public static func sgemmGFLOPs(_ shapes: [Shape: Int], threads: Int, repeats: Int = 3) -> Double {
+    /// The step's own GEMM (`kernels`, in `precision`) alone on every shape, each timed as the best
+    /// of `repeats` runs of its whole count, the better of two ways: one GEMM at a time split over
+    /// the team as a step splits it, and (for counts of at least `threads`) whole GEMMs spread over
+    /// the threads, each single-threaded. Returns total FLOPs over total seconds.
+    public static func gemmGFLOPs(_ shapes: [Shape: Int], threads: Int, precision: PrecisionPolicy = .fp32,
+                                  kernels: KernelSelection = .current, repeats: Int = 3) -> Double {
         Threading.setThreads(threads)
+        kernels.apply()
         var seconds = 0.0
         var flops = 0.0
         for (shape, count) in shapes.sorted(by: { $0.key.macs > $1.key.macs }) {
@@ -77,12 +78,8 @@ public enum GemmRoofline {
             // One output per worker, so concurrent GEMMs do not share a destination.
             let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n * workers)
             defer { c.deallocate() }
-            let lda = Int32(shape.transposeA ? shape.m : shape.k), ldb = Int32(shape.transposeB ? shape.k : shape.n)
-            func gemm(_ out: UnsafeMutablePointer<Float>) {
-                cblas_sgemm(CblasRowMajor, shape.transposeA ? CblasTrans : CblasNoTrans,
-                            shape.transposeB ? CblasTrans : CblasNoTrans, Int32(shape.m), Int32(shape.n),
-                            Int32(shape.k), 1, a, lda, b, ldb, 0, out, Int32(shape.n))
-            }
+            let gemm = KernelLibrary.StandaloneGEMM(transposeA: shape.transposeA, transposeB: shape.transposeB,
+                                                    m: shape.m, n: shape.n, k: shape.k, precision: precision)
             func time(_ body: () -> Void) -> Double {
                 var best = Double.infinity
                 for _ in 0..<repeats {
@@ -92,16 +89,21 @@ public enum GemmRoofline {
                 }
                 return best
             }
-            // OpenBLAS's own threading for this measurement only (Loom keeps it single-threaded).
-            openblas_set_num_threads(Int32(threads))
-            var best = time { for _ in 0..<count { gemm(c) } }
-            openblas_set_num_threads(1)
-            if workers > 1 {
-                best = min(best, time {
-                    Threading.perEntryParallel(count) { worker, _ in gemm(c + worker * shape.m * shape.n) }
-                })
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    gemm.run(a: ap.baseAddress!, b: bp.baseAddress!, c: c)  // creates library kernels
+                    var best = time { for _ in 0..<count { gemm.run(a: ap.baseAddress!, b: bp.baseAddress!, c: c) } }
+                    if workers > 1 {
+                        best = min(best, time {
+                            Threading.perEntryParallel(count) { worker, _ in
+                                gemm.run(a: ap.baseAddress!, b: bp.baseAddress!, c: c + worker * shape.m * shape.n,
+                                         worker: worker)
+                            }
+                        })
+                    }
+                    seconds += best
+                }
             }
-            seconds += best
             flops += 2 * Double(shape.macs) * Double(count)
         }
         return seconds > 0 ? flops / seconds / 1e9 : 0

@@ -12,6 +12,8 @@ public final class StepBenchmark {
     public let threads: Int
     /// Blocks rematerialised to meet a memory budget (empty for the fast plan).
     public let rematerialized: [String]
+    /// The precision the step was compiled for.
+    public let precision: PrecisionPolicy
     let executor: PlanExecutor
     let inputs: [String: HostTensor]
 
@@ -22,17 +24,18 @@ public final class StepBenchmark {
     /// Compiles the case's step (with `memoryBudget`, the smallest rematerialisation that fits)
     /// and runs it once to warm up.
     public init(_ benchmarkCase: BenchmarkCase, threads: Int = Threading.defaultThreads,
-                memoryBudget: Int? = nil) throws {
+                memoryBudget: Int? = nil, precision: PrecisionPolicy = .fp32) throws {
         self.benchmarkCase = benchmarkCase
         self.threads = threads
+        self.precision = precision
         let model = try DiffusionTransformer(benchmarkCase.model)
         let graph = try Self.stepGraph(benchmarkCase, model: model)
         if let memoryBudget {
-            let fitted = try MemoryBudget.compile(graph, budget: memoryBudget)
+            let fitted = try MemoryBudget.compile(graph, budget: memoryBudget, passes: .standard(precision: precision))
             plan = fitted.plan
             rematerialized = fitted.rematerialized
         } else {
-            plan = try PlanCompiler.compile(graph)
+            plan = try PlanCompiler.compile(graph, precision: precision)
             rematerialized = []
         }
         forwardMACs = CostModel.total(of: try model.forwardGraph(batch: benchmarkCase.forwardBatch)).macs
@@ -83,14 +86,16 @@ public final class StepBenchmark {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let median = times.sorted()[times.count / 2]
-        let sgemm = roofline ? GemmRoofline.sgemmGFLOPs(GemmRoofline.shapes(of: plan.graph), threads: threads) : nil
+        let sgemm = roofline ? GemmRoofline.gemmGFLOPs(GemmRoofline.shapes(of: plan.graph), threads: threads,
+                                                       precision: precision, kernels: executor.kernels) : nil
         return StepBenchmarkResult(
             impl: rematerialized.isEmpty ? "loom" : "loom-lean", case: benchmarkCase.name,
             timesMs: times.map { $0 * 1000 }, medianMs: median * 1000,
             imagesPerS: Double(benchmarkCase.batch) / median, gflopsPerS: stepFLOPs / median / 1e9,
             forwardGMACs: Double(forwardMACs) / 1e9, sgemmGFLOPsPerS: sgemm,
             peakRSSMiB: Double(ResourceUsage.peakResidentBytes) / 1_048_576,
-            planMiB: Double(planBytes) / 1_048_576, threads: threads, rematerializedBlocks: rematerialized.count)
+            planMiB: Double(planBytes) / 1_048_576, threads: threads, rematerializedBlocks: rematerialized.count,
+            precision: precision.rawValue, kernels: executor.kernels.description)
     }
 }
 
@@ -104,15 +109,20 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var imagesPerS: Double
     public var gflopsPerS: Double
     public var forwardGMACs: Double
-    /// `cblas_sgemm` alone on the plan's GEMM shapes, measured in the same process.
+    /// The GEMM alone (the implementation the step uses, in its precision) on the plan's GEMM
+    /// shapes, measured in the same process: the floor of the step's GEMM time.
     public var sgemmGFLOPsPerS: Double?
     public var peakRSSMiB: Double
     public var planMiB: Double
     public var threads: Int
     public var rematerializedBlocks: Int
+    /// `fp32` or `bf16`.
+    public var precision: String
+    /// The ISA and GEMM kernels chosen for this CPU (`KernelSelection.description`).
+    public var kernels: String
 
     enum CodingKeys: String, CodingKey {
-        case impl, `case`, threads
+        case impl, `case`, threads, precision, kernels
         case timesMs = "times_ms", medianMs = "median_ms", imagesPerS = "images_per_s", gflopsPerS = "gflops_per_s"
         case forwardGMACs = "forward_gmacs", sgemmGFLOPsPerS = "sgemm_gflops_per_s", peakRSSMiB = "peak_rss_mib"
         case planMiB = "plan_mib", rematerializedBlocks = "rematerialized_blocks"
@@ -129,12 +139,14 @@ public struct StepBenchmarkResult: Codable, Sendable {
 
     /// One readable line.
     public var summary: String {
-        var line = String(format: "%@ %@: median %.1f ms, %.2f img/s, %.1f GFLOP/s", impl, self.case, medianMs,
-                          imagesPerS, gflopsPerS)
-        if let s = sgemmGFLOPsPerS { line += String(format: " (%.0f%% of sgemm's %.1f on these shapes)", 100 * gflopsPerS / s, s) }
+        var line = String(format: "%@ %@ (%@): median %.1f ms, %.2f img/s, %.1f GFLOP/s", impl, self.case, precision,
+                          medianMs, imagesPerS, gflopsPerS)
+        if let s = sgemmGFLOPsPerS {
+            line += String(format: " (%.0f%% of the GEMM alone, %.1f on these shapes)", 100 * gflopsPerS / s, s)
+        }
         line += String(format: ", peak RSS %.0f MiB, plan %.0f MiB", peakRSSMiB, planMiB)
         if rematerializedBlocks > 0 { line += ", \(rematerializedBlocks) blocks rematerialised" }
-        return line
+        return line + "\n" + kernels
     }
 }
 

@@ -1,4 +1,5 @@
 import CLoomKernels
+import LoomIR
 
 extension KernelLibrary {
     /// Multiply-adds below which a single GEMM runs on one thread: splitting it costs more in
@@ -6,12 +7,12 @@ extension KernelLibrary {
     public static let partitionedGEMMThreshold = 1 << 20
 
     /// One row-major `C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias)` (C is [m, n], leading dimension `ldc`) spread
-    /// over the team by slabs of C, each slab one single-threaded `loom_sgemm` (Loom's own packed
-    /// AVX2 GEMM, bias added in its micro-kernel's store) followed by `epilogue` on that slab while
+    /// over the team by slabs of C, each slab one single-threaded `loom_gemm` (the implementation chosen
+    /// for this CPU, `KernelSelection`: Loom's own packed AVX2 GEMM or oneDNN, in the launch's precision) followed by `epilogue` on that slab while
     /// it is cache-hot. `partition` (the plan's record, else `LaunchPartition.gemm`) says whether
     /// slabs split the rows in multiples of 16, or the columns in multiples of 96 (whole panels of
     /// the packed B), or the GEMM runs on one thread. `packedB` is op(B) already packed by `loom_sgemm_pack_b` (weights
-    /// packed once per plan, see `PackedWeights`).
+    /// packed once per plan, see `PackedWeights`), used when the own kernel runs the launch.
     /// Every element is computed the same way in any slab, so the result does not depend on the
     /// team size.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -24,7 +25,7 @@ extension KernelLibrary {
         func slab(_ worker: Int, _ r0: Int, _ rows: Int, _ c0: Int, _ cols: Int) {
             let aStart = transposeA ? a + r0 : a + r0 * lda
             let (out, slabBias) = (c + r0 * ldc + c0, bias.map { $0 + c0 })
-            if let packedB {
+            if let packedB, loom_gemm_uses_own_packing() != 0 {
                 // Slabs start on panel boundaries (columns split in multiples of 96).
                 let scratch = ScratchPool.gemm.buffer(slot: worker,
                                                       floats: Int(loom_sgemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))
@@ -54,13 +55,43 @@ extension KernelLibrary {
         }
     }
 
-    /// Single-threaded `loom_sgemm` with the scratch of `worker`, for callers that already own a thread.
+    /// Single-threaded `loom_gemm` (the implementation and precision chosen for this CPU and launch,
+    /// `KernelSelection`) with the scratch of `worker`, for callers that already own a thread.
     static func gemm(worker: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool = false,
                      c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         guard m > 0, n > 0 else { return }
-        let scratch = ScratchPool.gemm.buffer(slot: worker, floats: Int(loom_sgemm_scratch_floats(Int64(m), Int64(n), Int64(k))))
-        loom_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+        let scratch = ScratchPool.gemm.buffer(slot: worker, floats: Int(loom_gemm_scratch_floats(Int64(m), Int64(n), Int64(k))))
+        loom_gemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
                    accumulate ? 1 : 0, c, Int64(ldc), bias, scratch)
+    }
+}
+
+extension KernelLibrary {
+    /// One GEMM shape run outside any plan, on the implementation and precision a launch would use
+    /// (benchmarks: the GEMM-only floor of a step).
+    public struct StandaloneGEMM {
+        public let transposeA: Bool, transposeB: Bool
+        public let m: Int, n: Int, k: Int
+        public let precision: PrecisionPolicy
+
+        public init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, precision: PrecisionPolicy) {
+            (self.transposeA, self.transposeB, self.m, self.n, self.k, self.precision) = (transposeA, transposeB, m, n, k, precision)
+        }
+
+        /// C [m, n] = op(A)·op(B): split over the team like a step's GEMM, or, with `worker`, on that
+        /// worker's thread alone.
+        public func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, worker: Int? = nil) {
+            loom_gemm_set_precision(precision == .bf16 ? LOOM_PRECISION_BF16 : LOOM_PRECISION_F32)
+            defer { if worker == nil { loom_gemm_set_precision(LOOM_PRECISION_F32) } }
+            let lda = transposeA ? m : k, ldb = transposeB ? k : n
+            if let worker {
+                gemm(worker: worker, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                     a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
+            } else {
+                partitionedGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                                a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
+            }
+        }
     }
 }

@@ -12,15 +12,15 @@ final class PackedWeights {
     /// Set when the parameters change; cleared by `refresh`.
     var stale = true
 
-    /// Nil when the plan writes parameters (training steps) or has no linear with a weight in the
-    /// parameter region.
-    init?(plan: Plan, launches: [Int], operands: [[TensorRef]]) {
+    /// Nil when the plan writes parameters (training steps) or has no fp32 linear with a weight in
+    /// the parameter region (bf16 launches round their weights as they read them).
+    init?(plan: Plan, launches: [Int], operands: [[TensorRef]], precisions: [loom_precision]) {
         guard !plan.graph.outputs.contains(where: { $0.name.hasPrefix(Plan.updatePrefix) }) else { return nil }
         byLaunch = Array(repeating: nil, count: launches.count)
         var bufferOf: [UnsafeMutableRawPointer: Int] = [:]
         for (index, id) in launches.enumerated() {
             let node = plan.graph.nodes[id]
-            guard case .fused(.linear) = node.op else { continue }
+            guard case .fused(.linear) = node.op, precisions[index] == LOOM_PRECISION_F32 else { continue }
             switch plan.locations[node.inputs[1]] {
             case .parameter, .parameterView: break
             default: continue

@@ -1,3 +1,4 @@
+import CLoomKernels
 import Foundation
 import LoomIR
 
@@ -25,10 +26,15 @@ public final class PlanExecutor {
     let packedWeights: PackedWeights?
     /// Every launch with its arguments bound (`KernelLibrary.prepare`), indexed like `launches`.
     let prepared: [() throws -> Void]
+    /// GEMM implementations chosen for this CPU when the plan was loaded.
+    public let kernels: KernelSelection
+    /// Operand precision of each launch's GEMMs, indexed like `launches`.
+    let precisions: [loom_precision]
 
-    public init(plan: Plan, threads: Int = Threading.defaultThreads) {
+    public init(plan: Plan, threads: Int = Threading.defaultThreads, kernels: KernelSelection = .current) {
         self.plan = plan
         self.threads = threads
+        self.kernels = kernels
         arena = .allocate(byteCount: max(plan.memory.arenaBytes, 64), alignment: 64)
         arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(plan.memory.arenaBytes, 64))
         parameterRegion = .allocate(byteCount: max(plan.memory.parameterBytes, 64), alignment: 64)
@@ -59,7 +65,11 @@ public final class PlanExecutor {
         let table = plan.parameterTable
         self.table = table
         inputNodes = plan.graph.inputNodes
-        let packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands)
+        let precisions = launches.map { plan.graph.nodes[$0].compute == .bf16 ? LOOM_PRECISION_BF16 : LOOM_PRECISION_F32 }
+        self.precisions = precisions
+        // Loom's packed weights serve only its own fp32 kernel.
+        let packedWeights = kernels.f32 == .own
+            ? PackedWeights(plan: plan, launches: launches, operands: operands, precisions: precisions) : nil
         self.packedWeights = packedWeights
         prepared = launches.enumerated().map { index, id in
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
@@ -71,6 +81,27 @@ public final class PlanExecutor {
             let key = String(output.name.dropFirst(Plan.updatePrefix.count))
             guard let entry = table.first(where: { $0.name == key }) else { return nil }
             return (refs[output.node], TensorRef(region + entry.offset, entry.type))
+        }
+        createLibraryKernels()
+    }
+
+    /// Creates every oneDNN primitive the plan's GEMMs will use, before the first step: each launch
+    /// that multiplies matrices runs once over the arena with its GEMMs in create-only mode (they
+    /// compute nothing; the launch's other work runs on whatever the arena holds, which the first
+    /// real step overwrites).
+    func createLibraryKernels() {
+        let usesBF16 = precisions.contains(LOOM_PRECISION_BF16)
+        guard kernels.f32 == .onednn || (usesBF16 && kernels.bf16 == .onednn) else { return }
+        Threading.setThreads(threads)
+        kernels.apply()
+        loom_gemm_set_prepare_only(1)
+        defer {
+            loom_gemm_set_prepare_only(0)
+            loom_gemm_set_precision(LOOM_PRECISION_F32)
+        }
+        for (index, id) in launches.enumerated() where KernelLibrary.multipliesMatrices(plan.graph.nodes[id].op) {
+            loom_gemm_set_precision(precisions[index])
+            try? prepared[index]()
         }
     }
 
@@ -141,10 +172,13 @@ public final class PlanExecutor {
             refs[node.id].store(value)
         }
         Threading.setThreads(threads)
+        kernels.apply()
         packedWeights?.refresh()
+        defer { loom_gemm_set_precision(LOOM_PRECISION_F32) }
         for (index, id) in launches.enumerated() {
             let node = plan.graph.nodes[id]
             let start = launchTimer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            loom_gemm_set_precision(precisions[index])
             do {
                 try prepared[index]()
             } catch let error as RuntimeError {

@@ -1,0 +1,64 @@
+// GEMM dispatch: which implementation runs each GEMM on this CPU, in which precision.
+#ifndef LOOM_GEMM_H
+#define LOOM_GEMM_H
+
+#include <stdint.h>
+
+/// Instruction-set features of the CPU that matter to the GEMM, as the OS lets them be used
+/// (CPUID plus XGETBV: the OS must save the AVX-512 and AMX register state).
+typedef struct {
+    int avx2_fma;
+    int avx512f;      ///< AVX-512 F, BW, VL and DQ (oneDNN's avx512_core)
+    int avx512_bf16;  ///< VDPBF16PS
+    int amx_bf16;     ///< AMX tiles with bf16 (the OS permission is requested separately)
+} loom_cpu_features;
+
+loom_cpu_features loom_detect_cpu(void);
+
+/// Asks Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); 1 when granted.
+int loom_request_amx_permission(void);
+
+/// The implementation of fp32 GEMMs.
+typedef enum { LOOM_GEMM_OWN = 0, LOOM_GEMM_ONEDNN = 1 } loom_gemm_provider;
+/// How bf16 GEMMs run: oneDNN on bf16 instructions, or fp32 arithmetic on operands rounded to bf16.
+typedef enum { LOOM_BF16_EMULATED = 0, LOOM_BF16_ONEDNN = 1 } loom_bf16_mode;
+/// Operand precision of a GEMM launch (accumulation is always fp32).
+typedef enum { LOOM_PRECISION_F32 = 0, LOOM_PRECISION_BF16 = 1 } loom_precision;
+
+/// Caps oneDNN's instruction set (0 avx2, 1 avx512 with bf16, 2 amx); must precede any oneDNN
+/// primitive. Returns 1 when oneDNN took the cap.
+int loom_onednn_cap_isa(int level);
+
+/// Process-wide choice made when a plan is loaded.
+void loom_gemm_configure(loom_gemm_provider f32_provider, loom_bf16_mode bf16_mode);
+/// Operand precision of the launch that runs next (set by the executor before each launch).
+void loom_gemm_set_precision(loom_precision precision);
+loom_precision loom_gemm_get_precision(void);
+/// 1 when the current configuration runs fp32 GEMMs on Loom's own packed kernel, so a B packed by
+/// loom_sgemm_pack_b may be used.
+int loom_gemm_uses_own_packing(void);
+
+/// Floats of scratch loom_gemm needs for an [m, n] result over depth k on any path.
+int64_t loom_gemm_scratch_floats(int64_t m, int64_t n, int64_t k);
+
+/// Single-threaded C[m, n] = alpha·op(A)·op(B) (+ C when accumulate) (+ bias[n]) in the launch's
+/// precision, on the configured implementation; same operand conventions as loom_sgemm.
+/// Whatever runs, it never spreads over more than the calling thread.
+void loom_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc, const float *bias, float *scratch);
+
+/// Rounds n floats to the nearest bf16 value (ties to even), kept as fp32.
+void loom_round_to_bf16(const float *x, float *y, int64_t n);
+
+/// Name of the oneDNN implementation for one GEMM shape in the given precision ("" when oneDNN
+/// has none), e.g. "brg:avx512_core_bf16"; creates (and caches) the primitive.
+const char *loom_onednn_gemm_impl(int64_t m, int64_t n, int64_t k, int bf16);
+
+/// Number of oneDNN primitives created so far (each shape once).
+int64_t loom_onednn_primitive_count(void);
+
+/// While set, loom_gemm only creates the oneDNN primitive of each call and computes nothing
+/// (plan load warms every shape before the first step).
+void loom_gemm_set_prepare_only(int on);
+
+#endif
