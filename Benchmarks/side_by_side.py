@@ -8,10 +8,14 @@ and the ratio Loom / PyTorch per figure, as a Markdown table.
 
 PyTorch is optional: without it (see Benchmarks/pytorch/README.md) the PyTorch columns are
 skipped with a message. Run through Benchmarks/side-by-side.sh, which builds Loom first.
+
+--bf16 runs Loom with `--precision bf16` and the PyTorch peers under bfloat16 autocast (the JAX
+peer stays float32). --json FILE writes the per-case figures and the machine as JSON.
 """
 import argparse, json, os, platform, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ISA_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
 CASES = ["train-s2-b8", "sample-ig-s2-b8", "sample-igcfg-s2-b8", "sample-ig-s4-b1", "train-s4-b64", "train-b2-b4"]
 
 
@@ -46,6 +50,35 @@ def torch_python(explicit):
     return None, None
 
 
+def machine_info():
+    """The CPU model name and which of ISA_FLAGS it has, from /proc/cpuinfo, else `lscpu`."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    if model is None or not flags:
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        except OSError:
+            out = ""
+        for line in out.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "Flags" and not flags:
+                flags = set(value.split())
+    return {"cpu": model or platform.processor() or platform.machine(), "arch": platform.machine(),
+            "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
+
+
 def merge(results):
     """Pools the rounds of one implementation: all timed steps, the largest peak RSS."""
     results = [r for r in results if r]
@@ -69,6 +102,36 @@ def fmt_ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "—"
 
 
+def ratio(a, b):
+    return round(a / b, 4) if a is not None and b else None
+
+
+def case_summary(case, r, precision, machine):
+    """One case for --json: the medians (ms), Loom / peer ratios and peak RSS (MiB), None where absent."""
+    def get(impl, key):
+        return (r[impl] or {}).get(key)
+    loom_ms, torch_ms = get("loom", "median_ms"), get("pytorch-eager", "median_ms")
+    out = {"case": case, "precision": precision, "machine": machine,
+           "loom_ms": loom_ms, "pytorch_ms": torch_ms, "loom_over_pytorch": ratio(loom_ms, torch_ms),
+           "loom_peak_rss_mib": get("loom", "peak_rss_mib"), "pytorch_peak_rss_mib": get("pytorch-eager", "peak_rss_mib"),
+           "rss_ratio": ratio(get("loom", "peak_rss_mib"), get("pytorch-eager", "peak_rss_mib")),
+           "loom_kernels": get("loom", "kernels"),
+           "loom_gflops_per_s": get("loom", "gflops_per_s"), "pytorch_gflops_per_s": get("pytorch-eager", "gflops_per_s")}
+    if r["loom-lean"]:
+        out.update(loom_lean_ms=get("loom-lean", "median_ms"), loom_lean_peak_rss_mib=get("loom-lean", "peak_rss_mib"),
+                   loom_lean_over_pytorch=ratio(get("loom-lean", "median_ms"), torch_ms),
+                   loom_lean_rematerialized_blocks=get("loom-lean", "rematerialized_blocks"))
+    if r["pytorch-compile"]:
+        compile_ms = get("pytorch-compile", "median_ms")
+        out.update(torch_compile_ms=compile_ms, loom_over_compile=ratio(loom_ms, compile_ms),
+                   torch_compile_peak_rss_mib=get("pytorch-compile", "peak_rss_mib"))
+    if r["jax"]:
+        jax_ms = get("jax", "median_ms")
+        out.update(jax_ms=jax_ms, jax_precision="fp32", loom_over_jax=ratio(loom_ms, jax_ms),
+                   jax_peak_rss_mib=get("jax", "peak_rss_mib"))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="*", default=CASES, help="cases to run (default: all)")
@@ -85,6 +148,10 @@ def main():
     parser.add_argument("--python", help="Python with torch (default: .venv-bench, then this one)")
     parser.add_argument("--loom", default=os.path.join(ROOT, ".build/release/loom"))
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16: loom bench --precision bf16, peer.py --bf16 (autocast; JAX stays fp32)")
+    parser.add_argument("--json", metavar="FILE", dest="json_file",
+                        help="also write per-case medians, ratios, peak RSS, precision and machine to FILE as JSON")
     args = parser.parse_args()
     for case in args.cases:
         if case not in CASES:
@@ -97,6 +164,12 @@ def main():
         log("PyTorch is not installed: the PyTorch columns are skipped. To include them: "
             "python3 -m venv .venv-bench && .venv-bench/bin/pip install -r Benchmarks/pytorch/requirements.txt")
     env_threads = ["--threads", str(args.threads)]
+    precision = "bf16" if args.bf16 else "fp32"
+    loom_precision = ["--precision", "bf16"] if args.bf16 else []
+    peer_precision = ["--bf16"] if args.bf16 else []
+    machine = machine_info()
+    if args.bf16 and args.jax:
+        log("--bf16: the JAX peer has no bfloat16 mode; its column stays float32")
     rows = []
     for case in args.cases:
         log(f"{case}:")
@@ -105,28 +178,34 @@ def main():
         for round_index in range(args.rounds):
             roofline = [] if round_index == 0 else ["--no-roofline"]
             runs["loom"].append(run_json([args.loom, "bench", case, "--json", "--repeats", str(args.repeats)]
-                                         + env_threads + roofline, f"round {round_index + 1} loom"))
+                                         + env_threads + roofline + loom_precision, f"round {round_index + 1} loom"))
             if python:
                 runs["pytorch-eager"].append(run_json([python, "Benchmarks/pytorch/peer.py", case, "--json", "--repeats",
-                                                       str(args.repeats)] + env_threads, f"round {round_index + 1} pytorch"))
+                                                       str(args.repeats)] + env_threads + peer_precision,
+                                                      f"round {round_index + 1} pytorch"))
             if training and args.lean_budget and case in args.lean_cases:
                 runs["loom-lean"].append(run_json([args.loom, "bench", case, "--json", "--no-roofline", "--repeats",
-                                                   str(args.repeats), "--memory-budget", args.lean_budget] + env_threads,
-                                                  f"round {round_index + 1} loom lean"))
+                                                   str(args.repeats), "--memory-budget", args.lean_budget] + env_threads
+                                                  + loom_precision, f"round {round_index + 1} loom lean"))
             if python and args.compile:
                 runs["pytorch-compile"].append(run_json([python, "Benchmarks/pytorch/peer.py", case, "--json", "--compile",
-                                                         "--repeats", str(args.repeats)] + env_threads,
+                                                         "--repeats", str(args.repeats)] + env_threads + peer_precision,
                                                         f"round {round_index + 1} torch.compile"))
             if python and args.jax and not training:
                 runs["jax"].append(run_json([python, "Benchmarks/jax/peer.py", case, "--json", "--repeats",
                                              str(args.repeats)] + env_threads, f"round {round_index + 1} jax"))
         rows.append((case, {k: merge(v) for k, v in runs.items()}))
 
-    lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; torch {torch_version or 'not installed'}; "
+    peer_label = "bf16 autocast" if args.bf16 else "fp32"
+    lines = [f"CPU: {machine['cpu']} ({machine['arch']}); ISA: {', '.join(machine['isa']) or 'none of ' + ', '.join(ISA_FLAGS)}.",
+             "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; precision {precision}; "
+             f"torch {torch_version or 'not installed'}; "
              f"{args.rounds} alternating rounds × {args.repeats} timed steps per process; medians over all timed steps.",
              "",
-             "| case | Loom ms | PyTorch ms | Loom / PyTorch | Loom GFLOP/s (of sgemm) | Loom RSS MiB | PyTorch RSS MiB | RSS ratio |"
-             + (" torch.compile ms | Loom / compile |" if args.compile else "") + (" JAX jit ms | Loom / JAX |" if args.jax else ""),
+             f"| case | Loom ms ({precision}) | PyTorch ms ({peer_label}) | Loom / PyTorch | Loom GFLOP/s (of sgemm) | Loom RSS MiB | PyTorch RSS MiB | RSS ratio |"
+             + (f" torch.compile ms ({peer_label}) | Loom / compile |" if args.compile else "")
+             + (f" JAX jit ms (fp32) | Loom / JAX |" if args.jax else ""),
              "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.compile else "") + ("---:|---:|" if args.jax else "")]
     for case, r in rows:
         for impl in ["loom", "loom-lean"]:
@@ -149,11 +228,26 @@ def main():
         if r["loom-lean"] and r["loom"]:
             lines.append(f"| {case}: lean / fast step time | {fmt_ratio(r['loom-lean']['median_ms'], r['loom']['median_ms'])} | | | | | | |"
                          + (" | |" if args.compile else "") + (" | |" if args.jax else ""))
+    kernels = [(case, impl, r[impl]["kernels"]) for case, r in rows for impl in ["loom", "loom-lean"]
+               if r[impl] and r[impl].get("kernels")]
+    if kernels:
+        lines.append("")
+        if len({k for _, _, k in kernels}) == 1:
+            lines.append(f"Loom kernels: {kernels[0][2]}")
+        else:
+            lines += [f"- Loom kernels, {case}{', memory-lean' if impl == 'loom-lean' else ''}: {k}" for case, impl, k in kernels]
     table = "\n".join(lines)
     print(table)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
+    if args.json_file:
+        summary = {"machine": machine, "precision": precision, "threads": args.threads, "rounds": args.rounds,
+                   "repeats": args.repeats, "torch": torch_version,
+                   "cases": [case_summary(case, r, precision, machine) for case, r in rows]}
+        with open(args.json_file, "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\n")
     with open(os.path.join(ROOT, "runs", "side-by-side.json") if os.path.isdir(os.path.join(ROOT, "runs")) else os.devnull, "w") as f:
         json.dump(rows, f, indent=1)
 

@@ -2,9 +2,10 @@
 """PyTorch peer for Loom's benchmarks: a plain DiT/SiT (adaLN-Zero skeleton)
 with an Internal Guidance (IG) head, written from scratch for timing only.
 
-Usage: peer.py CASE [--repeats N] [--warmup W] [--threads T] [--compile] [--json]
+Usage: peer.py CASE [--repeats N] [--warmup W] [--threads T] [--compile] [--bf16] [--json]
 See Benchmarks/pytorch/README.md for the cases and what they measure.
 """
+import contextlib
 import json
 import math
 import os
@@ -149,7 +150,15 @@ def forward_macs(dim, depth, heads, patch, batch):
 
 
 # ---------------------------------------------------------------- steps ----
-def make_train_step(model, fwd, batch, patch):
+def precision_context(bf16):
+    """A factory of the context the model step runs in: CPU autocast to bfloat16 with --bf16
+    (weights, gradients and the optimizer stay float32), else nothing."""
+    if bf16:
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def make_train_step(model, fwd, batch, patch, autocast=contextlib.nullcontext):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     ema = [p.detach().clone() for p in params]
@@ -164,8 +173,9 @@ def make_train_step(model, fwd, batch, patch):
         tb = t.view(-1, 1, 1, 1)
         x_t = (1 - tb) * x + tb * e
         u = e - x
-        d_f, d_i = fwd(x_t, t, y)
-        loss = F.mse_loss(d_f, u) + 0.5 * F.mse_loss(d_i, u)
+        with autocast():                                         # forward + loss; backward outside
+            d_f, d_i = fwd(x_t, t, y)
+            loss = F.mse_loss(d_f, u) + 0.5 * F.mse_loss(d_i, u)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -177,7 +187,7 @@ def make_train_step(model, fwd, batch, patch):
     return step
 
 
-def make_sample_step(fwd, batch, cfg):
+def make_sample_step(fwd, batch, cfg, autocast=contextlib.nullcontext):
     state = {"x": torch.randn(batch, IN_CH, RES, RES)}
     t = torch.full((batch,), 1.0)
     y = torch.randint(0, NUM_CLASSES, (batch,))
@@ -186,7 +196,7 @@ def make_sample_step(fwd, batch, cfg):
         yy = torch.cat([y, torch.full_like(y, NUM_CLASSES)])
 
     def step():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             x = state["x"]
             if cfg:
                 d_f, d_i = fwd(torch.cat([x, x]), tt, yy)
@@ -196,15 +206,18 @@ def make_sample_step(fwd, batch, cfg):
             else:
                 d_f, d_i = fwd(x, t, y)
                 d = d_i + GUIDE_W * (d_f - d_i)                  # IG
-            state["x"] = x + DT * d                              # Euler
+            state["x"] = x + DT * d.float()                      # Euler; the state stays float32
         return state["x"]
     return step
 
 
 # ----------------------------------------------------------------- main ----
 def parse_args():
-    return peer_common.parse_args(__doc__, CASES,
-                                  extra=lambda ap: ap.add_argument("--compile", action="store_true"))
+    def extra(ap):
+        ap.add_argument("--compile", action="store_true")
+        ap.add_argument("--bf16", action="store_true",
+                        help="run the model step under torch.autocast('cpu', dtype=torch.bfloat16)")
+    return peer_common.parse_args(__doc__, CASES, extra=extra)
 
 
 def main():
@@ -230,12 +243,13 @@ def main():
             print(f"torch.compile failed: {exc}", file=sys.stderr)
             sys.exit(3)
 
+    autocast = precision_context(args.bf16)
     if kind == "train":
         model.train()
-        step = make_train_step(model, fwd, batch, patch)
+        step = make_train_step(model, fwd, batch, patch, autocast)
     else:
         model.eval()
-        step = make_sample_step(fwd, batch, cfg=(kind == "sample-igcfg"))
+        step = make_sample_step(fwd, batch, cfg=(kind == "sample-igcfg"), autocast=autocast)
 
     fwd_batch = 2 * batch if kind == "sample-igcfg" else batch
     macs = forward_macs(cfg["dim"], cfg["depth"], cfg["heads"], patch, fwd_batch)
@@ -264,6 +278,7 @@ def main():
         "forward_gmacs": round(macs / 1e9, 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": args.threads,
+        "precision": "bf16" if args.bf16 else "fp32",
         "torch": torch.__version__,
     }
     if args.json:
@@ -272,7 +287,8 @@ def main():
         print(f"{result['impl']} {args.case}: median {result['median_ms']:.1f} ms, "
               f"{result['images_per_s']:.2f} img/s, {result['gflops_per_s']:.1f} GFLOP/s, "
               f"forward {result['forward_gmacs']:.3f} GMACs, peak RSS "
-              f"{result['peak_rss_mib']:.0f} MiB, {args.threads} threads, torch {torch.__version__}")
+              f"{result['peak_rss_mib']:.0f} MiB, {args.threads} threads, {result['precision']}, "
+              f"torch {torch.__version__}")
 
 
 if __name__ == "__main__":
