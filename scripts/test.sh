@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set-up plus Loom's whole test suite (XCTest). Ends with a plain "N passed, N failed" line.
+# Set-up plus Loom's whole test suite (XCTest) and the golden suite on every ISA path of this CPU.
+# Ends with a plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -8,10 +9,33 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+
+# The golden suite through the CLI on every instruction-set path this CPU can run (LOOM_ISA caps
+# the kernel choice), in fp32 and bf16: one check per (ISA, precision).
+levels=(avx2)
+grep -qw avx512f /proc/cpuinfo && levels+=(avx512)
+grep -qw amx_bf16 /proc/cpuinfo && levels+=(amx)
+isa_passed=0
+isa_failed=0
+for isa in "${levels[@]}"; do
+  for precision in fp32 bf16; do
+    if LOOM_ISA=$isa .build/debug/loom check-golden Tests/Fixtures/*.safetensors --compiled --precision "$precision" >"$log.isa" 2>&1; then
+      isa_passed=$((isa_passed + 1))
+      echo "golden suite, LOOM_ISA=$isa, $precision: $(tail -n 1 "$log.isa")"
+    else
+      isa_failed=$((isa_failed + 1))
+      status=1
+      echo "golden suite, LOOM_ISA=$isa, $precision: FAILED"
+      cat "$log.isa"
+    fi
+  done
+done
+rm -f "$log.isa"
+
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
   total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
   failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
-  echo "$((total - failed)) passed, $failed failed"
+  echo "$((total - failed + isa_passed)) passed, $((failed + isa_failed)) failed"
 fi
 exit "$status"

@@ -9,7 +9,7 @@ public enum ComputePrecision: String, CaseIterable, Sendable, Equatable {
 }
 
 /// The precision a whole compile asks for (`--precision fp32|bf16`).
-public enum PrecisionPolicy: String, CaseIterable, Sendable, Equatable {
+public enum PrecisionPolicy: String, CaseIterable, Sendable, Equatable, Codable {
     /// Everything in fp32.
     case fp32
     /// GEMM operands in bf16, accumulation and everything else (master weights, optimizer state,

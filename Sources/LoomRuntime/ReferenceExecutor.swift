@@ -1,10 +1,14 @@
+import CLoomKernels
 import LoomIR
 
-/// Runs a graph node by node on the CPU: OpenBLAS `cblas_sgemm` for matrix products, the C kernels
-/// for everything else (`KernelLibrary`), every intermediate in a buffer of its own. Simple and obviously right: the
-/// ground truth compiled plans are compared against.
+/// Runs a graph node by node on the CPU: Loom's own GEMM for matrix products (on operands rounded
+/// to bf16 where a node says `compute=bf16`), the C kernels for everything else (`KernelLibrary`),
+/// every intermediate in a buffer of its own. Simple and obviously right: the ground truth compiled
+/// plans are compared against, independent of the library kernels a plan may choose.
 public struct ReferenceExecutor {
     public let threads: Int
+    /// The reference's GEMMs: Loom's own fp32 kernel, bf16 by rounding the operands.
+    public static let kernels = KernelSelection(isa: .avx2, f32: .own, bf16: .emulated)
 
     public init(threads: Int = Threading.defaultThreads) {
         self.threads = threads
@@ -31,6 +35,8 @@ public struct ReferenceExecutor {
                   keepAll: Bool) throws -> [RawBuffer?] {
         try checkBindings(graph, inputs: inputs, parameters: parameters)
         Threading.setThreads(threads)
+        Self.kernels.apply()
+        defer { loom_gemm_set_precision(LOOM_PRECISION_F32) }
         var lastUse = Array(0..<graph.nodes.count)
         for node in graph.nodes { for operand in node.inputs { lastUse[operand] = max(lastUse[operand], node.id) } }
         for output in graph.outputs { lastUse[output.node] = graph.nodes.count }
@@ -45,6 +51,7 @@ public struct ReferenceExecutor {
             case .parameter(let name, _, _): value = RawBuffer(parameters[name]!)
             default:
                 value = RawBuffer(node.type)
+                loom_gemm_set_precision(node.compute == .bf16 ? LOOM_PRECISION_BF16 : LOOM_PRECISION_F32)
                 do {
                     try KernelLibrary.launch(node.op, node.inputs.map { values[$0]!.ref }, value.ref)
                 } catch let error as RuntimeError {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoomDiffusion
+import LoomIR
 import LoomRuntime
 
 /// `loom check-golden`: recompute a golden file and compare every tensor.
@@ -12,8 +13,11 @@ struct CheckGoldenCommand: ParsableCommand {
     @Argument(help: "Golden files to check.")
     var files: [String]
 
-    @Option(help: "Largest allowed max|a − b| / max|golden| per tensor.")
-    var rtol: Double = 1e-4
+    @Option(help: "Largest allowed max|a − b| / max|golden| per tensor (default 1e-4; \(GoldenCheck.bf16Tolerance) with --precision bf16).")
+    var rtol: Double?
+
+    @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled). bf16 compares with the reference executor on bf16-rounded operands, not with the file's fp32 values.")
+    var precision: PrecisionPolicy = .fp32
 
     @Option(help: "Threads (default: LOOM_THREADS or all cores).")
     var threads: Int?
@@ -27,14 +31,20 @@ struct CheckGoldenCommand: ParsableCommand {
     func run() throws {
         if write != nil && files.count != 1 { throw ValidationError("--write needs exactly one input file") }
         var failures = 0
+        let rtol = self.rtol ?? (precision == .bf16 ? GoldenCheck.bf16Tolerance : 1e-4)
+        if compiled { print("kernels: \(KernelSelection.current)") }
         for path in files {
             let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads,
-                                        compiled: compiled)
-            print("\(path)  [\(check.model.displayName)\(compiled ? ", compiled plan" : "")]")
+                                        compiled: compiled, precision: precision)
+            let against = precision == .bf16 ? ", bf16 against the bf16-rounding reference" : ""
+            print("\(path)  [\(check.model.displayName)\(compiled ? ", compiled plan" : "")\(against)]")
             let width = max((check.rows.map(\.name) + check.missing).map(\.count).max() ?? 0, 8)
             for row in check.rows {
                 let error = String(format: "%.3e", row.error)
                 print("  \(row.passed ? "ok  " : "FAIL") \(row.name.padding(toLength: width, withPad: " ", startingAt: 0)) \(error)")
+            }
+            if let drift = check.fp32Drift.max(by: { $0.error < $1.error }) {
+                print(String(format: "  (largest distance from the file's fp32 values: %.3e, %@)", drift.error, drift.name))
             }
             for name in check.missing { print("  FAIL \(name.padding(toLength: width, withPad: " ", startingAt: 0)) not computed") }
             if !check.passed { failures += 1 }

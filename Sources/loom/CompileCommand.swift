@@ -25,7 +25,7 @@ struct CompileCommand: ParsableCommand {
 
     func run() throws {
         let source = try selection.sourceGraph()
-        var passes = PassManager.standard(fuse: !selection.noFusion)
+        var passes = PassManager.standard(fuse: !selection.noFusion, precision: selection.precision)
         passes.dumpAll = dumpAll
         passes.dumpAfter = Set(dumpAfter.filter { $0 != "lower" })
         passes.dump = { name, text in print("// ---- IR after \(name) ----\n" + text, terminator: "") }
@@ -83,6 +83,9 @@ struct CompileSelection: ParsableArguments {
     @Flag(help: "Skip the fusion pass.")
     var noFusion = false
 
+    @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled) (bf16: bf16 operands, fp32 accumulation; see Docs/precision.md).")
+    var precision: PrecisionPolicy = .fp32
+
     @Option(help: "Training graphs: fit arena + parameters/gradients/optimizer state into this many bytes (K, M, G suffixes) by recomputing the fewest blocks' activations in backward.")
     var memoryBudget: String?
 
@@ -108,9 +111,10 @@ struct CompileSelection: ParsableArguments {
     func compile() throws -> Plan {
         do {
             if let budget = try budgetBytes() {
-                return try MemoryBudget.compile(try sourceGraph(), budget: budget, passes: .standard(fuse: !noFusion)).plan
+                return try MemoryBudget.compile(try sourceGraph(), budget: budget,
+                                                passes: .standard(fuse: !noFusion, precision: precision)).plan
             }
-            return try PlanCompiler.compile(try sourceGraph(), passes: .standard(fuse: !noFusion))
+            return try PlanCompiler.compile(try sourceGraph(), passes: .standard(fuse: !noFusion, precision: precision))
         } catch let error as IRError {
             throw ValidationError(error.message)
         }

@@ -18,6 +18,8 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Training steps (batch 32).") var steps = 800
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
     @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
+    @Option(help: "Operand precision of the matrix products in training, sampling and the profile: \(PrecisionPolicy.spelled).")
+    var precision: PrecisionPolicy = .fp32
 
     /// The embedded default: SiT, hidden 128, depth 6, 4 heads, patch 4 on 32×32 (64 tokens), IG head after block 2.
     static func model() -> ModelConfig {
@@ -27,6 +29,7 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let threadCount = threads ?? Threading.defaultThreads
+        print("kernels: \(KernelSelection.current)")
         print("== 1/4 golden parity (max|a − b| / max|golden| ≤ 1e-4, compiled plans)")
         let files = ["dit_tiny", "sit_ig_tiny", "lightning_ig_tiny"].map { "\(fixtures)/\($0).safetensors" }
         try CheckGoldenCommand.parse(files + ["--rtol", "1e-4", "--compiled"]).run()
@@ -36,7 +39,8 @@ struct DemoCommand: ParsableCommand {
         optimizer.emaDecay = 0.999
         let config = TrainingConfig(model: Self.model(), loss: LossSettings(objective: .flowRepa, igLambda: 0.5),
                                     optimizer: optimizer, batch: 32, steps: steps, learningRate: 5e-4,
-                                    warmupSteps: 50, seed: 0, labelDropout: 0.1, timeSampling: .uniform)
+                                    warmupSteps: 50, seed: 0, labelDropout: 0.1, timeSampling: .uniform,
+                                    precision: precision == .bf16 ? .bf16 : nil)
         let dataset = try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: 32)
         let run = TrainingRun(directory: out, checkpointEvery: 200, logEvery: 50)
         let checkpoint = run.checkpointPath
@@ -53,14 +57,15 @@ struct DemoCommand: ParsableCommand {
         print("\n== 3/4 sampling with IG (w 1.5) + CFG (s 1.5), Euler 25 steps, one row per class")
         try SampleCommand.parse(["--checkpoint", checkpoint, "--steps", "25", "--per-class", "8", "--batch", "40",
                                  "--guidance", "ig+cfg", "--ig-weight", "1.5", "--cfg-scale", "1.5",
-                                 "--out", out, "--threads", "\(threadCount)", "--profile"]).run()
+                                 "--out", out, "--threads", "\(threadCount)", "--profile",
+                                 "--precision", precision.rawValue]).run()
 
         print("\n== 4/4 profile of the compiled training step")
         try ProfileCommand.parse(["sit", "--patch", "4", "--hidden", "128", "--depth", "6", "--heads", "4",
                                   "--ig-layer", "2", "--batch", "32", "--input-size", "32", "--channels", "1",
                                   "--classes", "10", "--runs", "3", "--threads", "\(threadCount)",
                                   "--timeline-svg", out + "/memory.svg", "--timeline-csv", out + "/memory.csv",
-                                  "--report", out + "/profile.txt"]).run()
+                                  "--report", out + "/profile.txt", "--precision", precision.rawValue]).run()
         print("\noutputs in \(out): grid.png, samples.safetensors, checkpoint.safetensors, loss.csv, profile.txt, memory.svg")
     }
 }

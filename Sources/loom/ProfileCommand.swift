@@ -55,6 +55,7 @@ struct ProfileCommand: ParsableCommand {
 
         if runs > 0 {
             let executor = PlanExecutor(plan: compiled, threads: threads ?? Threading.defaultThreads)
+            if !json { print("kernels: \(executor.kernels) (plan precision \(compiled.precision.rawValue))") }
             try executor.setParameters(SyntheticInputs.parameters(compiled.graph))
             let inputs = SyntheticInputs.inputs(compiled.graph)
             _ = try executor.run(inputs: inputs)

@@ -20,6 +20,7 @@ struct RunCommand: ParsableCommand {
         let plan: Plan
         do { plan = try Plan.read(path: planFile) } catch let error as RuntimeError { throw ValidationError(error.message) }
         let executor = PlanExecutor(plan: plan, threads: threads ?? Threading.defaultThreads)
+        print("kernels: \(executor.kernels) (plan precision \(plan.precision.rawValue))")
         do {
             if let weights {
                 try executor.setParameters(try SafeTensors.read(path: weights).tensors, ignoringExtra: false)

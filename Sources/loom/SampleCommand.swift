@@ -46,6 +46,7 @@ struct SampleCommand: ParsableCommand {
     @Flag(help: "Run the reference executor instead of compiled plans.") var reference = false
     @Flag(help: "Report time per step and per block, and each guidance mode's cost relative to none.") var profile = false
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+    @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
 
     func run() throws {
         do { try sample() } catch let error as DiffusionError { throw ValidationError(error.message) }
@@ -97,7 +98,7 @@ struct SampleCommand: ParsableCommand {
         }
         let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings,
                               guidance: guidanceSettings, batch: min(batch, labelList.count), seed: seed,
-                              threads: threads ?? Threading.defaultThreads, reference: reference)
+                              threads: threads ?? Threading.defaultThreads, reference: reference, precision: precision)
         print("sampling \(labelList.count) images from \(model.displayName) (step \(loaded.step)\(ema ? ", EMA" : "")): "
               + "\(kind.rawValue) \(steps) steps, \(guidance.rawValue) (w \(igWeight), s \(cfgScale))")
         let started = Date()

@@ -3,6 +3,7 @@ import Foundation
 import LoomCompiler
 import LoomDiffusion
 import LoomGraphs
+import LoomIR
 import LoomRuntime
 
 extension TimeSampling: ExpressibleByArgument {}
@@ -46,6 +47,8 @@ struct TrainCommand: ParsableCommand {
     var plan: String?
     @Flag(help: "Run steps on the reference executor instead of a compiled plan (slow; for checking).")
     var reference = false
+    @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled) (default fp32; a resumed run keeps its own).")
+    var precision: PrecisionPolicy?
 
     func run() throws {
         do {
@@ -66,6 +69,9 @@ struct TrainCommand: ParsableCommand {
             let (_, saved) = try peekConfig(resume)
             var config = saved
             if steps != 1000 || config.steps < steps { config.steps = max(steps, config.steps) }
+            if let precision, precision != config.resolvedPrecision {
+                throw DiffusionError("--precision \(precision.rawValue) differs from the checkpoint's \(config.resolvedPrecision.rawValue) (\(resume)); a resumed run keeps its precision")
+            }
             let dataset = try loadData(channels: config.model.inChannels)
             let graph = try Trainer.trainingGraph(config)
             let (state, _) = try TrainingState.load(path: resume, graph: graph)
@@ -90,7 +96,8 @@ struct TrainCommand: ParsableCommand {
         settings.vbLoss = vbLoss
         let config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
                                     steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
-                                    labelDropout: labelDropout, timeSampling: timeSampling)
+                                    labelDropout: labelDropout, timeSampling: timeSampling,
+                                    precision: precision == .bf16 ? .bf16 : nil)
         try finish(try Trainer(config: config, dataset: dataset, threads: threadCount,
                                backend: reference ? .reference : .compiled, plan: try plan.map { try Plan.read(path: $0) }))
     }

@@ -11,11 +11,11 @@ public final class PlanStepRunner: StepRunner {
     public let doubled: PlanExecutor?
 
     public init(plain: Graph, doubled: Graph?, parameters: [String: HostTensor],
-                threads: Int = Threading.defaultThreads) throws {
-        self.plain = PlanExecutor(plan: try PlanCompiler.compile(plain), threads: threads)
+                threads: Int = Threading.defaultThreads, precision: PrecisionPolicy = .fp32) throws {
+        self.plain = PlanExecutor(plan: try PlanCompiler.compile(plain, precision: precision), threads: threads)
         try self.plain.setParameters(parameters, ignoringExtra: true)
         if let doubled {
-            let executor = PlanExecutor(plan: try PlanCompiler.compile(doubled), threads: threads)
+            let executor = PlanExecutor(plan: try PlanCompiler.compile(doubled, precision: precision), threads: threads)
             try executor.setParameters(parameters, ignoringExtra: true)
             self.doubled = executor
         } else {
@@ -26,10 +26,11 @@ public final class PlanStepRunner: StepRunner {
     /// Both step plans of a zoo model (and optional autoguidance guide model, keys `guide.…`).
     public convenience init(model: DiffusionTransformer, guideModel: DiffusionTransformer? = nil, batch: Int,
                             guidance: GuidanceSettings, learnedVariance: Bool = false,
-                            parameters: [String: HostTensor], threads: Int = Threading.defaultThreads) throws {
+                            parameters: [String: HostTensor], threads: Int = Threading.defaultThreads,
+                            precision: PrecisionPolicy = .fp32) throws {
         let (plain, doubled) = try samplerStepGraphs(model: model, guideModel: guideModel, batch: batch,
                                                      guidance: guidance, learnedVariance: learnedVariance)
-        try self.init(plain: plain, doubled: doubled, parameters: parameters, threads: threads)
+        try self.init(plain: plain, doubled: doubled, parameters: parameters, threads: threads, precision: precision)
     }
 
     public func run(_ inputs: [String: HostTensor], cfg: Bool) throws -> [String: HostTensor] {

@@ -38,10 +38,13 @@ public struct SamplingJob {
     public var seed: UInt64
     public var threads: Int
     public var reference: Bool
+    /// Operand precision of the step plans' matrix products.
+    public var precision: PrecisionPolicy
 
     public init(model: ModelConfig, weights: [String: HostTensor], guide: (ModelConfig, [String: HostTensor])? = nil,
                 sampler: SamplerSettings, guidance: GuidanceSettings, batch: Int, seed: UInt64,
-                threads: Int = Threading.defaultThreads, reference: Bool = false) {
+                threads: Int = Threading.defaultThreads, reference: Bool = false, precision: PrecisionPolicy = .fp32) {
+        self.precision = precision
         self.model = model
         self.weights = weights
         self.guide = guide
@@ -65,7 +68,8 @@ public struct SamplingJob {
                                            threads: threads)
         }
         return try PlanStepRunner(model: network, guideModel: guideNetwork, batch: batch, guidance: guidance,
-                                  learnedVariance: sampler.learnedVariance, parameters: parameters, threads: threads)
+                                  learnedVariance: sampler.learnedVariance, parameters: parameters, threads: threads,
+                                  precision: precision)
     }
 
     /// Samples one image per label; `initialNoise` ([N, C, H, W]) replaces the seeded noise.

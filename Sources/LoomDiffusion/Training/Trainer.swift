@@ -39,7 +39,12 @@ public final class Trainer {
         try config.validate()
         self.config = config
         let expected = try Trainer.trainingGraph(config)
-        if let plan { try Trainer.check(plan, against: expected) }
+        if let plan {
+            try Trainer.check(plan, against: expected)
+            guard plan.precision == config.resolvedPrecision else {
+                throw DiffusionError("the plan was compiled for --precision \(plan.precision.rawValue), this run asks for \(config.resolvedPrecision.rawValue) (compile it with the same --precision)")
+            }
+        }
         graph = plan?.graph ?? expected
         inputs = try StepInputs(config: config, dataset: dataset)
         let initial = state ?? TrainingState(graph: graph, seed: config.seed)
@@ -47,7 +52,8 @@ public final class Trainer {
         if backend == .reference && plan == nil {
             runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
         } else {
-            let executor = PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph), threads: threads)
+            let executor = PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph, precision: config.resolvedPrecision),
+                                        threads: threads)
             try executor.setParameters(initial.tensors)
             runner = PlanTrainingRunner(executor: executor)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import LoomCompiler
 import LoomGraphs
+import LoomIR
 
 /// How training timesteps are drawn (flow objectives; DDPM always draws integer steps uniformly).
 public enum TimeSampling: String, Codable, Sendable, CaseIterable {
@@ -24,10 +25,17 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Probability of replacing a label by the null class (for classifier-free guidance).
     public var labelDropout: Float
     public var timeSampling: TimeSampling
+    /// Operand precision of the step's matrix products; nil (checkpoints written before the flag
+    /// existed) is fp32. It changes results, so it lives in the checkpoint.
+    public var precision: PrecisionPolicy?
+
+    /// The precision the step is compiled for.
+    public var resolvedPrecision: PrecisionPolicy { precision ?? .fp32 }
 
     public init(model: ModelConfig, loss: LossSettings, optimizer: AdamWSettings = AdamWSettings(), batch: Int,
                 steps: Int, learningRate: Float = 1e-4, warmupSteps: Int = 0, seed: UInt64 = 0,
-                labelDropout: Float = 0.1, timeSampling: TimeSampling = .uniform) {
+                labelDropout: Float = 0.1, timeSampling: TimeSampling = .uniform, precision: PrecisionPolicy? = nil) {
+        self.precision = precision
         self.model = model
         self.loss = loss
         self.optimizer = optimizer

@@ -45,7 +45,8 @@ public struct CPUFeatures: Equatable, Sendable {
 
 /// Which GEMM implementation runs each precision on this machine, chosen when a plan is loaded
 /// from the CPU's features, capped by `LOOM_ISA` (`avx2|avx512|amx`); `LOOM_GEMM=own|onednn`
-/// overrides the fp32 choice for A/B measurements. Plans are portable: nothing of this is stored
+/// overrides the fp32 choice and `LOOM_GEMM_BF16=emulated` the bf16 one, for A/B measurements
+/// (bf16 on oneDNN is never forced onto a CPU without bf16 instructions). Plans are portable: nothing of this is stored
 /// in them.
 public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
     /// The fp32 GEMM implementation.
@@ -76,7 +77,8 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
     /// with AVX-512 oneDNN is level on large shapes and faster on the small ones (attention heads,
     /// batch 1); oneDNN's bf16 without bf16 instructions is an emulation slower than fp32, so such
     /// CPUs round the operands and run the fp32 kernel.
-    public static func choose(features: CPUFeatures, cap: ISALevel?, f32Override: Provider? = nil) -> KernelSelection {
+    public static func choose(features: CPUFeatures, cap: ISALevel?, f32Override: Provider? = nil,
+                              bf16Override: BF16Mode? = nil) -> KernelSelection {
         var isa = features.level
         var note: String?
         if let cap {
@@ -85,7 +87,8 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         }
         let bf16Native = isa == .amx || (isa == .avx512 && features.avx512BF16)
         let f32 = f32Override ?? (isa >= .avx512 ? .onednn : .own)
-        return KernelSelection(isa: isa, f32: f32, bf16: bf16Native ? .onednn : .emulated, note: note)
+        let bf16 = bf16Override == .emulated || !bf16Native ? BF16Mode.emulated : .onednn
+        return KernelSelection(isa: isa, f32: f32, bf16: bf16, note: note)
     }
 
     /// The process's selection, from the CPU and the environment (made once: oneDNN's ISA cap can
@@ -95,7 +98,8 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         let environment = ProcessInfo.processInfo.environment
         let cap = environment["LOOM_ISA"].flatMap(ISALevel.init(name:))
         let override = environment["LOOM_GEMM"].flatMap { Provider(rawValue: $0.lowercased()) }
-        let selection = choose(features: .detected, cap: cap, f32Override: override)
+        let bf16Override = environment["LOOM_GEMM_BF16"].flatMap { BF16Mode(rawValue: $0.lowercased()) }
+        let selection = choose(features: .detected, cap: cap, f32Override: override, bf16Override: bf16Override)
         if selection.isa == .amx { _ = loom_request_amx_permission() }
         _ = loom_onednn_cap_isa(Int32(selection.isa.rawValue))
         return selection
@@ -109,6 +113,9 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         }
         if let value = environment["LOOM_GEMM"], Provider(rawValue: value.lowercased()) == nil {
             throw RuntimeError("LOOM_GEMM=\(value) is not a GEMM implementation (own or onednn)")
+        }
+        if let value = environment["LOOM_GEMM_BF16"], BF16Mode(rawValue: value.lowercased()) == nil {
+            throw RuntimeError("LOOM_GEMM_BF16=\(value) is not a bf16 GEMM mode (onednn or emulated)")
         }
     }
 

@@ -182,3 +182,11 @@ public struct Plan: Equatable, Sendable {
         }
     }
 }
+
+extension Plan {
+    /// `bf16` when any launch takes bf16 operands (the precision pass marks every matrix product
+    /// alike), else `fp32`.
+    public var precision: PrecisionPolicy {
+        graph.nodes.contains { $0.compute == .bf16 } ? .bf16 : .fp32
+    }
+}
