@@ -64,6 +64,10 @@ static void convert_matrix(const float *src, int64_t rows, int64_t cols, int64_t
     }
 }
 
+void loom_convert_to_bf16(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = bf16_bits(x[i]);
+}
+
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /// fp32 GEMM on the configured provider (Loom's own when oneDNN has no fast kernel for the shape).
@@ -112,4 +116,25 @@ void loom_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
     round_matrix(a, a_rows, a_cols, lda, a32);
     round_matrix(b, b_rows, b_cols, ldb, b32);
     gemm_f32(trans_a, trans_b, m, n, k, alpha, a32, a_cols, b32, b_cols, accumulate, c, ldc, bias, scratch);
+}
+
+void loom_gemm_bf16_weights(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const uint16_t *b16,
+                            float *c, int64_t ldc, const float *bias, float *scratch) {
+    if (m <= 0 || n <= 0) return;
+    float *copies = align64(scratch + loom_sgemm_scratch_floats(m, n, k));
+    if (bf16_mode == LOOM_BF16_ONEDNN && k > 0) {
+        loom_onednn_gemm *g = loom_onednn_gemm_get(0, 1, m, n, k, k, k, ldc, 1.0f, 0, bias != NULL, 1);
+        if (prepare_only) return;
+        if (loom_onednn_gemm_usable(g)) {
+            uint16_t *a16 = (uint16_t *)copies;
+            convert_matrix(a, m, k, lda, a16);
+            if (loom_onednn_gemm_run(g, a16, b16, c, bias)) return;
+        }
+    }
+    if (prepare_only) return;
+    // The weights' bf16 values widened back to fp32 are exact; A is rounded as in loom_gemm.
+    float *a32 = copies, *b32 = align64(copies + m * k);
+    round_matrix(a, m, k, lda, a32);
+    for (int64_t i = 0; i < n * k; i++) b32[i] = loom__f32_from_bits((uint32_t)b16[i] << 16);
+    gemm_f32(0, 1, m, n, k, 1.0f, a32, k, b32, k, 0, c, ldc, bias, scratch);
 }

@@ -47,6 +47,14 @@ int64_t loom_gemm_scratch_floats(int64_t m, int64_t n, int64_t k);
 void loom_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc, const float *bias, float *scratch);
 
+/// loom_gemm in bf16 with B [n, k] (row-major, leading dimension k: a linear layer's weight) already
+/// converted to bf16 bit patterns by loom_convert_to_bf16; only A is rounded per call.
+void loom_gemm_bf16_weights(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const uint16_t *b16,
+                            float *c, int64_t ldc, const float *bias, float *scratch);
+
+/// n floats as bf16 bit patterns (nearest, ties to even).
+void loom_convert_to_bf16(const float *x, uint16_t *y, int64_t n);
+
 /// Rounds n floats to the nearest bf16 value (ties to even), kept as fp32.
 void loom_round_to_bf16(const float *x, float *y, int64_t n);
 

@@ -52,7 +52,8 @@ extension KernelLibrary {
     /// (`partitionedGEMM`), each slab's epilogue run by its thread while the slab is cache-hot.
     /// Few rows (batch-1 steps) split the columns, so both threads still get work.
     static func linear(_ x: TensorRef, _ w: TensorRef, _ bias: TensorRef, _ y: TensorRef, activation: UnaryFunction?,
-                       packedWeight: UnsafePointer<Float>? = nil, partition: LaunchPartition? = nil) {
+                       packedWeight: UnsafePointer<Float>? = nil, bf16Weight: UnsafePointer<UInt16>? = nil,
+                       partition: LaunchPartition? = nil) {
         let n = y.shape.last!, k = x.shape.last!
         let rows = y.count / max(n, 1)
         guard rows > 0, n > 0 else { return }
@@ -64,7 +65,7 @@ extension KernelLibrary {
         }
         partitionedGEMM(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1,
                         a: xp, lda: k, b: wp, ldb: k, c: yp, ldc: n, bias: bp, packedB: packedWeight,
-                        partition: partition, epilogue: epilogue)
+                        bf16B: bf16Weight, partition: partition, epilogue: epilogue)
     }
 
     /// Encodes the program for `loom_elementwise` and runs it over the broadcast operands.

@@ -12,20 +12,28 @@ extension KernelLibrary {
     /// it is cache-hot. `partition` (the plan's record, else `LaunchPartition.gemm`) says whether
     /// slabs split the rows in multiples of 16, or the columns in multiples of 96 (whole panels of
     /// the packed B), or the GEMM runs on one thread. `packedB` is op(B) already packed by `loom_sgemm_pack_b` (weights
-    /// packed once per plan, see `PackedWeights`), used when the own kernel runs the launch.
+    /// packed once per plan, see `PackedWeights`), used when the own kernel runs the launch;
+    /// `bf16B` is B [n, k] as bf16 (the same, for bf16 launches).
     /// Every element is computed the same way in any slab, so the result does not depend on the
     /// team size.
     static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 accumulate: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                                packedB: UnsafePointer<Float>? = nil, partition: LaunchPartition? = nil,
+                                packedB: UnsafePointer<Float>? = nil, bf16B: UnsafePointer<UInt16>? = nil,
+                                partition: LaunchPartition? = nil,
                                 epilogue: ((_ row: Int, _ col: Int, _ rows: Int, _ cols: Int) -> Void)? = nil) {
         guard m > 0, n > 0 else { return }
         let panel = Int(loom_sgemm_panel_width())
         func slab(_ worker: Int, _ r0: Int, _ rows: Int, _ c0: Int, _ cols: Int) {
             let aStart = transposeA ? a + r0 : a + r0 * lda
             let (out, slabBias) = (c + r0 * ldc + c0, bias.map { $0 + c0 })
-            if let packedB, loom_gemm_uses_own_packing() != 0 {
+            if let bf16B, transposeB, !transposeA, alpha == 1, !accumulate,
+               loom_gemm_get_precision() == LOOM_PRECISION_BF16 {
+                let scratch = ScratchPool.gemm.buffer(slot: worker,
+                                                      floats: Int(loom_gemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))
+                loom_gemm_bf16_weights(Int64(rows), Int64(cols), Int64(k), aStart, Int64(lda), bf16B + c0 * k, out,
+                                       Int64(ldc), slabBias, scratch)
+            } else if let packedB, loom_gemm_uses_own_packing() != 0 {
                 // Slabs start on panel boundaries (columns split in multiples of 96).
                 let scratch = ScratchPool.gemm.buffer(slot: worker,
                                                       floats: Int(loom_sgemm_scratch_floats(Int64(rows), Int64(cols), Int64(k))))

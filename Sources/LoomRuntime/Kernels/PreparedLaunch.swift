@@ -7,7 +7,8 @@ extension KernelLibrary {
     /// neither dispatches on the op nor builds argument arrays (elementwise programs, strides and
     /// operand tables and layout copies are made here, once).
     static func prepare(_ op: Op, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition?,
-                        packedWeight: UnsafePointer<Float>? = nil) -> () throws -> Void {
+                        packedWeight: UnsafePointer<Float>? = nil,
+                        bf16Weight: UnsafePointer<UInt16>? = nil) -> () throws -> Void {
         switch op {
         case .fused(.elementwise(let program)):
             let launch = ElementwiseLaunch(program, x, y)
@@ -17,7 +18,10 @@ extension KernelLibrary {
             return { for copy in copies { copy.run(from: x[copy.operand], into: y) } }
         case .fused(.linear(let activation)):
             let (input, weight, bias) = (x[0], x[1], x[2])
-            return { linear(input, weight, bias, y, activation: activation, packedWeight: packedWeight, partition: partition) }
+            return {
+                linear(input, weight, bias, y, activation: activation, packedWeight: packedWeight, bf16Weight: bf16Weight,
+                       partition: partition)
+            }
         default:
             return { try launch(op, x, y, partition: partition) }
         }

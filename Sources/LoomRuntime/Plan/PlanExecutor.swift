@@ -22,7 +22,7 @@ public final class PlanExecutor {
     let inputNodes: [Node]
     /// Called after each launch with (node id, seconds) when set (profiling).
     public var launchTimer: ((Int, Double) -> Void)?
-    /// Weights of the linear launches packed once (plans that do not write their parameters).
+    /// Weights of the linear launches prepared once (plans that do not write their parameters).
     let packedWeights: PackedWeights?
     /// Every launch with its arguments bound (`KernelLibrary.prepare`), indexed like `launches`.
     let prepared: [() throws -> Void]
@@ -67,13 +67,13 @@ public final class PlanExecutor {
         inputNodes = plan.graph.inputNodes
         let precisions = launches.map { plan.graph.nodes[$0].compute == .bf16 ? LOOM_PRECISION_BF16 : LOOM_PRECISION_F32 }
         self.precisions = precisions
-        // Loom's packed weights serve only its own fp32 kernel.
-        let packedWeights = kernels.f32 == .own
-            ? PackedWeights(plan: plan, launches: launches, operands: operands, precisions: precisions) : nil
+        let packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands, precisions: precisions,
+                                          ownKernel: kernels.f32 == .own)
         self.packedWeights = packedWeights
         prepared = launches.enumerated().map { index, id in
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
-                                  packedWeight: packedWeights?.byLaunch[index] ?? nil)
+                                  packedWeight: packedWeights?.panelsByLaunch[index] ?? nil,
+                                  bf16Weight: packedWeights?.bf16ByLaunch[index] ?? nil)
         }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
