@@ -138,3 +138,26 @@ void loom_gemm_bf16_weights(int64_t m, int64_t n, int64_t k, const float *a, int
     for (int64_t i = 0; i < n * k; i++) b32[i] = loom__f32_from_bits((uint32_t)b16[i] << 16);
     gemm_f32(0, 1, m, n, k, 1.0f, a32, k, b32, k, 0, c, ldc, bias, scratch);
 }
+
+struct convert_rows_ctx { const float *x; int64_t lda, k; uint16_t *out; };
+
+static void convert_rows(void *ctx, int64_t begin, int64_t end) {
+    const struct convert_rows_ctx *c = ctx;
+    for (int64_t r = begin; r < end; r++) {
+        const float *row = c->x + r * c->lda;
+        uint16_t *out = c->out + r * c->k;
+        for (int64_t i = 0; i < c->k; i++) out[i] = bf16_bits(row[i]);
+    }
+}
+
+int loom_linear_prepared(const loom_onednn_linear *l, int64_t m, int64_t k, const float *x, int64_t lda,
+                         const void *packed, float *y, const float *bias, uint16_t *x16) {
+    if (prepare_only) return 1;
+    const void *src = x;
+    if (loom_onednn_linear_bf16(l)) {
+        struct convert_rows_ctx ctx = {x, lda, k, x16};
+        loom__parallel_for(m, m * k, convert_rows, &ctx);
+        src = x16;
+    }
+    return loom_onednn_linear_run(l, src, packed, y, bias);
+}

@@ -197,3 +197,126 @@ int64_t loom_onednn_primitive_count(void) {
     pthread_mutex_unlock(&table_lock);
     return count;
 }
+
+// A whole linear layer on oneDNN with its weight reordered once (forward plans): one primitive for
+// y[m, n] = x[m, k]·Wᵀ + bias over the team, with W in the layout the primitive prefers.
+struct loom_onednn_linear {
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t x_md, w_md, y_md, bias_md, scratchpad_md;
+    size_t scratchpad_bytes;
+    int64_t m, n, k, threads;
+    int bf16, has_bias;
+};
+
+/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
+#define WITH_TEAM(threads, body)                             \
+    do {                                                     \
+        int saved_team = omp_get_max_threads();              \
+        if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
+        body;                                                \
+        if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
+    } while (0)
+
+loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldc,
+                                              int has_bias, int bf16, int threads) {
+    pthread_mutex_lock(&table_lock);
+    int engine_ok = engine || dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
+    pthread_mutex_unlock(&table_lock);
+    if (!engine_ok || m <= 0 || n <= 0 || k <= 0) return NULL;
+    loom_onednn_linear *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->m = m, l->n = n, l->k = k, l->threads = threads < 1 ? 1 : threads, l->bf16 = bf16, l->has_bias = has_bias;
+    dnnl_data_type_t type = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t w_dims = {k, n};
+    dnnl_memory_desc_t w_any;
+    int ok = strided(&l->x_md, m, k, bf16 ? k : lda, 1, type) && strided(&l->y_md, m, n, ldc, 1, dnnl_f32) &&
+             strided(&l->bias_md, 1, n, n, 1, dnnl_f32) &&
+             dnnl_memory_desc_init_by_tag(&w_any, 2, w_dims, type, dnnl_format_tag_any) == dnnl_success;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t status = dnnl_runtime_error;
+    if (ok && dnnl_matmul_desc_init(&desc, &l->x_md, &w_any, has_bias ? &l->bias_md : NULL, &l->y_md) == dnnl_success &&
+        dnnl_primitive_attr_create(&attr) == dnnl_success) {
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+        WITH_TEAM(l->threads, status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL));
+        dnnl_primitive_attr_destroy(attr);
+    }
+    const char *impl = "";
+    if (status == dnnl_success) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    int fast = status == dnnl_success && impl && strncmp(impl, "ref", 3) != 0 && (!bf16 || strstr(impl, "bf16"));
+    if (fast) {
+        l->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (pad) l->scratchpad_md = *pad, l->scratchpad_bytes = dnnl_memory_desc_get_size(pad);
+        WITH_TEAM(l->threads, status = dnnl_primitive_create(&l->primitive, pd));
+        fast = status == dnnl_success;
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!fast) {
+        free(l);
+        return NULL;
+    }
+    pthread_mutex_lock(&table_lock);
+    created++;
+    pthread_mutex_unlock(&table_lock);
+    return l;
+}
+
+int64_t loom_onednn_linear_weight_bytes(const loom_onednn_linear *l) { return (int64_t)dnnl_memory_desc_get_size(&l->w_md); }
+
+int loom_onednn_linear_pack(const loom_onednn_linear *l, const float *w, void *packed) {
+    // W [n, k] row-major is op(B) [k, n] with strides (1, k); the reorder converts to bf16 (nearest
+    // even) when the primitive takes bf16.
+    dnnl_memory_desc_t src_md;
+    if (!strided(&src_md, l->k, l->n, 1, l->k, dnnl_f32)) return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t src = NULL, dst = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&pd, &src_md, engine, &l->w_md, engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&reorder, pd) == dnnl_success &&
+             dnnl_memory_create(&src, &src_md, engine, (void *)w) == dnnl_success &&
+             dnnl_memory_create(&dst, &l->w_md, engine, packed) == dnnl_success && thread_resources(0);
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+        dnnl_status_t status;
+        ONE_THREAD(status = dnnl_primitive_execute(reorder, thread_stream, 2, args));
+        ok = status == dnnl_success;
+    }
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+int loom_onednn_linear_run(const loom_onednn_linear *l, const void *x, const void *packed, float *y, const float *bias) {
+    if (!thread_resources(l->scratchpad_bytes)) return 0;
+    dnnl_memory_t xm = NULL, wm = NULL, ym = NULL, bm = NULL, padm = NULL;
+    int ok = dnnl_memory_create(&xm, &l->x_md, engine, (void *)x) == dnnl_success &&
+             dnnl_memory_create(&wm, &l->w_md, engine, (void *)packed) == dnnl_success &&
+             dnnl_memory_create(&ym, &l->y_md, engine, y) == dnnl_success &&
+             dnnl_memory_create(&padm, &l->scratchpad_md, engine, thread_scratchpad) == dnnl_success &&
+             (!l->has_bias || dnnl_memory_create(&bm, &l->bias_md, engine, (void *)bias) == dnnl_success);
+    if (ok) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym},
+                                   {DNNL_ARG_SCRATCHPAD, padm}, {DNNL_ARG_BIAS, bm}};
+        dnnl_status_t status;
+        WITH_TEAM(l->threads, status = dnnl_primitive_execute(l->primitive, thread_stream, l->has_bias ? 5 : 4, args));
+        ok = status == dnnl_success;
+    }
+    if (xm) dnnl_memory_destroy(xm);
+    if (wm) dnnl_memory_destroy(wm);
+    if (ym) dnnl_memory_destroy(ym);
+    if (padm) dnnl_memory_destroy(padm);
+    if (bm) dnnl_memory_destroy(bm);
+    return ok;
+}
+
+int loom_onednn_linear_bf16(const loom_onednn_linear *l) { return l->bf16; }
+
+void loom_onednn_linear_destroy(loom_onednn_linear *l) {
+    if (!l) return;
+    if (l->primitive) dnnl_primitive_destroy(l->primitive);
+    free(l);
+}

@@ -69,4 +69,25 @@ int64_t loom_onednn_primitive_count(void);
 /// (plan load warms every shape before the first step).
 void loom_gemm_set_prepare_only(int on);
 
+/// A whole linear layer y[m, n] = x[m, k]·Wᵀ + bias (W [n, k]) on oneDNN, for forward plans: the
+/// weight is reordered once (loom_onednn_linear_pack) into the layout the primitive prefers (bf16 when
+/// `bf16`: x is then passed as bf16 bit patterns, row-major [m, k]), and the primitive runs over an
+/// OpenMP team of `threads` (oneDNN splits it; the same LLVM runtime as Loom's team). NULL when oneDNN
+/// has no fast kernel for it.
+typedef struct loom_onednn_linear loom_onednn_linear;
+loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldc,
+                                              int has_bias, int bf16, int threads);
+int64_t loom_onednn_linear_weight_bytes(const loom_onednn_linear *l);
+/// Reorders W [n, k] (fp32) into `packed` (loom_onednn_linear_weight_bytes bytes); 1 on success.
+int loom_onednn_linear_pack(const loom_onednn_linear *l, const float *w, void *packed);
+/// 1 on success; 0 when oneDNN failed (the caller then computes the layer itself).
+int loom_onednn_linear_run(const loom_onednn_linear *l, const void *x, const void *packed, float *y, const float *bias);
+int loom_onednn_linear_bf16(const loom_onednn_linear *l);
+void loom_onednn_linear_destroy(loom_onednn_linear *l);
+/// Runs a prepared linear layer on x [m, k] (leading dimension lda), converting x into `x16`
+/// (m·k bf16 values, over Loom's team) when the layer takes bf16; does nothing in create-only mode.
+/// 1 on success.
+int loom_linear_prepared(const loom_onednn_linear *l, int64_t m, int64_t k, const float *x, int64_t lda,
+                         const void *packed, float *y, const float *bias, uint16_t *x16);
+
 #endif

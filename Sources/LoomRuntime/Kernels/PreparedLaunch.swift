@@ -8,7 +8,7 @@ extension KernelLibrary {
     /// operand tables and layout copies are made here, once).
     static func prepare(_ op: Op, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition?,
                         packedWeight: UnsafePointer<Float>? = nil,
-                        bf16Weight: UnsafePointer<UInt16>? = nil) -> () throws -> Void {
+                        bf16Weight: UnsafePointer<UInt16>? = nil, libraryLayer: LibraryLinear? = nil) -> () throws -> Void {
         switch op {
         case .fused(.elementwise(let program)):
             let launch = ElementwiseLaunch(program, x, y)
@@ -19,6 +19,7 @@ extension KernelLibrary {
         case .fused(.linear(let activation)):
             let (input, weight, bias) = (x[0], x[1], x[2])
             return {
+                if let libraryLayer, libraryLayer.run(input, bias, y, activation: activation) { return }
                 linear(input, weight, bias, y, activation: activation, packedWeight: packedWeight, bf16Weight: bf16Weight,
                        partition: partition)
             }

@@ -67,13 +67,15 @@ public final class PlanExecutor {
         inputNodes = plan.graph.inputNodes
         let precisions = launches.map { plan.graph.nodes[$0].compute == .bf16 ? LOOM_PRECISION_BF16 : LOOM_PRECISION_F32 }
         self.precisions = precisions
-        let packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands, precisions: precisions,
-                                          ownKernel: kernels.f32 == .own)
+        let packedWeights = PackedWeights(plan: plan, launches: launches, operands: operands,
+                                          results: launches.map { refs[$0] }, precisions: precisions,
+                                          kernels: kernels, threads: threads)
         self.packedWeights = packedWeights
         prepared = launches.enumerated().map { index, id in
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
                                   packedWeight: packedWeights?.panelsByLaunch[index] ?? nil,
-                                  bf16Weight: packedWeights?.bf16ByLaunch[index] ?? nil)
+                                  bf16Weight: packedWeights?.bf16ByLaunch[index] ?? nil,
+                                  libraryLayer: packedWeights?.libraryByLaunch[index] ?? nil)
         }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
