@@ -27,9 +27,10 @@ int loom_gemm_uses_own_packing(void) {
 }
 
 int64_t loom_gemm_scratch_floats(int64_t m, int64_t n, int64_t k) {
-    // Loom's packing buffers, plus rounded copies of both operands (fp32 copies: the emulated
-    // path; the bf16 path needs half) and alignment slack.
-    return loom_sgemm_scratch_floats(m, n, k) + m * k + n * k + 64;
+    // Loom's packing buffers, plus (bf16 launches) rounded copies of both operands (fp32 copies:
+    // the emulated path; the bf16 path needs half) and alignment slack.
+    int64_t own = loom_sgemm_scratch_floats(m, n, k);
+    return launch_precision == LOOM_PRECISION_F32 ? own : own + m * k + n * k + 64;
 }
 
 static inline uint32_t bits_of(float x) {

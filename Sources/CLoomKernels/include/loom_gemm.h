@@ -38,7 +38,7 @@ loom_precision loom_gemm_get_precision(void);
 /// loom_sgemm_pack_b may be used.
 int loom_gemm_uses_own_packing(void);
 
-/// Floats of scratch loom_gemm needs for an [m, n] result over depth k on any path.
+/// Floats of scratch loom_gemm needs for an [m, n] result over depth k in the launch's precision.
 int64_t loom_gemm_scratch_floats(int64_t m, int64_t n, int64_t k);
 
 /// Single-threaded C[m, n] = alpha·op(A)·op(B) (+ C when accumulate) (+ bias[n]) in the launch's
