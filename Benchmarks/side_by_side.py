@@ -203,7 +203,7 @@ def main():
              f"torch {torch_version or 'not installed'}; "
              f"{args.rounds} alternating rounds × {args.repeats} timed steps per process; medians over all timed steps.",
              "",
-             f"| case | Loom ms ({precision}) | PyTorch ms ({peer_label}) | Loom / PyTorch | Loom GFLOP/s (of sgemm) | Loom RSS MiB | PyTorch RSS MiB | RSS ratio |"
+             f"| case | Loom ms ({precision}) | PyTorch ms ({peer_label}) | Loom / PyTorch | Loom GFLOP/s (of its GEMM alone) | Loom RSS MiB | PyTorch RSS MiB | RSS ratio |"
              + (f" torch.compile ms ({peer_label}) | Loom / compile |" if args.compile else "")
              + (f" JAX jit ms (fp32) | Loom / JAX |" if args.jax else ""),
              "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.compile else "") + ("---:|---:|" if args.jax else "")]

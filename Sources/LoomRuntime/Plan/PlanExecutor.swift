@@ -85,6 +85,17 @@ public final class PlanExecutor {
             return (refs[output.node], TensorRef(region + entry.offset, entry.type))
         }
         createLibraryKernels()
+        if precisions.contains(LOOM_PRECISION_BF16) && kernels.bf16 == .emulated { Self.noteEmulatedBF16(isa: kernels.isa) }
+    }
+
+    nonisolated(unsafe) private static var emulationNoted = false
+
+    /// Says once per process that bf16 plans run without bf16 instructions here.
+    static func noteEmulatedBF16(isa: ISALevel) {
+        guard !emulationNoted else { return }
+        emulationNoted = true
+        FileHandle.standardError.write(Data(("note: no bf16 GEMM instructions in use (isa \(isa)); "
+            + "bf16 plans run fp32 arithmetic on bf16-rounded operands: the same results, without the speed-up\n").utf8))
     }
 
     /// Creates every oneDNN primitive the plan's GEMMs will use, before the first step: each launch
