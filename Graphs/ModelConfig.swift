@@ -74,6 +74,11 @@ public struct ModelConfig: Equatable, Sendable, Codable {
         guard inputSize > 0, inChannels > 0, hidden > 0, depth > 0, heads > 0, numClasses > 0 else {
             throw bad("sizes must be positive (input \(inputSize), channels \(inChannels), hidden \(hidden), depth \(depth), heads \(heads), classes \(numClasses))")
         }
+        for (name, value, limit) in [("input size", inputSize, 16384), ("channels", inChannels, 4096),
+                                     ("hidden", hidden, 65536), ("depth", depth, 1024), ("heads", heads, 4096),
+                                     ("classes", numClasses, 1 << 24), ("patch", patch, 16384)] where value > limit {
+            throw bad("\(name) \(value) exceeds Loom's limit of \(limit)")
+        }
         guard patch > 0, inputSize % patch == 0 else {
             throw bad("patch \(patch) does not divide input size \(inputSize)")
         }

@@ -7,15 +7,14 @@ public func ditBlock(_ b: GraphBuilder, _ x: Tensor, _ c: Tensor, config: ModelC
     let d = config.hidden
     let mod = b.scoped("adaLN_modulation") { linear(b, "1", c.silu(), 6 * d, zeroInit: true) }
         .chunk(6, axis: 1)                                         // 6 × [N, D]
-    let (n, tokens) = (x.shape[0], x.shape[1])
+    let n = x.shape[0]
     let norm1 = b.scoped("norm1") { TokenNorm(b, dim: d, rms: config.lightning) }
     let attended = attention(b, modulate(norm1(x), shift: mod[0], scale: mod[1]), heads: config.heads, rope: rope)
     var h = x + mod[2].reshape([n, 1, d]) * attended
     let norm2 = b.scoped("norm2") { TokenNorm(b, dim: d, rms: config.lightning) }
     let inner = modulate(norm2(h), shift: mod[3], scale: mod[4])
     let mixed = config.lightning ? swiglu(b, inner, hidden: config.swigluHidden) : mlp(b, inner)
-    h = h + mod[5].reshape([n, 1, d]) * mixed
-    precondition(h.shape == [n, tokens, d])
+    h = h + mod[5].reshape([n, 1, d]) * mixed  // [N, T, D]; a shape error is recorded by the builder
     return h
 }
 

@@ -89,7 +89,7 @@ public struct GoldenCheck {
             goldens = try ReferenceExecutor(threads: threads).run(rounded, inputs: inputs, parameters: parameters)
         }
         if compiled {
-            let executor = PlanExecutor(plan: try PlanCompiler.compile(graph, precision: precision), threads: threads,
+            let executor = try PlanExecutor(plan: try PlanCompiler.compile(graph, precision: precision), threads: threads,
                                         kernels: kernels)
             try executor.setParameters(parameters)
             computed = try executor.run(inputs: inputs)

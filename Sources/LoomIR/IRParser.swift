@@ -237,7 +237,13 @@ private struct Parser {
                 throw IRError("bad type annotation: expected ']', found \(cursor.peek.quoted)")
             }
         }
-        return TensorType(dtype, shape)
+        let type = TensorType(dtype, shape)
+        do {
+            try SizeLimits.check(type, "bad type annotation")
+        } catch let error as IRError {
+            throw IRError(error.message)
+        }
+        return type
     }
 
     /// `# scope`, `# scope <- %K`, `# <- %K`, or `# "quoted scope" <- %K`.

@@ -23,8 +23,19 @@ public enum TypeInference {
         return out.sorted()
     }
 
-    /// Result type of `op` applied to operands of `inputs`. Leaf ops return `declared`.
+    /// Result type of `op` applied to operands of `inputs`. Leaf ops return `declared`. Every type
+    /// involved must lie within `SizeLimits` (an error, never an overflow).
     public static func infer(_ op: Op, _ inputs: [TensorType], declared: TensorType?) throws -> TensorType {
+        for (index, type) in inputs.enumerated() { try SizeLimits.check(type, "operand \(index)") }
+        if let declared { try SizeLimits.check(declared, "declared type") }
+        let result = try inferWithinLimits(op, inputs, declared: declared)
+        try SizeLimits.check(result, "result")
+        return result
+    }
+
+    /// `infer` for operands already within the limits; products of their dimensions cannot
+    /// overflow, and attribute-derived sizes are checked where they are computed.
+    static func inferWithinLimits(_ op: Op, _ inputs: [TensorType], declared: TensorType?) throws -> TensorType {
         func fail(_ why: String) -> IRError { IRError(why) }
         if let arity = op.arity, inputs.count != arity {
             throw fail("expects \(arity) operand(s), got \(inputs.count)")
@@ -38,6 +49,7 @@ public enum TypeInference {
                 throw fail("iota axis \(axis) out of range for \(declared)")
             }
             if case .parameter = op, declared.dtype != .f32 { throw fail("parameters must be f32, got \(declared)") }
+            if case .parameter(_, let initializer, _) = op { try checkInitializer(initializer, declared) }
             if declared.shape.contains(where: { $0 < 0 }) { throw fail("negative dimension in \(declared)") }
             return declared
         case .unary, .affine, .softmax, .layerNorm, .rmsNorm, .stopGradient:
@@ -93,7 +105,7 @@ public enum TypeInference {
             return TensorType(.f32, shape)
         case .reshape(let shape):
             let x = x!
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == x.elementCount else {
+            guard shape.allSatisfy({ $0 >= 0 }), SizeLimits.elementCount(shape) == x.elementCount else {
                 throw fail("cannot reshape \(describeShape(x.shape)) (\(x.elementCount) elements) to \(describeShape(shape))")
             }
             return TensorType(x.dtype, shape)
@@ -161,7 +173,12 @@ public enum TypeInference {
         case .unpatchify(let p, let gh, let gw):
             let x = x!
             try requireFloat(x, "operand")
-            guard x.rank == 3, p > 0, x.shape[1] == gh * gw, x.shape[2] % (p * p) == 0 else {
+            guard gh > 0, gw > 0, p > 0, let cells = SizeLimits.elementCount([gh, gw]),
+                  let patch = SizeLimits.elementCount([p, p]), SizeLimits.elementCount([gh, p]) != nil,
+                  SizeLimits.elementCount([gw, p]) != nil else {
+                throw fail("bad unpatchify grid \(gh)×\(gw) with patch \(p)")
+            }
+            guard x.rank == 3, x.shape[1] == cells, x.shape[2] % patch == 0 else {
                 throw fail("cannot unpatchify \(describeShape(x.shape)) with patch \(p) on a \(gh)×\(gw) grid")
             }
             return TensorType(.f32, [x.shape[0], x.shape[2] / (p * p), gh * p, gw * p])
@@ -261,5 +278,26 @@ extension TypeInference {
             throw IRError("adamw operand \(i) must be a scalar f32[], got \(inputs[i])")
         }
         return TensorType(.f32, [u.stateParts * total])
+    }
+
+    /// An initializer must be able to fill `type`: tables need a positive grid whose cells times the
+    /// last dimension (a multiple of 4) give the element count; random ones need sane parameters.
+    static func checkInitializer(_ initializer: Initializer, _ type: TensorType) throws {
+        switch initializer {
+        case .zeros, .ones:
+            return
+        case .normal(let std):
+            guard std.isFinite, std >= 0 else { throw IRError("initializer normal(\(std)): std must be finite and ≥ 0") }
+        case .xavierUniform(let fanIn, let fanOut):
+            guard fanIn > 0, fanOut > 0, SizeLimits.add(fanIn, fanOut) != nil else {
+                throw IRError("initializer xavier_uniform(\(fanIn),\(fanOut)): fans must be positive")
+            }
+        case .sinCos2D(let gh, let gw), .ropeCos(let gh, let gw), .ropeSin(let gh, let gw):
+            let last = type.shape.last ?? 0
+            guard gh > 0, gw > 0, last > 0, last % 4 == 0, let cells = SizeLimits.elementCount([gh, gw, last]),
+                  cells == type.elementCount else {
+                throw IRError("initializer grid \(gh)×\(gw) does not fill \(type) (want grid cells × a last dimension that is a multiple of 4)")
+            }
+        }
     }
 }

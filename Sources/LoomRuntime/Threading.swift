@@ -20,15 +20,38 @@ public enum Threading {
             loom_keep_heap_memory()
             configured = true
         }
-        let n = Int32(max(1, count))
+        let n = Int32(min(max(1, count), maxThreads))
         loom_set_num_threads(n)
         openblas_set_num_threads(1)
     }
 
-    /// Threads used when none is given: `LOOM_THREADS`, else the number of cores.
+    /// Threads used when none is given: `LOOM_THREADS`, else the number of cores (an invalid
+    /// `LOOM_THREADS` is reported by `validateEnvironment`; here it falls back to the cores).
     public static var defaultThreads: Int {
-        if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), n > 0 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
+        if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), (1...maxThreads).contains(n) {
+            return n
+        }
+        return max(1, min(ProcessInfo.processInfo.activeProcessorCount, maxThreads))
+    }
+
+    /// The largest team Loom starts.
+    public static let maxThreads = 1024
+
+    /// A `--threads` value checked (1…1024), else the default team size.
+    public static func resolve(_ flag: Int?) throws -> Int {
+        guard let flag else { return defaultThreads }
+        guard (1...maxThreads).contains(flag) else {
+            throw RuntimeError("--threads \(flag): expected a thread count in 1…\(maxThreads)")
+        }
+        return flag
+    }
+
+    /// Throws when `LOOM_THREADS` is set to anything but a count in 1…1024.
+    public static func validateEnvironment() throws {
+        guard let text = ProcessInfo.processInfo.environment["LOOM_THREADS"] else { return }
+        guard let n = Int(text), (1...maxThreads).contains(n) else {
+            throw RuntimeError("LOOM_THREADS=\(text): expected a thread count in 1…\(maxThreads)")
+        }
     }
 
     /// Runs `body(worker, index)` for every index below `count`, indices dealt round-robin to

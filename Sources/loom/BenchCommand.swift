@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive, got \(repeats)") }
         let budget = try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
         let started = Date()
-        let bench = try StepBenchmark(benchmarkCase, threads: threads ?? Threading.defaultThreads, memoryBudget: budget,
+        let bench = try StepBenchmark(benchmarkCase, threads: try Threading.resolve(threads), memoryBudget: budget,
                                       precision: precision)
         if !json {
             print(String(format: "compiled and warmed %@ in %.1f s; timing %d steps", name, Date().timeIntervalSince(started), repeats))
@@ -56,8 +56,8 @@ enum ByteCount {
             scale = unit
             body.removeLast()
         }
-        guard let value = Double(body), value > 0, value.isFinite else {
-            throw ValidationError("\(flag): expected a positive byte count such as 900M or 1.2G, got '\(text)'")
+        guard let value = Double(body), value > 0, value.isFinite, value * scale < Double(1 << 60) else {
+            throw ValidationError("\(flag): expected a positive byte count below 2^60 such as 900M or 1.2G, got '\(text)'")
         }
         return Int(value * scale)
     }

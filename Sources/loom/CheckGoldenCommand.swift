@@ -34,7 +34,7 @@ struct CheckGoldenCommand: ParsableCommand {
         let rtol = self.rtol ?? (precision == .bf16 ? GoldenCheck.bf16Tolerance : 1e-4)
         if compiled { print("kernels: \(KernelSelection.current)") }
         for path in files {
-            let check = try GoldenCheck(path: path, rtol: rtol, threads: threads ?? Threading.defaultThreads,
+            let check = try GoldenCheck(path: path, rtol: rtol, threads: try Threading.resolve(threads),
                                         compiled: compiled, precision: precision)
             let against = precision == .bf16 ? ", bf16 against the bf16-rounding reference" : ""
             print("\(path)  [\(check.model.displayName)\(compiled ? ", compiled plan" : "")\(against)]")

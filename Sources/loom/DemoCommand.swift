@@ -28,7 +28,7 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
-        let threadCount = threads ?? Threading.defaultThreads
+        let threadCount = try Threading.resolve(threads)
         print("kernels: \(KernelSelection.current)")
         print("== 1/4 golden parity (max|a − b| / max|golden| ≤ 1e-4, compiled plans)")
         let files = ["dit_tiny", "sit_ig_tiny", "lightning_ig_tiny"].map { "\(fixtures)/\($0).safetensors" }

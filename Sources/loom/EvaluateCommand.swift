@@ -33,6 +33,14 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print the results as JSON.") var json = false
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
 
+    func validate() throws {
+        try FlagCheck.count(batch, "--batch", max: 1 << 16)
+        try FlagCheck.count(k, "--k", max: 1 << 16)
+        if let realTest { try FlagCheck.count(realTest, "--real-test", max: 1 << 20) }
+        if let manifoldReference { try FlagCheck.count(manifoldReference, "--manifold-reference", max: 1 << 20) }
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         do { try evaluate() } catch let error as DiffusionError { throw ValidationError(error.message) }
     }
@@ -52,7 +60,7 @@ struct EvaluateCommand: ParsableCommand {
         if let realTest, realTest < 2 { throw DiffusionError("--real-test needs at least 2 images") }
         let weights = try ClassifierWeights.load(path: classifier)
         let config = weights.config
-        let extractor = try FeatureExtractor(weights: weights, batch: batch, threads: threads ?? Threading.defaultThreads)
+        let extractor = try FeatureExtractor(weights: weights, batch: batch, threads: try Threading.resolve(threads))
 
         // Samples and their requested labels.
         let file: SafeTensorsFile
@@ -152,7 +160,7 @@ struct TrainClassifierCommand: ParsableCommand {
     @Option(help: "Linear warm-up steps.") var warmup = 200
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float = 0.05
     @Option(help: "Label smoothing ε.") var labelSmoothing: Float = 0.1
-    @Option(help: "Maximum random translation in pixels (0: none).") var shift = 2
+    @Option(help: "Maximum random translation in pixels (0: none, at most 15).") var shift = 2
     @Flag(help: "Disable flip/shift augmentation.") var noAugment = false
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Test images to measure accuracy on (default: all 10,000).") var testLimit: Int?
@@ -166,6 +174,21 @@ struct TrainClassifierCommand: ParsableCommand {
     @Option(help: "Seed for weights, data order and augmentation.") var seed: UInt64 = 0
     @Option(help: "Print progress every N steps.") var logEvery = 50
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+
+    func validate() throws {
+        try FlagCheck.count(shift, "--shift", min: 0, max: 15)
+        try FlagCheck.count(epochs, "--epochs", max: 100_000)
+        try FlagCheck.count(batch, "--batch", max: 1 << 16)
+        try FlagCheck.count(warmup, "--warmup", min: 0)
+        try FlagCheck.count(logEvery, "--log-every")
+        if let steps { try FlagCheck.count(steps, "--steps", min: 0) }
+        if let limit { try FlagCheck.count(limit, "--limit") }
+        if let testLimit { try FlagCheck.count(testLimit, "--test-limit") }
+        try FlagCheck.real(lr, "--lr", 1e-12...1e3)
+        try FlagCheck.real(weightDecay, "--weight-decay", 0...1e3)
+        try FlagCheck.real(labelSmoothing, "--label-smoothing", 0...0.999)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
 
     func run() throws {
         do { try train() } catch let error as DiffusionError { throw ValidationError(error.message) }
@@ -187,7 +210,7 @@ struct TrainClassifierCommand: ParsableCommand {
         settings.shift = max(0, shift)
         settings.seed = seed
         try settings.validate()
-        let threadCount = threads ?? Threading.defaultThreads
+        let threadCount = try Threading.resolve(threads)
         let train = try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: config.imageSize, limit: limit)
         let test = try Dataset.fashionMNIST(root: dataRoot, split: .test, padTo: config.imageSize, limit: testLimit)
         let trainer = try ClassifierTrainer(config: config, settings: settings, threads: threadCount)

@@ -34,9 +34,9 @@ struct GuidanceCostCommand: ParsableCommand {
         let guideWeights = SyntheticInputs.parameters(try DiffusionTransformer(guideConfig).forwardGraph(batch: 1))
         let batch = model.batch
         print("\(config.displayName), batch \(batch), sampler step (forward + guidance + update, compiled), "
-              + "guide \(guideConfig.displayName); \(repeats) interleaved runs per mode, threads \(threads ?? Threading.defaultThreads)")
+              + "guide \(guideConfig.displayName); \(repeats) interleaved runs per mode, threads \(try Threading.resolve(threads))")
         let entries = try GuidanceCost.measure(model: config, weights: weights, guide: (guideConfig, guideWeights),
-                                               batch: batch, threads: threads ?? Threading.defaultThreads,
+                                               batch: batch, threads: try Threading.resolve(threads),
                                                repeats: repeats)
         for entry in entries {
             print(String(format: "  %-13@ %9.2f ms   %.3f× none", entry.mode.rawValue as NSString, entry.seconds * 1000,

@@ -10,16 +10,38 @@ struct Loom: ParsableCommand {
         abstract: "Ahead-of-time compiler and runtime for diffusion transformers with Internal Guidance.",
         subcommands: [DemoCommand.self, IRCommand.self, ParamsCommand.self, CheckGoldenCommand.self, TrainCommand.self, CompileCommand.self, ProfileCommand.self, RunCommand.self, SampleCommand.self, GuidanceCostCommand.self, TrainClassifierCommand.self, EvaluateCommand.self, ExperimentCommand.self, BenchCommand.self])
 
-    /// Checks the kernel-selection environment (`LOOM_ISA`, `LOOM_GEMM`) before any command runs.
+    /// Parses the command line (a usage error prints the subcommand's usage, exit 64), checks the
+    /// kernel-selection environment, then runs the command: a failure while it runs prints its
+    /// message alone and exits 1.
     static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
         do {
             try KernelSelection.validateEnvironment()
-        } catch let error as RuntimeError {
-            FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
-            Foundation.exit(1)
+            try Threading.validateEnvironment()
+            var runnable = command
+            try runnable.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch let error as CleanExit {
+            exit(withError: error)
         } catch {
+            FileHandle.standardError.write(Data("Error: \(message(of: error))\n".utf8))
             Foundation.exit(1)
         }
-        main(nil)
+    }
+
+    /// The message of any error a command throws, without type names.
+    static func message(of error: Error) -> String {
+        switch error {
+        case let error as ValidationError: return error.message
+        case let error as RuntimeError: return error.message
+        case let error as LocalizedError: return error.errorDescription ?? "\(error)"
+        default: return "\(error)"
+        }
     }
 }

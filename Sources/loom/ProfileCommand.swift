@@ -54,7 +54,7 @@ struct ProfileCommand: ParsableCommand {
         for (block, bytes) in peaks { profile.setPeakTransient(block: block, bytes: bytes) }
 
         if runs > 0 {
-            let executor = PlanExecutor(plan: compiled, threads: threads ?? Threading.defaultThreads)
+            let executor = try PlanExecutor(plan: compiled, threads: try Threading.resolve(threads))
             if !json { print("kernels: \(executor.kernels) (plan precision \(compiled.precision.rawValue))") }
             try executor.setParameters(SyntheticInputs.parameters(compiled.graph))
             let inputs = SyntheticInputs.inputs(compiled.graph)

@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let plan: Plan
         do { plan = try Plan.read(path: planFile) } catch let error as RuntimeError { throw ValidationError(error.message) }
-        let executor = PlanExecutor(plan: plan, threads: threads ?? Threading.defaultThreads)
+        let executor = try PlanExecutor(plan: plan, threads: try Threading.resolve(threads))
         print("kernels: \(executor.kernels) (plan precision \(plan.precision.rawValue))")
         do {
             if let weights {

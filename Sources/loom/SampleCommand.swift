@@ -48,6 +48,17 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
 
+    func validate() throws {
+        try FlagCheck.count(steps, "--steps", max: 100_000)
+        try FlagCheck.count(perClass, "--per-class", max: 1_000_000)
+        try FlagCheck.count(batch, "--batch", max: 1 << 20)
+        try FlagCheck.count(scale, "--scale", max: 64)
+        try FlagCheck.real(igWeight, "--ig-weight", -1e6...1e6)
+        try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6)
+        try FlagCheck.real(shift, "--shift", 1e-6...1e6)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         do { try sample() } catch let error as DiffusionError { throw ValidationError(error.message) }
     }
@@ -98,7 +109,7 @@ struct SampleCommand: ParsableCommand {
         }
         let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings,
                               guidance: guidanceSettings, batch: min(batch, labelList.count), seed: seed,
-                              threads: threads ?? Threading.defaultThreads, reference: reference, precision: precision)
+                              threads: try Threading.resolve(threads), reference: reference, precision: precision)
         print("sampling \(labelList.count) images from \(model.displayName) (step \(loaded.step)\(ema ? ", EMA" : "")): "
               + "\(kind.rawValue) \(steps) steps, \(guidance.rawValue) (w \(igWeight), s \(cfgScale))")
         let started = Date()

@@ -50,6 +50,21 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled) (default fp32; a resumed run keeps its own).")
     var precision: PrecisionPolicy?
 
+    func validate() throws {
+        try FlagCheck.count(steps, "--steps", min: 0)
+        try FlagCheck.count(logEvery, "--log-every")
+        try FlagCheck.count(checkpointEvery, "--checkpoint-every", min: 0)
+        try FlagCheck.count(warmup, "--warmup", min: 0)
+        if let limit { try FlagCheck.count(limit, "--limit") }
+        try FlagCheck.real(lr, "--lr", 1e-12...1e3)
+        try FlagCheck.real(emaDecay, "--ema-decay", 0...0.999999999)
+        try FlagCheck.real(weightDecay, "--weight-decay", 0...1e3)
+        try FlagCheck.real(clip, "--clip", 0...1e12)
+        try FlagCheck.real(labelDropout, "--label-dropout", 0...1)
+        try FlagCheck.real(omega, "--omega", -1e3...1e3)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         do {
             try train()
@@ -64,7 +79,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func train() throws {
-        let threadCount = threads ?? Threading.defaultThreads
+        let threadCount = try Threading.resolve(threads)
         if let resume {
             let (_, saved) = try peekConfig(resume)
             var config = saved

@@ -39,7 +39,7 @@ public final class StepBenchmark {
             rematerialized = []
         }
         forwardMACs = CostModel.total(of: try model.forwardGraph(batch: benchmarkCase.forwardBatch)).macs
-        executor = PlanExecutor(plan: plan, threads: threads)
+        executor = try PlanExecutor(plan: plan, threads: threads)
         try SyntheticInputs.load(graph, into: executor)
         let classes = benchmarkCase.model.numClasses
         let feed: [String: HostTensor]

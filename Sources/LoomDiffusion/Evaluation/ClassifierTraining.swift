@@ -95,7 +95,7 @@ public final class ClassifierTrainer {
         self.settings = settings
         scheduleSteps = settings.maxSteps ?? 1000
         let graph = try FeatureClassifier.trainingGraph(config, batch: settings.batch, optimizer: settings.optimizer)
-        executor = PlanExecutor(plan: try PlanCompiler.compile(graph), threads: threads)
+        executor = try PlanExecutor(plan: try PlanCompiler.compile(graph), threads: threads)
         var state = ParameterInitializer.initialize(graph, seed: settings.seed)
         if let initialWeights {
             for (name, value) in initialWeights where state[name] != nil {

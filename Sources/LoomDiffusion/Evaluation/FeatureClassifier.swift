@@ -265,7 +265,7 @@ public final class FeatureExtractor {
         guard batch > 0 else { throw DiffusionError("classifier batch must be positive, got \(batch)") }
         self.weights = weights
         self.batch = batch
-        executor = PlanExecutor(plan: try PlanCompiler.compile(FeatureClassifier.inferenceGraph(weights.config, batch: batch)),
+        executor = try PlanExecutor(plan: try PlanCompiler.compile(FeatureClassifier.inferenceGraph(weights.config, batch: batch)),
                                 threads: threads)
         try executor.setParameters(weights.tensors)
     }

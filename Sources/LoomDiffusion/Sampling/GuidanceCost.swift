@@ -34,7 +34,7 @@ public enum GuidanceCost {
             let graph = try samplerStepGraph(model: model, guideModel: mode == .autoguidance ? guideModel : nil,
                                              batch: batch, guidance: settings, cfg: mode.usesCFG)
             let plan = try PlanCompiler.compile(graph)
-            let executor = PlanExecutor(plan: plan, threads: threads)
+            let executor = try PlanExecutor(plan: plan, threads: threads)
             try executor.setParameters(parameters, ignoringExtra: true)
             let inputs = SyntheticInputs.samplerStep(graph, classes: config.numClasses)
             _ = try executor.run(inputs: inputs)

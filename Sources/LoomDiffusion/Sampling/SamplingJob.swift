@@ -90,6 +90,10 @@ public struct SamplingJob {
         if let initialNoise, initialNoise.shape != [labels.count] + sampleShape {
             throw DiffusionError("--init-noise holds \(describeShape(initialNoise.shape)), expected \(describeShape([labels.count] + sampleShape))")
         }
+        guard let outputElements = SizeLimits.elementCount([labels.count] + sampleShape) else {
+            throw DiffusionError("\(labels.count) samples of \(describeShape(sampleShape)) exceed Loom's limit of 2^40 values")
+        }
+        try MachineMemory.check(outputElements * 4, what: "\(labels.count) samples of \(describeShape(sampleShape))")
         let loop = try SamplerLoop(settings: sampler, guidance: guidance, sampleShape: sampleShape)
         let runner = try makeRunner()
         let per = sampleShape.reduce(1, *)

@@ -46,13 +46,17 @@ public final class Trainer {
             }
         }
         graph = plan?.graph ?? expected
+        // Parameters and optimizer state are held twice while loading (host tensors and the plan's
+        // region): refuse before allocating anything when that cannot fit.
+        let stateBytes = graph.parameterNodes.reduce(0) { $0 + storageBytes($1.type) }
+        try MachineMemory.check(stateBytes, stateBytes, what: "training \(config.model.displayName) (parameters and optimizer state)")
         inputs = try StepInputs(config: config, dataset: dataset)
         let initial = state ?? TrainingState(graph: graph, seed: config.seed)
         stepCount = initial.step
         if backend == .reference && plan == nil {
             runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
         } else {
-            let executor = PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph, precision: config.resolvedPrecision),
+            let executor = try PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph, precision: config.resolvedPrecision),
                                         threads: threads)
             try executor.setParameters(initial.tensors)
             runner = PlanTrainingRunner(executor: executor)

@@ -75,11 +75,21 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
+    /// Decodes and validates a stored configuration; errors name `source` and the bad value.
     public static func from(json: String, source: String) throws -> TrainingConfig {
+        let config: TrainingConfig
         do {
-            return try JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8))
+            config = try JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8))
         } catch {
             throw DiffusionError("\(source): metadata \"loom.training\" is not a valid training configuration (\(error))")
         }
+        do {
+            try config.validate()
+        } catch let error as DiffusionError {
+            throw DiffusionError("\(source): metadata \"loom.training\": \(error.message)")
+        } catch let error as IRError {
+            throw DiffusionError("\(source): metadata \"loom.training\": \(error.message)")
+        }
+        return config
     }
 }

@@ -167,15 +167,28 @@ public struct Plan: Equatable, Sendable {
 
     /// Every value fits inside its region (guards against edited or mismatched files).
     public func validateLayout(source: String) throws {
+        guard memory.arenaBytes >= 0, memory.parameterBytes >= 0 else {
+            throw RuntimeError("\(source): negative region size in the plan header")
+        }
         for node in graph.nodes {
             let bytes = storageBytes(node.type)
+            let end: Int
             switch locations[node.id] {
-            case .arena(let o) where o + bytes > memory.arenaBytes:
+            case .arena(let o), .parameter(let o), .parameterView(let o):
+                guard let e = SizeLimits.add(o, bytes) else {
+                    throw RuntimeError("\(source): node %\(node.id) at offset \(o) (\(bytes) bytes) overflows")
+                }
+                end = e
+            case .alias:
+                end = 0
+            }
+            switch locations[node.id] {
+            case .arena(let o) where end > memory.arenaBytes:
                 throw RuntimeError("\(source): node %\(node.id) at arena offset \(o) (\(bytes) bytes) lies outside the \(memory.arenaBytes)-byte arena")
             case .alias(let other) where storageBytes(graph.nodes[other].type) < bytes:
                 throw RuntimeError("\(source): node %\(node.id) (\(bytes) bytes) is a view of %\(other), which holds only \(storageBytes(graph.nodes[other].type)) bytes")
-            case .parameter(let o) where o + bytes > memory.parameterBytes,
-                 .parameterView(let o) where o + bytes > memory.parameterBytes:
+            case .parameter(let o) where end > memory.parameterBytes,
+                 .parameterView(let o) where end > memory.parameterBytes:
                 throw RuntimeError("\(source): node %\(node.id) at parameter offset \(o) lies outside the parameter region")
             default: break
             }

@@ -31,7 +31,9 @@ public final class PlanExecutor {
     /// Operand precision of each launch's GEMMs, indexed like `launches`.
     let precisions: [loom_precision]
 
-    public init(plan: Plan, threads: Int = Threading.defaultThreads, kernels: KernelSelection = .current) {
+    /// Throws when the plan's arena and parameter region together exceed the machine's memory.
+    public init(plan: Plan, threads: Int = Threading.defaultThreads, kernels: KernelSelection = .current) throws {
+        try MachineMemory.check(plan.memory.arenaBytes, plan.memory.parameterBytes, what: "plan \(plan.graph.name)")
         self.plan = plan
         self.threads = threads
         self.kernels = kernels

@@ -36,7 +36,7 @@ final class CompiledPlanTests: XCTestCase {
     func compare(_ plan: Plan, _ graph: Graph, _ inputs: [String: HostTensor], _ parameters: [String: HostTensor],
                  label: String, threads: Int = 1) throws -> Double {
         let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)
-        let executor = PlanExecutor(plan: plan, threads: threads)
+        let executor = try PlanExecutor(plan: plan, threads: threads)
         try executor.setParameters(parameters)
         let compiled = try executor.run(inputs: inputs)
         var worst = 0.0

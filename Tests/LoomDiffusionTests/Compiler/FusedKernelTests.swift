@@ -55,7 +55,7 @@ final class FusedKernelTests: XCTestCase {
         let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)
         let one = try ReferenceExecutor(threads: 1).run(fused, inputs: inputs, parameters: parameters)
         let two = try ReferenceExecutor(threads: 2).run(fused, inputs: inputs, parameters: parameters)
-        let executor = PlanExecutor(plan: try PlanLowering.lower(fused), threads: 2)
+        let executor = try PlanExecutor(plan: try PlanLowering.lower(fused), threads: 2)
         try executor.setParameters(parameters)
         let planned = try executor.run(inputs: inputs)
         XCTAssertEqual(Set(one.keys), Set(reference.keys), label, file: file, line: line)

@@ -213,7 +213,7 @@ final class LoweringTests: XCTestCase {
         let problems = Self.audit(plan)
         XCTAssertTrue(problems.isEmpty, "\(label):\n" + problems.prefix(10).joined(separator: "\n") + "\n" + IRPrinter.print(plan.graph),
                       file: file, line: line)
-        let executor = PlanExecutor(plan: plan, threads: 1)
+        let executor = try PlanExecutor(plan: plan, threads: 1)
         try executor.setParameters(parameters)
         var state = parameters
         for run in 1...2 {
@@ -385,7 +385,7 @@ final class LoweringTests: XCTestCase {
         let plan = try PlanCompiler.compile(graph)
         XCTAssertEqual(plan.parameterTable.map(\.name), ["p"], IRPrinter.print(plan.graph))
         XCTAssertTrue(Self.audit(plan).isEmpty, Self.audit(plan).joined(separator: "\n"))
-        let executor = PlanExecutor(plan: plan, threads: 1)
+        let executor = try PlanExecutor(plan: plan, threads: 1)
         try executor.setParameters(["p": FusedKernelTests.random([5], seed: 54)])
         let input = FusedKernelTests.random([5], seed: 55)
         _ = try executor.run(inputs: ["x": input])

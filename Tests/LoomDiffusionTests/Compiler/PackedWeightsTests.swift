@@ -19,7 +19,7 @@ final class PackedWeightsTests: XCTestCase {
         XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "linear" }.count, 2)
         let inputs = ["x": FusedKernelTests.random([1, 64, 48], seed: 1)]
         for threads in [1, 2] {
-            let executor = PlanExecutor(plan: plan, threads: threads)
+            let executor = try PlanExecutor(plan: plan, threads: threads)
             for round in 0..<3 {
                 let parameters = ["fc1.weight": FusedKernelTests.random([200, 48], seed: 10 + UInt64(round)),
                                   "fc1.bias": FusedKernelTests.random([200], seed: 20 + UInt64(round)),

@@ -94,7 +94,7 @@ final class PlanFileTests: XCTestCase {
         let parameters = ParameterInitializer.initialize(plan.graph, seed: 4)
         var results: [[String: HostTensor]] = []
         for candidate in [plan, try Plan.decode(edited.encoded(), source: "edited.plan")] {
-            let executor = PlanExecutor(plan: candidate, threads: 2)
+            let executor = try PlanExecutor(plan: candidate, threads: 2)
             try executor.setParameters(parameters)
             results.append(try executor.run(inputs: inputs))
         }
@@ -223,7 +223,7 @@ final class PlanFileTests: XCTestCase {
 
     func testSetParametersErrors() throws {
         let plan = try PlanCompiler.compile(try forwardGraph())
-        let executor = PlanExecutor(plan: plan, threads: 1)
+        let executor = try PlanExecutor(plan: plan, threads: 1)
         let good = ParameterInitializer.initialize(plan.graph, seed: 1)
         XCTAssertEqual(Set(good.keys), Set(plan.parameterTable.map(\.name)))
         XCTAssertNoThrow(try executor.setParameters(good))
@@ -264,7 +264,7 @@ final class PlanFileTests: XCTestCase {
                       "y": HostTensor(shape: [2], ints: [0, 2])]
         var outputs: [[String: HostTensor]] = []
         for p in [plan, back] {
-            let executor = PlanExecutor(plan: p, threads: 1)
+            let executor = try PlanExecutor(plan: p, threads: 1)
             try executor.setParameters(parameters)
             outputs.append(try executor.run(inputs: inputs))
         }

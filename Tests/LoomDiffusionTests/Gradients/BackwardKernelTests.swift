@@ -52,7 +52,7 @@ final class BackwardKernelTests: XCTestCase {
             }
             // The compiled plan (fusion, memory planning) agrees too.
             let plan = try PlanCompiler.compile(fast)
-            let executor = PlanExecutor(plan: plan, threads: 2)
+            let executor = try PlanExecutor(plan: plan, threads: 2)
             try executor.setParameters(parameters)
             let planned = try executor.run(inputs: inputs)
             XCTAssertLessThanOrEqual(GoldenCheck.relativeError(planned["grad.qkv.weight"]!, reference["grad.qkv.weight"]!), 1e-5)

@@ -54,7 +54,7 @@ final class SamplerPlanTests: XCTestCase {
                                                         cd: -0.1, cz: 0.05, ca: 0.3, cc: 0.2)
                     let feed = inputs(batch: batch, coefficients: coefficients)
                     let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: feed, parameters: parameters)
-                    let executor = PlanExecutor(plan: plan, threads: 1)
+                    let executor = try PlanExecutor(plan: plan, threads: 1)
                     try executor.setParameters(parameters, ignoringExtra: true)
                     let compiled = try executor.run(inputs: feed)
                     let label = "\(mode.rawValue) channels \(cfgChannels.map(String.init) ?? "all") inside \(inside)"

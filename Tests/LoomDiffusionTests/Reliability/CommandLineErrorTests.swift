@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// The command-line reproducers of crashes: each ends with exit 1 (a failure while running) or 64
+/// (a usage error), a message naming the flag or value, and never a signal.
+final class CommandLineErrorTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    func loom(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, signaled: Bool, output: String) {
+        let binary = Self.root.appendingPathComponent(".build/debug/loom")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no debug build of loom") }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+    }
+
+    func testReproducersEndWithAClearError() throws {
+        let cases: [([String], [String: String], Int32, String)] = [
+            (["train", "sit", "--log-every", "0"], [:], 64, "--log-every 0"),
+            (["train", "sit", "--clip", "nan"], [:], 64, "--clip nan"),
+            (["train", "sit", "--ema-decay", "nan"], [:], 64, "--ema-decay nan"),
+            (["train", "sit", "--threads", "0"], [:], 64, "--threads 0"),
+            (["train-classifier", "--shift", "33"], [:], 64, "--shift 33"),
+            (["sample", "--checkpoint", "x", "--steps", "9223372036854775807"], [:], 64, "--steps"),
+            (["sample", "--checkpoint", "x", "--per-class", "100000000000"], [:], 64, "--per-class"),
+            (["evaluate", "--samples", "a", "--classifier", "b", "--batch", "1099511627776"], [:], 64, "--batch"),
+            (["params", "sit", "--hidden", "4611686018427387904"], [:], 1, "hidden 4611686018427387904"),
+            (["params", "sit", "--input-size", "2147483648"], [:], 1, "input size 2147483648"),
+            (["compile", "sit", "--memory-budget", "9000000000G"], [:], 1, "--memory-budget"),
+            (["compile", "sit", "--batch", "1099511627776"], [:], 1, "2^40"),
+            (["bench", "train-s2-b8", "--threads", "9223372036854775807"], [:], 1, "--threads"),
+            (["params", "sit"], ["LOOM_THREADS": "abc"], 1, "LOOM_THREADS=abc"),
+            (["params", "sit"], ["LOOM_ISA": "sse"], 1, "LOOM_ISA=sse"),
+        ]
+        for (arguments, environment, status, message) in cases {
+            let result = try loom(arguments, environment: environment)
+            let label = (environment.map { "\($0.key)=\($0.value) " }.joined()) + arguments.joined(separator: " ")
+            XCTAssertFalse(result.signaled, "\(label): killed by a signal\n\(result.output)")
+            XCTAssertEqual(result.status, status, "\(label)\n\(result.output)")
+            XCTAssertTrue(result.output.contains(message), "\(label)\n\(result.output)")
+            if status == 1 { XCTAssertFalse(result.output.contains("Usage:"), "\(label): a runtime failure prints usage") }
+        }
+    }
+}

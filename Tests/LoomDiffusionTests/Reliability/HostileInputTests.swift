@@ -1,0 +1,87 @@
+import Foundation
+import LoomCompiler
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import XCTest
+
+/// Sizes and values from flags, metadata and plan text that used to trap, hang or abort: each now
+/// gives an error that names the value.
+final class HostileInputTests: XCTestCase {
+    func assertThrows(_ body: @autoclosure () throws -> Any, contains text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { error in
+            XCTAssertTrue("\(error)".contains(text), "\(error)", file: file, line: line)
+        }
+    }
+
+    func testTensorSizesAreCheckedWithoutOverflow() {
+        XCTAssertNil(SizeLimits.elementCount([4_294_967_296, 4_294_967_296]))
+        XCTAssertNil(SizeLimits.elementCount([Int.max, 2]))
+        XCTAssertNil(SizeLimits.elementCount([-1, 4]))
+        XCTAssertEqual(SizeLimits.elementCount([1 << 20, 1 << 20]), 1 << 40)
+        XCTAssertNil(SizeLimits.add(Int.max, 1))
+        assertThrows(try TypeInference.infer(.input(name: "x"), [], declared: TensorType(.f32, [1 << 21, 1 << 21])),
+                     contains: "2^40")
+        assertThrows(try TypeInference.infer(.unpatchify(patch: Int.max, gridH: Int.max, gridW: 2), [TensorType(.f32, [1, 4, 4])],
+                                             declared: nil), contains: "grid")
+        assertThrows(try IRParser.parse("graph g {\n  %0 = input \"x\" : f32[4294967296,4294967296]\n  return x = %0\n}\n", source: "t"),
+                     contains: "2^40")
+    }
+
+    func testModelSizesHaveLimits() {
+        for (hidden, input, depth, classes) in [(1 << 62, 32, 2, 10), (64, 1 << 31, 2, 10), (64, 32, 100_000_000, 10),
+                                                (64, 32, 2, Int.max), (64, 32, 2, -5)] {
+            let config = ModelConfig(backbone: .sit, inputSize: input, inChannels: 1, learnSigma: false, patch: 2,
+                                     hidden: hidden, depth: depth, heads: 2, numClasses: classes, igLayer: nil)
+            XCTAssertThrowsError(try config.validate(), "\(config)")
+        }
+        // A batch too large for any tensor is an error from the builder, not a trap.
+        let config = ModelConfig(backbone: .sit, inputSize: 32, inChannels: 4, learnSigma: false, patch: 2, hidden: 64,
+                                 depth: 2, heads: 2, numClasses: 10, igLayer: nil)
+        assertThrows(try DiffusionTransformer(config).forwardGraph(batch: 1 << 40), contains: "2^40")
+    }
+
+    func testPlanHeadersAndBodiesAreChecked() throws {
+        let model = try DiffusionTransformer(ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false,
+                                                         patch: 2, hidden: 32, depth: 1, heads: 2, numClasses: 4, igLayer: nil))
+        let text = try PlanCompiler.compile(try model.forwardGraph(batch: 1)).encoded()
+        let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        var header = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        var locations = header["locations"] as! [String]
+        let arena = locations.firstIndex { $0.hasPrefix("a") }!
+        locations[arena] = "a9223372036854775807"
+        header["locations"] = locations
+        let tampered = lines[0] + "\n" + String(decoding: try JSONSerialization.data(withJSONObject: header), as: UTF8.self) + "\n" + lines[2]
+        assertThrows(try Plan.decode(tampered, source: "p.plan"), contains: "overflows")
+
+        let zeroGrid = text.replacingOccurrences(of: "sincos_2d(4,4)", with: "sincos_2d(0,0)")
+        XCTAssertNotEqual(zeroGrid, text)
+        assertThrows(try Plan.decode(zeroGrid, source: "p.plan"), contains: "initializer grid 0×0")
+
+        var plan = try Plan.decode(text, source: "p.plan")
+        plan.memory.arenaBytes = 1 << 62
+        assertThrows(try PlanExecutor(plan: plan, threads: 1), contains: "more than this machine")
+    }
+
+    func testStoredConfigurationsAreValidated() throws {
+        let model = ModelConfig(backbone: .sit, inputSize: 32, inChannels: 1, learnSigma: false, patch: 4, hidden: 32,
+                                depth: 2, heads: 2, numClasses: 10, igLayer: 1)
+        let good = TrainingConfig(model: model, loss: LossSettings(objective: .flowRepa), batch: 8, steps: 1).json()
+        for (from, to, expected) in [("\"batch\":8", "\"batch\":-8", "--batch"), ("\"numClasses\":10", "\"numClasses\":-5", "classes -5"),
+                                     ("\"hidden\":32", "\"hidden\":1099511627776", "hidden 1099511627776"),
+                                     ("\"numClasses\":10", "\"numClasses\":1099511627776", "classes 1099511627776")] {
+            let bad = good.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(bad, good)
+            assertThrows(try TrainingConfig.from(json: bad, source: "c.safetensors"), contains: expected)
+        }
+    }
+
+    func testThreadCountsAndMemoryAreChecked() {
+        for bad in [0, -1, Int.max] { assertThrows(try Threading.resolve(bad), contains: "--threads") }
+        XCTAssertEqual(try Threading.resolve(2), 2)
+        assertThrows(try MachineMemory.check(Int.max, 1, what: "x"), contains: "more bytes than can be counted")
+        assertThrows(try MachineMemory.check(1 << 62, what: "x"), contains: "more than this machine")
+        XCTAssertNoThrow(try MachineMemory.check(1 << 20, what: "x"))
+    }
+}
