@@ -30,6 +30,9 @@ struct CheckGoldenCommand: ParsableCommand {
 
     func run() throws {
         if write != nil && files.count != 1 { throw ValidationError("--write needs exactly one input file") }
+        if let write, let input = files.first, SameFile.check(write, input) {
+            throw RuntimeError("--write \(write) is the input file \(input): the output never replaces an input; choose another path")
+        }
         var failures = 0
         let rtol = self.rtol ?? (precision == .bf16 ? GoldenCheck.bf16Tolerance : 1e-4)
         if compiled { print("kernels: \(KernelSelection.current)") }

@@ -49,6 +49,8 @@ struct TrainCommand: ParsableCommand {
     var reference = false
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled) (default fp32; a resumed run keeps its own).")
     var precision: PrecisionPolicy?
+    @Flag(help: "Start afresh even when the run folder holds a checkpoint (replacing it and loss.csv).")
+    var overwrite = false
 
     func validate() throws {
         try FlagCheck.count(steps, "--steps", min: 0)
@@ -95,6 +97,10 @@ struct TrainCommand: ParsableCommand {
                                       plan: try plan.map { try Plan.read(path: $0) })
             try finish(trainer)
             return
+        }
+        let existing = out + "/checkpoint.safetensors"
+        if !overwrite && FileManager.default.fileExists(atPath: existing) {
+            throw RuntimeError("\(existing) already exists: continue it with --resume \(existing), or start afresh with --overwrite (replaces it and loss.csv)")
         }
         var dataset = try loadData(channels: model.channels)
         if let limit { dataset = dataset.prefix(limit) }

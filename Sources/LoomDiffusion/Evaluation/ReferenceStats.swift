@@ -109,7 +109,8 @@ public struct ReferenceStats: Sendable {
 
     /// Loads the cache at `cachePath` if it was made by this classifier (same checksum) from
     /// `source`; otherwise computes the statistics from `images()` and writes the cache (when a
-    /// path is given). Returns the statistics and whether they came from the cache.
+    /// path is given). A file at `cachePath` that is not such a cache is never overwritten (an
+    /// error). Returns the statistics and whether they came from the cache.
     public static func loadOrCompute(cachePath: String?, extractor: FeatureExtractor, source: String,
                                      images: () throws -> HostTensor,
                                      log: ((String) -> Void)? = nil) throws -> (stats: ReferenceStats, cached: Bool) {
@@ -124,7 +125,9 @@ public struct ReferenceStats: Sendable {
                 log?("reference cache \(cachePath) was made by classifier \(stats.classifierChecksum) from '\(stats.source)'; "
                      + "recomputing for \(checksum) from '\(source)'")
             } catch {
-                log?("reference cache \(cachePath) is unreadable (\(error)); recomputing")
+                // Only a reference-statistics file is ever written over: anything else at that path
+                // (a checkpoint, a golden file) is the user's.
+                throw DiffusionError("\(cachePath) exists and is not a Loom reference-statistics cache (\(error)); refusing to overwrite it: choose another --reference-cache")
             }
         }
         let started = Date()

@@ -44,6 +44,9 @@ public struct TrainingRun {
                 report(line)
             }
             if checkpointEvery > 0 && entry.step % checkpointEvery == 0 && entry.step < total {
+                // The log reaches the disk first: it never lags the checkpoint (rows past it are cut
+                // on resume).
+                try log.flush()
                 try trainer.state.save(to: checkpointPath, config: trainer.config)
             }
             if Interruption.requested {
@@ -102,12 +105,23 @@ final class LossLog {
         if pending >= 50 { try? flush() }
     }
 
+    /// Writes the whole log to a temporary file, syncs it to the disk and renames it over the log
+    /// (atomic: a crash leaves the old or the new log, whole).
     func flush() throws {
         let text = rows.joined(separator: "\n") + "\n"
         let temporary = path + ".tmp"
-        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        do {
+            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
+            try handle.synchronize()
+            try handle.close()
+            guard rename(temporary, path) == 0 else {
+                throw DiffusionError("cannot replace \(path): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
         pending = 0
     }
 }

@@ -106,7 +106,12 @@ public struct Plan: Equatable, Sendable {
 
     public func write(to path: String) throws {
         let temporary = path + ".tmp-\(getpid())"
-        try encoded().write(toFile: temporary, atomically: false, encoding: .utf8)
+        do {
+            try encoded().write(toFile: temporary, atomically: false, encoding: .utf8)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw RuntimeError("cannot write plan \(path): \(error.localizedDescription)")
+        }
         if rename(temporary, path) != 0 {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RuntimeError("cannot write plan \(path): \(String(cString: strerror(errno)))")

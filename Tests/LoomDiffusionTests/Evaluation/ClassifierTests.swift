@@ -151,6 +151,22 @@ final class ClassifierTests: XCTestCase {
         XCTAssertEqual(computed, 3)
     }
 
+    /// A file at the cache path that is not a reference-statistics cache (here a checkpoint-like
+    /// safetensors file) is refused and left as it was.
+    func testReferenceCacheNeverOverwritesOtherFiles() throws {
+        let fresh = try ClassifierWeights(config: .tiny, tensors: FeatureClassifier.initialWeights(.tiny, seed: 9))
+        let extractor = try FeatureExtractor(weights: fresh, batch: 100)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("loom-notcache-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensors.write([("w", HostTensor(shape: [2], floats: [1, 2]))], metadata: ["loom.training": "{}"], to: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ReferenceStats.loadOrCompute(cachePath: path, extractor: extractor, source: "s",
+                                                              images: { HostTensor(shape: [1, 1, 32, 32], floats: [Float](repeating: 0, count: 1024)) })) { error in
+            XCTAssertTrue("\(error)".contains("refusing to overwrite"), "\(error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+    }
+
     func testLossGraphMatchesHostCrossEntropy() throws {
         // The graph's log-softmax cross-entropy equals one computed on the host from the
         // inference graph's logits (fresh weights, random images, smoothed targets).

@@ -50,4 +50,32 @@ final class CommandLineErrorTests: XCTestCase {
             if status == 1 { XCTAssertFalse(result.output.contains("Usage:"), "\(label): a runtime failure prints usage") }
         }
     }
+
+    /// Outputs never replace inputs, and a fresh run never replaces a checkpoint it was not told to.
+    func testNothingIsOverwrittenUnasked() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loom-overwrite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let golden = directory.appendingPathComponent("golden.safetensors").path
+        try FileManager.default.copyItem(atPath: Self.root.appendingPathComponent("Tests/Fixtures/dit_tiny.safetensors").path,
+                                         toPath: golden)
+        let before = try Data(contentsOf: URL(fileURLWithPath: golden))
+        let link = directory.appendingPathComponent("same.safetensors").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: golden)
+        for target in [golden, link] {
+            let result = try loom(["check-golden", golden, "--write", target])
+            XCTAssertEqual(result.status, 1, result.output)
+            XCTAssertTrue(result.output.contains("never replaces an input"), result.output)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: golden)), before)
+
+        let run = directory.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let checkpoint = run.appendingPathComponent("checkpoint.safetensors").path
+        try Data("not really a checkpoint".utf8).write(to: URL(fileURLWithPath: checkpoint))
+        let result = try loom(["train", "sit", "--steps", "1", "--out", run.path])
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("--overwrite"), result.output)
+        XCTAssertEqual(try String(contentsOfFile: checkpoint, encoding: .utf8), "not really a checkpoint")
+    }
 }
