@@ -65,6 +65,15 @@ int loom_onednn_cap_isa(int level) {
         if (outside && saved != 1) omp_set_num_threads(saved); \
     } while (0)
 
+/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
+#define WITH_TEAM(threads, body)                             \
+    do {                                                     \
+        int saved_team = omp_get_max_threads();              \
+        if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
+        body;                                                \
+        if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
+    } while (0)
+
 static int strided(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride,
                    dnnl_data_type_t type) {
     dnnl_dims_t dims = {rows, cols}, strides = {row_stride, col_stride};
@@ -164,27 +173,38 @@ static int thread_resources(size_t bytes) {
     return 1;
 }
 
-int loom_onednn_gemm_run(const loom_onednn_gemm *g, const void *a, const void *b, float *c, const float *bias) {
-    if (!g || !g->primitive || !thread_resources(g->scratchpad_bytes)) return 0;
-    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, biasm = NULL, padm = NULL;
-    int ok = dnnl_memory_create(&am, &g->a_md, engine, (void *)a) == dnnl_success &&
-             dnnl_memory_create(&bm, &g->b_md, engine, (void *)b) == dnnl_success &&
-             dnnl_memory_create(&cm, &g->c_md, engine, c) == dnnl_success &&
-             dnnl_memory_create(&padm, &g->scratchpad_md, engine, thread_scratchpad) == dnnl_success &&
-             (!g->key.has_bias || dnnl_memory_create(&biasm, &g->bias_md, engine, (void *)bias) == dnnl_success);
+/// Executes a matmul primitive on the calling thread's stream and scratchpad with src, weights,
+/// dst (and bias when `has_bias`) at the given addresses: on the calling thread alone when `team`
+/// is 0, else over an OpenMP team of `team` threads. 1 on success.
+static int execute_matmul(dnnl_primitive_t primitive, const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *weights_md,
+                          const dnnl_memory_desc_t *dst_md, const dnnl_memory_desc_t *bias_md,
+                          const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes, const void *src,
+                          const void *weights, void *dst, const void *bias, int has_bias, int64_t team) {
+    if (!primitive || !thread_resources(scratchpad_bytes)) return 0;
+    const dnnl_memory_desc_t *mds[5] = {src_md, weights_md, dst_md, scratchpad_md, bias_md};
+    void *handles[5] = {(void *)src, (void *)weights, dst, thread_scratchpad, (void *)bias};
+    int kinds[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD, DNNL_ARG_BIAS};
+    int count = has_bias ? 5 : 4;
+    dnnl_exec_arg_t args[5];
+    int made = 0, ok = 1;
+    for (; made < count && ok; made++) {
+        args[made].arg = kinds[made];
+        ok = dnnl_memory_create(&args[made].memory, mds[made], engine, handles[made]) == dnnl_success;
+        if (!ok) break;
+    }
     if (ok) {
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
-                                   {DNNL_ARG_SCRATCHPAD, padm}, {DNNL_ARG_BIAS, biasm}};
         dnnl_status_t status;
-        ONE_THREAD(status = dnnl_primitive_execute(g->primitive, thread_stream, g->key.has_bias ? 5 : 4, args));
+        if (team > 0) WITH_TEAM(team, status = dnnl_primitive_execute(primitive, thread_stream, count, args));
+        else ONE_THREAD(status = dnnl_primitive_execute(primitive, thread_stream, count, args));
         ok = status == dnnl_success;
     }
-    if (am) dnnl_memory_destroy(am);
-    if (bm) dnnl_memory_destroy(bm);
-    if (cm) dnnl_memory_destroy(cm);
-    if (padm) dnnl_memory_destroy(padm);
-    if (biasm) dnnl_memory_destroy(biasm);
+    for (int i = 0; i < made; i++) dnnl_memory_destroy(args[i].memory);
     return ok;
+}
+
+int loom_onednn_gemm_run(const loom_onednn_gemm *g, const void *a, const void *b, float *c, const float *bias) {
+    return g && execute_matmul(g->primitive, &g->a_md, &g->b_md, &g->c_md, &g->bias_md, &g->scratchpad_md,
+                               g->scratchpad_bytes, a, b, c, bias, g->key.has_bias, 0);
 }
 
 const char *loom_onednn_gemm_impl(int64_t m, int64_t n, int64_t k, int bf16) {
@@ -207,15 +227,6 @@ struct loom_onednn_linear {
     int64_t m, n, k, threads;
     int bf16, has_bias;
 };
-
-/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
-#define WITH_TEAM(threads, body)                             \
-    do {                                                     \
-        int saved_team = omp_get_max_threads();              \
-        if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
-        body;                                                \
-        if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
-    } while (0)
 
 loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldc,
                                               int has_bias, int bf16, int threads) {
@@ -291,26 +302,8 @@ int loom_onednn_linear_pack(const loom_onednn_linear *l, const float *w, void *p
 }
 
 int loom_onednn_linear_run(const loom_onednn_linear *l, const void *x, const void *packed, float *y, const float *bias) {
-    if (!thread_resources(l->scratchpad_bytes)) return 0;
-    dnnl_memory_t xm = NULL, wm = NULL, ym = NULL, bm = NULL, padm = NULL;
-    int ok = dnnl_memory_create(&xm, &l->x_md, engine, (void *)x) == dnnl_success &&
-             dnnl_memory_create(&wm, &l->w_md, engine, (void *)packed) == dnnl_success &&
-             dnnl_memory_create(&ym, &l->y_md, engine, y) == dnnl_success &&
-             dnnl_memory_create(&padm, &l->scratchpad_md, engine, thread_scratchpad) == dnnl_success &&
-             (!l->has_bias || dnnl_memory_create(&bm, &l->bias_md, engine, (void *)bias) == dnnl_success);
-    if (ok) {
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym},
-                                   {DNNL_ARG_SCRATCHPAD, padm}, {DNNL_ARG_BIAS, bm}};
-        dnnl_status_t status;
-        WITH_TEAM(l->threads, status = dnnl_primitive_execute(l->primitive, thread_stream, l->has_bias ? 5 : 4, args));
-        ok = status == dnnl_success;
-    }
-    if (xm) dnnl_memory_destroy(xm);
-    if (wm) dnnl_memory_destroy(wm);
-    if (ym) dnnl_memory_destroy(ym);
-    if (padm) dnnl_memory_destroy(padm);
-    if (bm) dnnl_memory_destroy(bm);
-    return ok;
+    return execute_matmul(l->primitive, &l->x_md, &l->w_md, &l->y_md, &l->bias_md, &l->scratchpad_md, l->scratchpad_bytes,
+                          x, packed, y, bias, l->has_bias, l->threads);
 }
 
 int loom_onednn_linear_bf16(const loom_onednn_linear *l) { return l->bf16; }

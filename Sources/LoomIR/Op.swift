@@ -117,6 +117,17 @@ public enum Op: Equatable, Sendable {
         }
     }
 
+    /// True for ops whose kernels multiply matrices (their GEMMs take the node's compute precision):
+    /// matmul, linear, the attention kernels and the attention gradient.
+    public var isMatrixProduct: Bool {
+        switch self {
+        case .matmul, .fused(.linear), .fused(.attention), .fused(.tokenAttention), .fused(.tokenAttentionBackward):
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Number of operands the op takes (nil: variadic, at least one).
     public var arity: Int? {
         switch self {

@@ -13,10 +13,10 @@ final class PrecisionPassTests: XCTestCase {
 
     func testBF16MarksEveryMatrixProductAndNothingElse() throws {
         let graph = try PassManager.standard(precision: .bf16).run(try model().forwardGraph(batch: 2))
-        let products = graph.nodes.filter { PrecisionPass.isMatrixProduct($0.op) }
+        let products = graph.nodes.filter { $0.op.isMatrixProduct }
         XCTAssertFalse(products.isEmpty)
         for node in graph.nodes {
-            XCTAssertEqual(node.compute, PrecisionPass.isMatrixProduct(node.op) ? .bf16 : .f32, IRPrinter.line(node))
+            XCTAssertEqual(node.compute, node.op.isMatrixProduct ? .bf16 : .f32, IRPrinter.line(node))
         }
         XCTAssertTrue(graph.remarks.contains { $0.hasPrefix("precision:") })
         let fp32 = try PassManager.standard().run(try model().forwardGraph(batch: 2))
@@ -47,7 +47,7 @@ final class PrecisionPassTests: XCTestCase {
         XCTAssertFalse(blocks.isEmpty)
         let rewritten = try RematerializationPass(blocks: blocks).run(optimized)
         XCTAssertGreaterThan(rewritten.nodes.count, optimized.nodes.count)
-        for node in rewritten.nodes where PrecisionPass.isMatrixProduct(node.op) {
+        for node in rewritten.nodes where node.op.isMatrixProduct {
             XCTAssertEqual(node.compute, .bf16, IRPrinter.line(node))
         }
     }

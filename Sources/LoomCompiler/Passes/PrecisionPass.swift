@@ -15,21 +15,11 @@ public struct PrecisionPass: GraphPass {
         self.policy = policy
     }
 
-    /// Whether `op` multiplies matrices (the ops the policy applies to).
-    public static func isMatrixProduct(_ op: Op) -> Bool {
-        switch op {
-        case .matmul, .fused(.linear), .fused(.attention), .fused(.tokenAttention), .fused(.tokenAttentionBackward):
-            return true
-        default:
-            return false
-        }
-    }
-
     public func run(_ graph: Graph) throws -> Graph {
         var out = graph
         let target: ComputePrecision = policy == .bf16 ? .bf16 : .f32
         var marked = 0
-        for index in out.nodes.indices where Self.isMatrixProduct(out.nodes[index].op) {
+        for index in out.nodes.indices where out.nodes[index].op.isMatrixProduct {
             out.nodes[index].compute = target
             marked += 1
         }

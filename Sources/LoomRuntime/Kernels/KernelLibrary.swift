@@ -54,16 +54,6 @@ public enum KernelLibrary {
         }
     }
 
-    /// Whether a launch of `op` runs GEMMs (through `loom_gemm`).
-    public static func multipliesMatrices(_ op: Op) -> Bool {
-        switch op {
-        case .matmul, .fused(.linear), .fused(.attention), .fused(.tokenAttention), .fused(.tokenAttentionBackward):
-            return true
-        default:
-            return false
-        }
-    }
-
     static func unaryCode(_ f: UnaryFunction) -> loom_unary_op {
         switch f {
         case .neg: return LOOM_U_NEG

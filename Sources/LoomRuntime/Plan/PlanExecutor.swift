@@ -114,7 +114,7 @@ public final class PlanExecutor {
             loom_gemm_set_prepare_only(0)
             loom_gemm_set_precision(LOOM_PRECISION_F32)
         }
-        for (index, id) in launches.enumerated() where KernelLibrary.multipliesMatrices(plan.graph.nodes[id].op) {
+        for (index, id) in launches.enumerated() where plan.graph.nodes[id].op.isMatrixProduct {
             loom_gemm_set_precision(precisions[index])
             try? prepared[index]()
         }
