@@ -44,8 +44,10 @@ public struct PlanMemoryReport: Equatable, Sendable, Codable {
 /// A compiled step: the optimised graph in launch order plus where every value lives. Runs with
 /// `PlanExecutor`, without the compiler; nothing is allocated or decided while it runs.
 public struct Plan: Equatable, Sendable {
-    public static let formatVersion = 2
+    public static let formatVersion = 3
     public static let magic = "LOOM-PLAN"
+    /// The Loom release recorded in the header of every plan it writes.
+    public static let writer = "loom 0.14"
 
     public var graph: Graph
     public var locations: [ValueLocation]
@@ -81,6 +83,8 @@ public struct Plan: Equatable, Sendable {
 
     struct Header: Codable {
         var version: Int
+        /// The Loom release that wrote the plan.
+        var writer: String
         var memory: PlanMemoryReport
         /// One entry per node: "a<offset>", "p<offset>", "q<offset>" or "v<node>".
         var locations: [String]
@@ -88,9 +92,10 @@ public struct Plan: Equatable, Sendable {
         var partitions: [LaunchPartition]
     }
 
-    /// `LOOM-PLAN 1`, a one-line JSON header, then the graph as IR text.
+    /// `LOOM-PLAN 3 <checksum>`, a one-line JSON header, then the graph as IR text; the checksum
+    /// (`Plan.checksum`) covers everything after the first line.
     public func encoded() -> String {
-        let header = Header(version: Plan.formatVersion, memory: memory, locations: locations.map { location in
+        let header = Header(version: Plan.formatVersion, writer: Plan.writer, memory: memory, locations: locations.map { location in
             switch location {
             case .arena(let o): return "a\(o)"
             case .parameter(let o): return "p\(o)"
@@ -101,7 +106,18 @@ public struct Plan: Equatable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try! encoder.encode(header), as: UTF8.self)
-        return "\(Plan.magic) \(Plan.formatVersion)\n\(json)\n\(IRPrinter.print(graph))"
+        let rest = "\(json)\n\(IRPrinter.print(graph))"
+        return "\(Plan.magic) \(Plan.formatVersion) \(Plan.checksum(rest))\n" + rest
+    }
+
+    /// FNV-1a (64 bits, 16 hex digits) of `text`'s UTF-8 bytes: catches damaged, cut and edited plan
+    /// files (not a signature: whoever edits a plan can recompute it, and the verifier then checks
+    /// what the plan says).
+    public static func checksum(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     public func write(to path: String) throws {
@@ -132,10 +148,15 @@ public struct Plan: Equatable, Sendable {
             throw RuntimeError("\(source): plan file is truncated (it ends inside the header)")
         }
         guard lines.count == 3, lines[0].hasPrefix(magic + " ") else {
-            throw RuntimeError("\(source): not a Loom plan (expected a first line '\(magic) \(formatVersion)')")
+            throw RuntimeError("\(source): not a Loom plan (expected a first line '\(magic) \(formatVersion) <checksum>')")
         }
-        guard let version = Int(lines[0].dropFirst(magic.count + 1)), version == formatVersion else {
-            throw RuntimeError("\(source): plan format version \(lines[0].dropFirst(magic.count + 1)) is not supported (this Loom reads version \(formatVersion)); recompile it with `loom compile`")
+        let first = lines[0].split(separator: " ", omittingEmptySubsequences: false)
+        guard first.count >= 2, let version = Int(first[1]), version == formatVersion else {
+            throw RuntimeError("\(source): plan format version \(first.count >= 2 ? String(first[1]) : "?") is not supported (this Loom reads version \(formatVersion)); recompile it with `loom compile`")
+        }
+        let rest = String(text[text.index(after: text.firstIndex(of: "\n")!)...])
+        guard first.count == 3, first[2] == Plan.checksum(rest) else {
+            throw RuntimeError("\(source): plan file is damaged, truncated or edited (its checksum does not match its contents); recompile it with `loom compile`")
         }
         let header: Header
         do {

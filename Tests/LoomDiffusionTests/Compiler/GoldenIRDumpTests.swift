@@ -87,7 +87,7 @@ final class GoldenIRDumpTests: XCTestCase {
         let text = plan.encoded()
         try assertGolden(text, "tiny_plan.txt")
         // Sanity of the layout the golden file pins down.
-        XCTAssertTrue(text.hasPrefix("LOOM-PLAN 2\n"))
+        XCTAssertTrue(text.hasPrefix("LOOM-PLAN 3 "))
         XCTAssertEqual(plan.locations.count, plan.graph.nodes.count)
         for (id, location) in plan.locations.enumerated() {
             let bytes = storageBytes(plan.graph.nodes[id].type)

@@ -6,7 +6,7 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// The plan file format (`LOOM-PLAN 2`, a JSON header, the IR text): round trips, deterministic
+/// The plan file format (`LOOM-PLAN 3 <checksum>`, a JSON header, the IR text): round trips, deterministic
 /// output, and clear errors for damaged files and mismatched parameters.
 final class PlanFileTests: XCTestCase {
     static let tinySiT = ModelConfig(backbone: .sit, inputSize: 4, inChannels: 1, learnSigma: false, patch: 2,
@@ -46,7 +46,7 @@ final class PlanFileTests: XCTestCase {
             for fuse in [false, true] {
                 let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
                 let text = plan.encoded()
-                XCTAssertTrue(text.hasPrefix("LOOM-PLAN 2\n{"), label)
+                XCTAssertTrue(text.hasPrefix("LOOM-PLAN 3 ") && text.contains("\n{\""), label)
                 let back = try Plan.decode(text, source: "\(label).plan")
                 XCTAssertEqual(back.graph.nodes, plan.graph.nodes, "\(label), fuse \(fuse): nodes")
                 XCTAssertEqual(back.graph.outputs, plan.graph.outputs, "\(label), fuse \(fuse): outputs")
@@ -56,10 +56,14 @@ final class PlanFileTests: XCTestCase {
                 // Remarks are comments: printed in the file, dropped by the parser.
                 XCTAssertEqual(back.graph.remarks, [], label)
                 for remark in plan.graph.remarks { XCTAssertTrue(text.contains("  // " + remark + "\n"), remark) }
-                // Encoding the decoded plan gives the same text less the remark lines.
-                let withoutRemarks = text.split(separator: "\n", omittingEmptySubsequences: false)
+                // Encoding the decoded plan gives the same text less the remark lines (and so its
+                // own checksum on the first line).
+                let withoutRemarks = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
                     .filter { !$0.hasPrefix("  // ") }.joined(separator: "\n")
-                XCTAssertEqual(back.encoded(), withoutRemarks, "\(label), fuse \(fuse): re-encoded text")
+                let reencoded = back.encoded()
+                XCTAssertEqual(String(reencoded[reencoded.index(after: reencoded.firstIndex(of: "\n")!)...]), withoutRemarks,
+                               "\(label), fuse \(fuse): re-encoded text")
+                XCTAssertEqual(Self.resealed(reencoded), reencoded)
             }
         }
     }
@@ -132,9 +136,9 @@ final class PlanFileTests: XCTestCase {
 
     func testWrongMagic() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for bad in [text.replacingOccurrences(of: "LOOM-PLAN 2", with: "LOOM-PLAM 2"),
+        for bad in [text.replacingOccurrences(of: "LOOM-PLAN 3", with: "LOOM-PLAM 3"),
                     "graph g {\n}\n", "", "\u{FEFF}" + text] {
-            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN 2"]) {
+            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN 3"]) {
                 _ = try Plan.decode(bad, source: "bad.plan")
             }
         }
@@ -142,9 +146,9 @@ final class PlanFileTests: XCTestCase {
 
     func testUnsupportedVersion() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for version in ["1", "3", "0", "x"] {
-            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN 2".count)
-            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version 2"]) {
+        for version in ["1", "2", "4", "0", "x"] {
+            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN 3".count)
+            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version 3"]) {
                 _ = try Plan.decode(bad, source: "v.plan")
             }
         }
@@ -155,7 +159,7 @@ final class PlanFileTests: XCTestCase {
     func testTruncatedFile() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
         let bytes = Array(text.utf8)
-        let headerStart = "LOOM-PLAN 2\n".utf8.count
+        let headerStart = bytes.firstIndex(of: UInt8(ascii: "\n"))! + 1
         let headerEnd = bytes[headerStart...].firstIndex(of: UInt8(ascii: "\n"))!
         let irMiddle = headerEnd + (bytes.count - headerEnd) / 2
         // Inside the IR text: after the graph line, mid-instruction, just before the closing brace.
@@ -181,9 +185,30 @@ final class PlanFileTests: XCTestCase {
         }
     }
 
+    /// `text` with its checksum recomputed, as an editor who knows the format would leave it (the
+    /// verifier's checks must still catch what the edit did).
+    static func resealed(_ text: String) -> String {
+        let newline = text.firstIndex(of: "\n")!
+        let rest = String(text[text.index(after: newline)...])
+        return "\(Plan.magic) \(Plan.formatVersion) \(Plan.checksum(rest))\n" + rest
+    }
+
+    func testEditsWithoutANewChecksumAreRefused() throws {
+        let plan = try PlanCompiler.compile(try forwardGraph())
+        let text = plan.encoded()
+        XCTAssertTrue(text.contains("\"writer\":\"\(Plan.writer)\""))
+        guard case .arena(let offset) = plan.locations.last! else { return XCTFail("last node is not in the arena") }
+        let edited = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a0\"]")
+        XCTAssertNotEqual(edited, text)
+        assertFails("edited location", ["e.plan", "checksum does not match"]) { _ = try Plan.decode(edited, source: "e.plan") }
+        let body = text.replacingOccurrences(of: "scale=", with: "scale=1")
+        assertFails("edited body", ["e.plan", "checksum"]) { _ = try Plan.decode(body, source: "e.plan") }
+        XCTAssertNoThrow(try Plan.decode(Self.resealed(text), source: "same.plan"))
+    }
+
     func testDamagedHeader() throws {
         let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        let bad = text.replacingOccurrences(of: "\"arenaBytes\"", with: "\"arenaBites\"")
+        let bad = Self.resealed(text.replacingOccurrences(of: "\"arenaBytes\"", with: "\"arenaBites\""))
         assertFails("renamed key", ["h.plan", "header is damaged"]) { _ = try Plan.decode(bad, source: "h.plan") }
     }
 
@@ -194,17 +219,17 @@ final class PlanFileTests: XCTestCase {
         let last = plan.graph.nodes.count - 1
         guard case .arena(let offset) = plan.locations[last] else { return XCTFail("last node is not in the arena") }
         let moved = plan.memory.arenaBytes
-        let edited = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a\(moved)\"]")
+        let edited = Self.resealed(text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a\(moved)\"]"))
         XCTAssertNotEqual(edited, text)
         assertFails("edited location", ["e.plan", "%\(last)", "offset \(moved)", "outside", "\(plan.memory.arenaBytes)-byte arena"]) {
             _ = try Plan.decode(edited, source: "e.plan")
         }
         // One byte short of fitting is still outside.
         let bytes = storageBytes(plan.graph.nodes[last].type)
-        let tight = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a\(plan.memory.arenaBytes - bytes + 1)\"]")
+        let tight = Self.resealed(text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"a\(plan.memory.arenaBytes - bytes + 1)\"]"))
         assertFails("edited location, one byte over", ["e.plan", "outside"]) { _ = try Plan.decode(tight, source: "e.plan") }
         // An unknown location kind.
-        let garbled = text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"z\(offset)\"]")
+        let garbled = Self.resealed(text.replacingOccurrences(of: "\"a\(offset)\"]", with: "\"z\(offset)\"]"))
         assertFails("bad location kind", ["e.plan", "bad location", "%\(last)"]) { _ = try Plan.decode(garbled, source: "e.plan") }
     }
 
@@ -215,7 +240,7 @@ final class PlanFileTests: XCTestCase {
         let last = plan.graph.nodes.count - 1
         guard case .arena(let offset) = plan.locations[last] else { return XCTFail("last node is not in the arena") }
         let small = plan.graph.nodes.first { storageBytes($0.type) < storageBytes(plan.graph.nodes[last].type) }!
-        let edited = plan.encoded().replacingOccurrences(of: "\"a\(offset)\"]", with: "\"v\(small.id)\"]")
+        let edited = Self.resealed(plan.encoded().replacingOccurrences(of: "\"a\(offset)\"]", with: "\"v\(small.id)\"]"))
         assertFails("alias to a smaller value", ["e.plan", "%\(last)"]) { _ = try Plan.decode(edited, source: "e.plan") }
     }
 

@@ -52,10 +52,10 @@ final class HostileInputTests: XCTestCase {
         let arena = locations.firstIndex { $0.hasPrefix("a") }!
         locations[arena] = "a9223372036854775807"
         header["locations"] = locations
-        let tampered = lines[0] + "\n" + String(decoding: try JSONSerialization.data(withJSONObject: header), as: UTF8.self) + "\n" + lines[2]
+        let tampered = PlanFileTests.resealed(lines[0] + "\n" + String(decoding: try JSONSerialization.data(withJSONObject: header), as: UTF8.self) + "\n" + lines[2])
         assertThrows(try Plan.decode(tampered, source: "p.plan"), contains: "overflows")
 
-        let zeroGrid = text.replacingOccurrences(of: "sincos_2d(4,4)", with: "sincos_2d(0,0)")
+        let zeroGrid = PlanFileTests.resealed(text.replacingOccurrences(of: "sincos_2d(4,4)", with: "sincos_2d(0,0)"))
         XCTAssertNotEqual(zeroGrid, text)
         assertThrows(try Plan.decode(zeroGrid, source: "p.plan"), contains: "initializer grid 0×0")
 
