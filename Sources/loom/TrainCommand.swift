@@ -84,6 +84,12 @@ struct TrainCommand: ParsableCommand {
         let threadCount = try Threading.resolve(threads)
         if let resume {
             let (_, saved) = try peekConfig(resume)
+            guard saved.model.backbone == model.model else {
+                throw RuntimeError("\(resume) is a \(saved.model.backbone.rawValue) checkpoint (\(saved.model.displayName)), not \(model.model.rawValue): resume it with `loom train \(saved.model.backbone.rawValue) --resume …`")
+            }
+            if let objective = loss.objective, objective != saved.loss.objective {
+                throw RuntimeError("--objective \(objective.rawValue) differs from the checkpoint's \(saved.loss.objective.rawValue) (\(resume)); a resumed run keeps its objective")
+            }
             var config = saved
             if steps != 1000 || config.steps < steps { config.steps = max(steps, config.steps) }
             if let precision, precision != config.resolvedPrecision {

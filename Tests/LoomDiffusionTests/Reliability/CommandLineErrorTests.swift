@@ -78,4 +78,21 @@ final class CommandLineErrorTests: XCTestCase {
         XCTAssertTrue(result.output.contains("--overwrite"), result.output)
         XCTAssertEqual(try String(contentsOfFile: checkpoint, encoding: .utf8), "not really a checkpoint")
     }
+
+    /// `--resume` refuses a checkpoint of another backbone or objective instead of training it.
+    func testResumeRefusesAnotherModel() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loom-resume-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = directory.appendingPathComponent("sit").path
+        let first = try loom(["train", "sit", "--patch", "8", "--hidden", "32", "--depth", "1", "--heads", "2", "--batch", "4",
+                              "--steps", "1", "--limit", "16", "--out", run])
+        guard first.status == 0 else { throw XCTSkip("no training data here: \(first.output)") }
+        let checkpoint = run + "/checkpoint.safetensors"
+        let dit = try loom(["train", "dit", "--resume", checkpoint, "--out", run])
+        XCTAssertEqual(dit.status, 1, dit.output)
+        XCTAssertTrue(dit.output.contains("is a sit checkpoint"), dit.output)
+        let objective = try loom(["train", "sit", "--objective", "flow_sit", "--resume", checkpoint, "--out", run])
+        XCTAssertEqual(objective.status, 1, objective.output)
+        XCTAssertTrue(objective.output.contains("--objective flow_sit differs"), objective.output)
+    }
 }
