@@ -128,6 +128,16 @@ public enum Op: Equatable, Sendable {
         }
     }
 
+    /// True for ops whose kernels may write their result over a same-shaped operand that dies at
+    /// that launch (each element is read before it is written, and only by its own position).
+    public var allowsInPlace: Bool {
+        switch self {
+        case .unary, .affine, .binary, .softmax, .layerNorm, .rmsNorm, .rotatePairs: return true
+        case .fused(.elementwise), .fused(.normModulate): return true
+        default: return false
+        }
+    }
+
     /// Number of operands the op takes (nil: variadic, at least one).
     public var arity: Int? {
         switch self {

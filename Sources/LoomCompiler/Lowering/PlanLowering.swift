@@ -17,8 +17,16 @@ public enum PlanLowering {
         var inPlace: [(node: Int, operand: Int)] = []
     }
 
+    /// The plan of `graph`, checked by the runtime's `PlanVerifier` (the rules a plan file must
+    /// pass when it is loaded) before it is returned.
     public static func lower(_ graph: Graph) throws -> Plan {
-        try analyze(graph).plan
+        let plan = try analyze(graph).plan
+        do {
+            try PlanVerifier.verify(plan, source: "lowering of \(graph.name)")
+        } catch let error as RuntimeError {
+            throw IRError("the memory plan breaks a verifier rule (a planner bug): \(error.message)")
+        }
+        return plan
     }
 
     /// The transient buffers of `graph` (after views and in-place reuse) with their intervals,
@@ -172,13 +180,7 @@ public enum PlanLowering {
     static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
 
     /// Kernels that read element i (or row r) before writing it, so output may overwrite an operand.
-    static func allowsInPlace(_ op: Op) -> Bool {
-        switch op {
-        case .unary, .affine, .binary, .softmax, .layerNorm, .rmsNorm, .rotatePairs: return true
-        case .fused(.elementwise), .fused(.normModulate): return true
-        default: return false
-        }
-    }
+    static func allowsInPlace(_ op: Op) -> Bool { op.allowsInPlace }
 
     /// The candidate buffer must feed this node only through same-shaped, element-aligned
     /// operands (a broadcast read of it would be clobbered).

@@ -188,6 +188,7 @@ public struct Plan: Equatable, Sendable {
         }
         let plan = Plan(graph: graph, locations: locations, memory: header.memory, partitions: header.partitions)
         try plan.validateLayout(source: source)
+        try PlanVerifier.verify(plan, source: source)
         return plan
     }
 

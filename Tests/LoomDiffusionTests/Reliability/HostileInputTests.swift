@@ -85,3 +85,47 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNoThrow(try MachineMemory.check(1 << 20, what: "x"))
     }
 }
+
+/// The plan verifier refuses plans whose memory is inconsistent even when their checksum is right.
+final class PlanVerifierTests: XCTestCase {
+    func trainingPlan() throws -> Plan {
+        let config = TrainingConfig(model: ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false, patch: 2,
+                                                       hidden: 32, depth: 2, heads: 2, numClasses: 4, igLayer: 1),
+                                    loss: LossSettings(objective: .flowRepa), batch: 2, steps: 1)
+        return try PlanCompiler.compile(try Trainer.trainingGraph(config))
+    }
+
+    func decodeEdited(_ plan: Plan, _ edit: (inout [String]) -> Void) throws -> Plan {
+        let text = plan.encoded()
+        let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        var header = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        var locations = header["locations"] as! [String]
+        edit(&locations)
+        header["locations"] = locations
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]), as: UTF8.self)
+        return try Plan.decode(PlanFileTests.resealed(lines[0] + "\n" + json + "\n" + lines[2]), source: "v.plan")
+    }
+
+    func testCompiledPlansPassAndEditedOnesAreRefused() throws {
+        let plan = try trainingPlan()
+        XCTAssertNoThrow(try PlanVerifier.verify(plan, source: "compiled"))
+        XCTAssertNoThrow(try decodeEdited(plan) { _ in })
+
+        // Two values alive at once made to share bytes: the first launch in the arena whose value is
+        // read later is moved onto an input's bytes (inputs live for the whole run).
+        let inputID = plan.graph.inputNodes.first { storageBytes($0.type) >= 64 }!.id
+        guard case .arena(let inputOffset) = plan.locations[inputID] else { return XCTFail("input not in the arena") }
+        let victim = plan.graph.nodes.first { node in
+            guard case .arena = plan.locations[node.id], !node.op.isLeaf else { return false }
+            return storageBytes(node.type) <= storageBytes(plan.graph.nodes[inputID].type)
+        }!
+        XCTAssertThrowsError(try decodeEdited(plan) { $0[victim.id] = "a\(inputOffset)" }) { error in
+            XCTAssertTrue("\(error)".contains("launch %\(victim.id)") && "\(error)".contains("input or output"), "\(error)")
+        }
+
+        // A launch moved into the parameter region.
+        XCTAssertThrowsError(try decodeEdited(plan) { $0[victim.id] = "p0" }) { error in
+            XCTAssertTrue("\(error)".contains("parameter region"), "\(error)")
+        }
+    }
+}
