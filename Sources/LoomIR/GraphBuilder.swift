@@ -91,7 +91,7 @@ public final class GraphBuilder {
         do {
             type = try TypeInference.infer(op, types, declared: declared)
         } catch let error as IRError {
-            let operands = zip(inputs, types).map { "%\($0.id): \($1)" }.joined(separator: ", ")
+            let operands = describeOperands(inputs.map(\.id), types)
             let at = scope.isEmpty ? "top level" : scope
             errors.append("node %\(id) (\(op.mnemonic)) in \(at): \(error.message); operands \(operands)")
             type = declared ?? types.first ?? TensorType(.f32, [])

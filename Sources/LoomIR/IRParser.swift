@@ -4,6 +4,9 @@
 /// goes through `Verifier.verify`, which checks each declared type against the op rules. Errors are
 /// `IRError`s whose message starts with `source:line:` and names the offending token.
 public enum IRParser {
+    /// Most operands one node may list (the widest concatenations Loom writes have a few hundred).
+    public static let maxOperands = 65536
+
     public static func parse(_ text: String, source: String = "<string>") throws -> Graph {
         var parser = Parser(source: source)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -155,6 +158,9 @@ private struct Parser {
                 repeat {
                     let (operand, token) = try parseValueRef(&cursor, "an operand '%N'")
                     guard operand < id else { throw IRError("undefined operand \(token.quoted)") }
+                    guard inputs.count < IRParser.maxOperands else {
+                        throw IRError("more than \(IRParser.maxOperands) operands on one node")
+                    }
                     inputs.append(operand)
                 } while cursor.accept(",")
                 try cursor.expect(")", "after the operands")

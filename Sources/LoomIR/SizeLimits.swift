@@ -32,3 +32,10 @@ public enum SizeLimits {
         return overflow ? nil : sum
     }
 }
+
+/// "%3: f32[2,4], %7: f32[4]" for error messages, cut after `limit` operands ("… and N more"), so a
+/// node with millions of operands gives a short message.
+public func describeOperands(_ ids: [Int], _ types: [TensorType], limit: Int = 8) -> String {
+    let shown = zip(ids, types).prefix(limit).map { "%\($0): \($1)" }.joined(separator: ", ")
+    return ids.count > limit ? shown + ", … and \(ids.count - limit) more" : shown
+}

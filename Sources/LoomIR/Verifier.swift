@@ -36,7 +36,7 @@ public enum Verifier {
                 inferred = try TypeInference.infer(node.op, operandTypes,
                                                    declared: node.op.isLeaf ? node.type : nil)
             } catch let error as IRError {
-                let operands = zip(node.inputs, operandTypes).map { "%\($0): \($1)" }.joined(separator: ", ")
+                let operands = describeOperands(node.inputs, operandTypes)
                 throw IRError("\(at): \(error.message); operands \(operands)")
             }
             guard inferred == node.type else {

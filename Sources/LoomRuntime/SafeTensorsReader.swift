@@ -4,15 +4,9 @@ import LoomIR
 extension SafeTensors {
     /// Reads and validates the safetensors file at `path` (memory-mapped where possible).
     public static func read(path: String) throws -> SafeTensorsFile {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw SafeTensorsError(.fileNotFound, source: path, "file not found")
-        }
-        if isDirectory.boolValue {
-            throw SafeTensorsError(.unreadable, source: path, "unreadable: path is a directory, not a file")
-        }
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw SafeTensorsError(.unreadable, source: path, "unreadable: permission denied")
+        if let problem = FileKind.problem(with: path) {
+            throw SafeTensorsError(problem == "does not exist" ? .fileNotFound : .unreadable, source: path,
+                                   problem == "does not exist" ? "file not found" : "unreadable: path \(problem)")
         }
         let data: Data
         do {

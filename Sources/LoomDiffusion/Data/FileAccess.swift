@@ -1,16 +1,13 @@
 import Foundation
+import LoomRuntime
 
 // File-system helpers shared by the data loaders; errors name the path at fault.
 
 /// Reads a whole file, throwing a `DiffusionError` that names the path when it is missing,
 /// a directory or unreadable. `what` describes the file ("IDX file", "gzip file"...).
 func readFileBytes(path: String, what: String, hint: String? = nil) throws -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw DiffusionError("\(what) '\(path)' not found" + (hint.map { "; \($0)" } ?? ""))
-    }
-    guard !isDirectory.boolValue else {
-        throw DiffusionError("\(what) '\(path)' is a directory, not a file")
+    if let problem = FileKind.problem(with: path) {
+        throw DiffusionError("\(what) '\(path)' " + (problem == "does not exist" ? "not found" + (hint.map { "; \($0)" } ?? "") : problem))
     }
     let data: Data
     do {

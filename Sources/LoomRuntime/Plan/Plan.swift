@@ -136,8 +136,9 @@ public struct Plan: Equatable, Sendable {
 
     /// Reads a plan file; errors name the file and what is wrong (version, truncation, layout).
     public static func read(path: String) throws -> Plan {
+        if let problem = FileKind.problem(with: path) { throw RuntimeError("cannot read plan \(path): it \(problem)") }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuntimeError("cannot read plan \(path): no such file or not readable")
+            throw RuntimeError("cannot read plan \(path): reading it failed")
         }
         return try decode(String(decoding: data, as: UTF8.self), source: path)
     }

@@ -77,6 +77,27 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    func testSpecialFilesAreNamedForWhatTheyAre() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("loom-fifo-\(UUID().uuidString)").path
+        guard mkfifo(fifo, 0o600) == 0 else { throw XCTSkip("mkfifo failed") }
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        assertThrows(try Plan.read(path: fifo), contains: "FIFO")
+        assertThrows(try SafeTensors.read(path: fifo), contains: "FIFO")
+        assertThrows(try SafeTensors.read(path: "/dev/zero"), contains: "character device")
+        assertThrows(try Plan.read(path: FileManager.default.temporaryDirectory.path), contains: "directory")
+    }
+
+    func testHugeOperandListsAreRefusedQuicklyWithAShortMessage() throws {
+        let operands = Array(repeating: "%0", count: IRParser.maxOperands + 1).joined(separator: ", ")
+        let text = "graph g {\n  %0 = input \"x\" : f32[1]\n  %1 = concat(\(operands)) axis=0 : f32[\(IRParser.maxOperands + 1)]\n  return y = %1\n}\n"
+        XCTAssertThrowsError(try IRParser.parse(text, source: "t")) { error in
+            XCTAssertTrue("\(error)".contains("more than \(IRParser.maxOperands) operands"), "\(error)")
+            XCTAssertLessThan("\(error)".count, 500)
+        }
+        let many = describeOperands(Array(0..<1000), Array(repeating: TensorType(.f32, [1]), count: 1000))
+        XCTAssertTrue(many.hasSuffix("… and 992 more"))
+    }
+
     func testThreadCountsAndMemoryAreChecked() {
         for bad in [0, -1, Int.max] { assertThrows(try Threading.resolve(bad), contains: "--threads") }
         XCTAssertEqual(try Threading.resolve(2), 2)
