@@ -95,6 +95,7 @@ struct SampleCommand: ParsableCommand {
                 guard let v = Int64($0.trimmingCharacters(in: .whitespaces)) else { throw DiffusionError("--labels: '\($0)' is not an integer") }
                 return v
             }
+            guard !labelList.isEmpty else { throw DiffusionError("--labels: no labels given (expected e.g. --labels 0,3,7)") }
             rows = max(1, Int(Double(labelList.count).squareRoot()))
         } else {
             guard perClass > 0 else { throw DiffusionError("--per-class must be positive") }
@@ -124,10 +125,21 @@ struct SampleCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(started)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let grid = out + "/grid.png"
-        try ImageGrid.write(samples, rows: rows, to: grid, padding: 2, scale: scale)
+        // Both outputs or neither: each is written under a staging name, then both are renamed.
+        let staging = (grid: out + "/.grid.png.partial-\(getpid())", samples: out + "/.samples.safetensors.partial-\(getpid())")
+        defer { for path in [staging.grid, staging.samples] { unlink(path) } }
+        try ImageGrid.write(samples, rows: rows, to: staging.grid, padding: 2, scale: scale)
         try SafeTensors.write([("samples", samples), ("labels", HostTensor(shape: [labelList.count], ints: labelList))],
                               metadata: ["checkpoint": checkpoint, "sampler": kind.rawValue, "guidance": guidance.rawValue],
-                              to: out + "/samples.safetensors")
+                              to: staging.samples)
+        guard rename(staging.samples, out + "/samples.safetensors") == 0 else {
+            throw DiffusionError("cannot write \(out)/samples.safetensors: \(String(cString: strerror(errno)))")
+        }
+        guard rename(staging.grid, grid) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(out + "/samples.safetensors")
+            throw DiffusionError("cannot write \(grid): \(reason) (samples.safetensors removed: both or neither)")
+        }
         print(String(format: "wrote %@ and %@/samples.safetensors (%.1f s, %.2f s per image)", grid, out, elapsed,
                      elapsed / Double(labelList.count)))
         if profile { try GuidanceCostReport.print(job: job, hasGuide: guide != nil) }

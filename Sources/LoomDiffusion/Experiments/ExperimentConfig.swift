@@ -98,7 +98,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         var names = Set<String>()
         for v in training {
             guard names.insert(v.name).inserted else { throw DiffusionError("experiment: duplicate training variant '\(v.name)'") }
-            guard !v.name.isEmpty, !v.name.contains("/") else { throw DiffusionError("experiment: bad variant name '\(v.name)'") }
+            guard !v.name.isEmpty, !v.name.contains("/"), !v.name.hasPrefix("."), !v.name.contains("\0") else {
+                throw DiffusionError("experiment: bad variant name '\(v.name)' (it names a folder inside the output folder: no '/', no leading '.')")
+            }
         }
         var labels = Set<String>()
         for r in rows {

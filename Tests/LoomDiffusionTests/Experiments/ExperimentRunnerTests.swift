@@ -67,4 +67,15 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
         config.rows[0].training = "nope"
         assertError(["unknown training variant", "nope"]) { try config.validate() }
     }
+
+    /// A variant name is a folder inside the output folder: names that would leave it are refused.
+    func testVariantNamesStayInsideTheOutputFolder() throws {
+        for bad in ["..", ".", ".hidden", "a/b", ""] {
+            var config = try ExperimentConfig.load(path: Self.tinyConfigPath)
+            let old = config.training[0].name
+            config.training[0].name = bad
+            for index in config.rows.indices where config.rows[index].training == old { config.rows[index].training = bad }
+            assertError(["bad variant name"]) { try config.validate() }
+        }
+    }
 }

@@ -94,5 +94,15 @@ final class CommandLineErrorTests: XCTestCase {
         let objective = try loom(["train", "sit", "--objective", "flow_sit", "--resume", checkpoint, "--out", run])
         XCTAssertEqual(objective.status, 1, objective.output)
         XCTAssertTrue(objective.output.contains("--objective flow_sit differs"), objective.output)
+
+        // Sampling: an empty label list is named as such; a good run writes both outputs.
+        let samples = directory.appendingPathComponent("samples").path
+        let empty = try loom(["sample", "--checkpoint", checkpoint, "--labels", "", "--steps", "2", "--out", samples])
+        XCTAssertEqual(empty.status, 1, empty.output)
+        XCTAssertTrue(empty.output.contains("--labels: no labels given"), empty.output)
+        let good = try loom(["sample", "--checkpoint", checkpoint, "--labels", "1,2", "--steps", "2", "--guidance", "cfg", "--out", samples])
+        XCTAssertEqual(good.status, 0, good.output)
+        let written = try FileManager.default.contentsOfDirectory(atPath: samples).sorted()
+        XCTAssertEqual(written, ["grid.png", "samples.safetensors"], "no staging files may remain")
     }
 }
