@@ -9,8 +9,9 @@ let fuzzTargets = ["FuzzSafeTensors", "FuzzIDX", "FuzzPlan", "FuzzIRText", "Fuzz
 let package = Package(
     name: "LoomFuzz",
     dependencies: [.package(name: "Loom", path: "../..")],
-    targets: fuzzTargets.map { name in
-        .executableTarget(name: name, dependencies: [.product(name: "Loom", package: "Loom")], path: "Sources/\(name)")
+    targets: [.target(name: "FuzzDriver", path: "Sources/FuzzDriver")] + fuzzTargets.map { name in
+        .executableTarget(name: name, dependencies: ["FuzzDriver", .product(name: "Loom", package: "Loom")],
+                          path: "Sources/\(name)")
     },
     swiftLanguageModes: [.v5]
 )
