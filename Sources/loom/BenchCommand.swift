@@ -26,12 +26,17 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON line instead of text.") var json = false
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
 
+    func validate() throws {
+        try FlagCheck.count(repeats, "--repeats", max: 1_000_000)
+        try FlagCheck.count(warmup, "--warmup", min: 0, max: 1_000_000)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         let benchmarkCase: BenchmarkCase
         do { benchmarkCase = try BenchmarkCase.named(name) } catch let error as DiffusionError {
             throw ValidationError(error.message)
         }
-        guard repeats > 0 else { throw ValidationError("--repeats must be positive, got \(repeats)") }
         let budget = try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
         let started = Date()
         let bench = try StepBenchmark(benchmarkCase, threads: try Threading.resolve(threads), memoryBudget: budget,

@@ -17,6 +17,11 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Run folder.") var out = "runs/demo"
     @Option(help: "Training steps (batch 32).") var steps = 800
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
+
+    func validate() throws {
+        try FlagCheck.count(steps, "--steps", max: 10_000_000)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
     @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
     @Option(help: "Operand precision of the matrix products in training, sampling and the profile: \(PrecisionPolicy.spelled).")
     var precision: PrecisionPolicy = .fp32

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoomDiffusion
+import LoomRuntime
 
 /// `loom experiment`: a whole study from a JSON config.
 struct ExperimentCommand: ParsableCommand {
@@ -17,6 +18,10 @@ struct ExperimentCommand: ParsableCommand {
     @Argument(help: "Experiment config (JSON).") var file: String
     @Option(help: "Run only this row (repeatable); earlier results of other rows are kept.") var only: [String] = []
     @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
+
+    func validate() throws {
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
 
     func run() throws {
         do {

@@ -18,6 +18,12 @@ struct GuidanceCostCommand: ParsableCommand {
     @Option(help: "Timed runs per mode.") var repeats = 7
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
 
+    func validate() throws {
+        try FlagCheck.count(repeats, "--repeats", max: 100_000)
+        if let guideDepth { try FlagCheck.count(guideDepth, "--guide-depth", max: 1024) }
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         var config = try model.config()
         var weights: [String: HostTensor]

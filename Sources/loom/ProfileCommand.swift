@@ -28,6 +28,11 @@ struct ProfileCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of the table.")
     var json = false
 
+    func validate() throws {
+        try FlagCheck.count(runs, "--runs", min: 0, max: 1_000_000)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     @Option(help: "Write the memory timeline (arena bytes in use per launch) as CSV.")
     var timelineCsv: String?
 

@@ -16,6 +16,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Runs (the last one's outputs are reported).") var runs = 1
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
 
+    func validate() throws {
+        try FlagCheck.count(runs, "--runs", max: 1_000_000)
+        if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+    }
+
     func run() throws {
         let plan: Plan
         do { plan = try Plan.read(path: planFile) } catch let error as RuntimeError { throw ValidationError(error.message) }

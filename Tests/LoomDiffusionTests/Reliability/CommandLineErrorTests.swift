@@ -37,7 +37,10 @@ final class CommandLineErrorTests: XCTestCase {
             (["params", "sit", "--input-size", "2147483648"], [:], 1, "input size 2147483648"),
             (["compile", "sit", "--memory-budget", "9000000000G"], [:], 1, "--memory-budget"),
             (["compile", "sit", "--batch", "1099511627776"], [:], 1, "2^40"),
-            (["bench", "train-s2-b8", "--threads", "9223372036854775807"], [:], 1, "--threads"),
+            (["bench", "train-s2-b8", "--threads", "9223372036854775807"], [:], 64, "--threads"),
+            (["guidance-cost", "sit", "--hidden", "32", "--depth", "1", "--heads", "2", "--repeats", "0"], [:], 64, "--repeats 0"),
+            (["run", "missing.plan", "--runs", "0"], [:], 64, "--runs 0"),
+            (["demo", "--steps", "0"], [:], 64, "--steps 0"),
             (["params", "sit"], ["LOOM_THREADS": "abc"], 1, "LOOM_THREADS=abc"),
             (["params", "sit"], ["LOOM_ISA": "sse"], 1, "LOOM_ISA=sse"),
         ]
