@@ -43,6 +43,12 @@ struct CompileCommand: ParsableCommand {
         }
         if dumpAll || dumpAfter.contains("lower") { print("// ---- plan ----\n" + plan.encoded(), terminator: "") }
         printSummary(plan, source: source)
+        do {
+            try MachineMemory.check(plan.memory.arenaBytes, plan.memory.parameterBytes, what: "this plan")
+        } catch let error as RuntimeError {
+            // Plans are compiled ahead of time, possibly for a larger machine: say so, do not refuse.
+            print("  note: \(error.message); `loom run` refuses it on this machine")
+        }
         if let output {
             try plan.write(to: output)
             print("wrote \(output)")
