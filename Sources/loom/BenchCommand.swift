@@ -8,11 +8,11 @@ import LoomRuntime
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time a compiled training or sampler step of a benchmark case (median, img/s, GFLOP/s, sgemm roofline, peak RSS).",
+        abstract: "Time a compiled training or sampler step of a benchmark case (median, img/s, GFLOP/s, GEMM-alone roofline, peak RSS, kernels).",
         discussion: """
             Cases: \(BenchmarkCase.all.map(\.name).joined(separator: ", ")). The models are SiT-S/B with the DiT \
             skeleton, 32×32×4 inputs and an IG head after block 4; weights and inputs are stand-ins (time does not \
-            depend on them). The roofline is cblas_sgemm alone on the plan's own GEMM shapes, measured in the same \
+            depend on them). The roofline is the step's own GEMM implementation alone (in its precision) on the plan's own GEMM shapes, measured in the same \
             process after the timed steps. Benchmarks/side-by-side.sh pairs these figures with PyTorch's.
             """)
 
