@@ -6,7 +6,7 @@ public enum Backbone: String, CaseIterable, Sendable, Codable {
     case dit, sit, lightningdit
 }
 
-/// Standard model sizes: depth / hidden / heads (REFERENCE.md §2).
+/// Standard model sizes: depth / hidden / heads (Docs/conventions.md §2).
 public enum ModelPreset: String, CaseIterable, Sendable {
     case S, B, L, XL
 

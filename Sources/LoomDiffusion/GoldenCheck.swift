@@ -3,7 +3,7 @@ import LoomGraphs
 import LoomIR
 import LoomRuntime
 
-/// Recomputes a golden file (REFERENCE.md §5) with Loom and compares every tensor it holds with
+/// Recomputes a golden file (Docs/conventions.md §5) with Loom and compares every tensor it holds with
 /// `max|a − b| / max|golden|`.
 public struct GoldenCheck {
     /// One compared tensor.
@@ -44,7 +44,7 @@ public struct GoldenCheck {
         let rtol = rtol ?? (precision == .bf16 ? GoldenCheck.bf16Tolerance : 1e-4)
         let file = try SafeTensors.read(path: path)
         guard let json = file.metadata["config"] else {
-            throw DiffusionError("\(path): metadata has no \"config\" entry (see REFERENCE.md §5)")
+            throw DiffusionError("\(path): metadata has no \"config\" entry (see Docs/conventions.md §5)")
         }
         let config = try GoldenConfig(json: json, source: path)
         self.model = config.model

@@ -1,7 +1,7 @@
 import Foundation
 import LoomGraphs
 
-/// The `config` metadata of a golden file (REFERENCE.md §5), turned into a model and loss settings.
+/// The `config` metadata of a golden file (Docs/conventions.md §5), turned into a model and loss settings.
 public struct GoldenConfig {
     public var model: ModelConfig
     public var loss: LossSettings

@@ -2,7 +2,7 @@ import Foundation
 import LoomIR
 
 // The variational-bound half of the hybrid loss of learn_sigma DDPM models (ADM / DiT,
-// REFERENCE.md §2): the model's ε̂ channels are held fixed (stop-gradient) and only the variance
+// Docs/conventions.md §2): the model's ε̂ channels are held fixed (stop-gradient) and only the variance
 // channels v are trained by the bound term, `L = MSE(ε̂, ε) + L_vb`, L_vb not rescaled.
 
 extension DDPMSchedule {

@@ -1,7 +1,7 @@
 import LoomGraphs
 import LoomIR
 
-/// Training objectives (REFERENCE.md §5): DDPM ε-prediction, and flow matching in the REPA/IG-SiT
+/// Training objectives (Docs/conventions.md §5): DDPM ε-prediction, and flow matching in the REPA/IG-SiT
 /// convention (t = 1 noise, target ε − x₀) or the SiT/LightningDiT one (t = 0 noise, target x₀ − ε).
 public enum Objective: String, CaseIterable, Sendable, Codable {
     case ddpmEps = "ddpm_eps"

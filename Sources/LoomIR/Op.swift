@@ -15,7 +15,7 @@ public enum ReduceFunction: String, CaseIterable, Sendable {
     case sum, mean, max
 }
 
-/// How a parameter or buffer gets its initial values (REFERENCE.md §2, "Init").
+/// How a parameter or buffer gets its initial values (Docs/conventions.md §2, "Init").
 public enum Initializer: Equatable, Sendable {
     case zeros
     case ones

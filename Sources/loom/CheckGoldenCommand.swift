@@ -8,7 +8,7 @@ import LoomRuntime
 struct CheckGoldenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-golden",
-        abstract: "Recompute a golden safetensors file (REFERENCE.md §5) and compare every tensor.")
+        abstract: "Recompute a golden safetensors file (Docs/conventions.md §5) and compare every tensor.")
 
     @Argument(help: "Golden files to check.")
     var files: [String]

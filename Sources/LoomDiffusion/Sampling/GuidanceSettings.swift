@@ -1,5 +1,5 @@
 /// How the network's outputs are combined into the denoiser `D` of one sampling step
-/// (REFERENCE.md §1).
+/// (Docs/conventions.md §1).
 ///
 /// - `none`: `D = F` (the final head).
 /// - `cfg`: classifier-free guidance on the doubled batch `[x; x]`, labels `[y; ∅]`:

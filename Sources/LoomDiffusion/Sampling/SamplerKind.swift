@@ -1,4 +1,4 @@
-/// The samplers the host loop offers (REFERENCE.md §2–§4).
+/// The samplers the host loop offers (Docs/conventions.md §2–§4).
 ///
 /// - `euler`: probability-flow ODE, explicit Euler (flow objectives).
 /// - `heun`: ODE, Heun's method (two network evaluations per interval: `k1 = f(t0, y0)`,

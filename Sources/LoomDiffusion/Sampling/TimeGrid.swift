@@ -1,7 +1,7 @@
 import Foundation
 
 /// Time grids of the samplers, all computed in double. Flow grids are kept as noise levels σ
-/// (σ = 1 noise, σ = 0 data; REFERENCE.md §1) and mapped to the model's time by the convention:
+/// (σ = 1 noise, σ = 0 data; Docs/conventions.md §1) and mapped to the model's time by the convention:
 /// REPA/IG-SiT `t = σ`, SiT/LightningDiT `t = 1 − σ`.
 public enum TimeGrid {
     /// LightningDiT's timestep shift on data-time τ (SiT's t): `τ' = s·τ / (1 + (s − 1)·τ)`.

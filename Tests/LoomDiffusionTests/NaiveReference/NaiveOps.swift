@@ -1,7 +1,7 @@
 import Foundation
 
 // Building blocks of the naive reference: plain Double arithmetic and loops, written from
-// REFERENCE.md alone (no Loom graph or kernel code is used), so it can cross-check Loom.
+// Docs/conventions.md alone (no Loom graph or kernel code is used), so it can cross-check Loom.
 
 /// A deterministic generator (SplitMix64; Box–Muller for normals), identical on every platform.
 struct NaiveRNG {
