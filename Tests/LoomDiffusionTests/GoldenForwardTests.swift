@@ -27,7 +27,7 @@ final class GoldenForwardTests: XCTestCase {
         fixtures.appendingPathComponent(name + ".safetensors").path
     }
 
-    /// The forward tensors a golden file of this configuration holds (REFERENCE §5).
+    /// The forward tensors a golden file of this configuration holds (Docs/conventions.md §5).
     private static func forwardRows(_ c: NaiveConfig) -> Set<String> {
         var rows: Set<String> = ["xt", "out_final", "loss"]
         if c.objective != .ddpmEps { rows.formUnion(["target", "loss_final"]) }

@@ -9,7 +9,7 @@ struct NaiveTensor {
     var host: HostTensor { HostTensor(shape: shape, floats: values.map { Float($0) }) }
 }
 
-/// Objectives, losses and the golden-file writer (REFERENCE §5), on top of `NaiveTransformer`.
+/// Objectives, losses and the golden-file writer (Docs/conventions.md §5), on top of `NaiveTransformer`.
 enum NaiveGolden {
     struct Inputs {
         var x0: [Float]

@@ -101,7 +101,7 @@ enum Naive {
         return e.map { $0 / s }
     }
 
-    /// REFERENCE §2: 128 frequencies `f_k = exp(−ln(10000)·k/128)`, `[cos(t f_k)] ++ [sin(t f_k)]`.
+    /// Docs/conventions.md §2: 128 frequencies `f_k = exp(−ln(10000)·k/128)`, `[cos(t f_k)] ++ [sin(t f_k)]`.
     static func timestepEmbedding(_ t: Double) -> [Double] {
         let half = 128
         var v = [Double](repeating: 0, count: 2 * half)
@@ -113,7 +113,7 @@ enum Naive {
         return v
     }
 
-    /// REFERENCE §2: fixed 2-D sin-cos table [grid², hidden] (flat); the first hidden/2 dims encode
+    /// Docs/conventions.md §2: fixed 2-D sin-cos table [grid², hidden] (flat); the first hidden/2 dims encode
     /// the column, the last hidden/2 the row, each half `[sin(pos ω_k)] ++ [cos(pos ω_k)]`,
     /// `ω_k = 10000^(−k/(hidden/4))`.
     static func posEmbed(hidden: Int, grid: Int) -> [Double] {
@@ -135,7 +135,7 @@ enum Naive {
         return table
     }
 
-    /// REFERENCE §4: 2-D RoPE tables [grid², headDim] (flat). Per-axis dim d = headDim/2,
+    /// Docs/conventions.md §4: 2-D RoPE tables [grid², headDim] (flat). Per-axis dim d = headDim/2,
     /// `θ_j = 10000^(−2j/d)`, angles `pos·θ_j` repeated twice consecutively; the first d dims
     /// use the row, the last d the column.
     static func ropeTables(headDim: Int, grid: Int) -> (cos: [Double], sin: [Double]) {
@@ -170,7 +170,7 @@ enum Naive {
         return y
     }
 
-    /// DDPM (REFERENCE §2/§5): linear β from 1e-4 to 0.02 over 1000 steps, ᾱ_t = Π_{s≤t}(1 − β_s).
+    /// DDPM (Docs/conventions.md §2/§5): linear β from 1e-4 to 0.02 over 1000 steps, ᾱ_t = Π_{s≤t}(1 − β_s).
     static func alphaBar(step: Int) -> Double {
         var product = 1.0
         for s in 0...step {
@@ -180,7 +180,7 @@ enum Naive {
         return product
     }
 
-    /// The agreement metric of REFERENCE §5: `max|a − b| / max|reference|` (infinite on a size
+    /// The agreement metric of Docs/conventions.md §5: `max|a − b| / max|reference|` (infinite on a size
     /// mismatch or a non-finite value).
     static func relativeError(_ a: [Double], _ reference: [Double]) -> Double {
         guard a.count == reference.count else { return .infinity }

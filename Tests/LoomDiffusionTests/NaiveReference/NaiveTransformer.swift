@@ -1,7 +1,7 @@
 import Foundation
 import LoomRuntime
 
-/// Training objectives of REFERENCE §5.
+/// Training objectives of Docs/conventions.md §5.
 enum NaiveObjective: String {
     case ddpmEps = "ddpm_eps"
     case flowRepa = "flow_repa"
@@ -41,7 +41,7 @@ struct NaiveConfig: CustomStringConvertible {
             + "λ \(igLambda)\(cosineLoss ? " cosine" : "") batch \(batch)"
     }
 
-    /// The golden file's `config` JSON (REFERENCE §5 keys).
+    /// The golden file's `config` JSON (Docs/conventions.md §5 keys).
     var json: String {
         "{\"num_classes\": \(numClasses), \"lightning\": \(lightning), \"ig_lambda\": \(igLambda), "
             + "\"cosine_loss\": \(cosineLoss), \"input_size\": \(inputSize), \"in_channels\": \(inChannels), "
@@ -99,7 +99,7 @@ struct NaiveConfig: CustomStringConvertible {
     }
 }
 
-/// The DiT / SiT / LightningDiT forward pass with an optional IG head (REFERENCE §1, §2, §4),
+/// The DiT / SiT / LightningDiT forward pass with an optional IG head (Docs/conventions.md §1, §2, §4),
 /// in Double with naive loops. Parameters are keyed by the official state-dict names.
 struct NaiveTransformer {
     let config: NaiveConfig
