@@ -34,7 +34,6 @@ struct loom_onednn_gemm {
 static struct loom_onednn_gemm *table[BUCKETS];
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t engine;
-static int64_t created;
 // Streams are not thread-safe and the library's shared scratchpad is not either (Debian's build):
 // each thread executes on its own stream with its own scratchpad (primitives use user scratchpads).
 static __thread dnnl_stream_t thread_stream;
@@ -127,7 +126,6 @@ static void create(struct loom_onednn_gemm *g) {
         if (status != dnnl_success) g->primitive = NULL;
     }
     dnnl_primitive_desc_destroy(pd);
-    created++;
 }
 
 loom_onednn_gemm *loom_onednn_gemm_get(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
@@ -211,12 +209,6 @@ const char *loom_onednn_gemm_impl(int64_t m, int64_t n, int64_t k, int bf16) {
     return loom_onednn_gemm_name(loom_onednn_gemm_get(0, 1, m, n, k, k, k, n, 1.0f, 0, 0, bf16));
 }
 
-int64_t loom_onednn_primitive_count(void) {
-    pthread_mutex_lock(&table_lock);
-    int64_t count = created;
-    pthread_mutex_unlock(&table_lock);
-    return count;
-}
 
 // A whole linear layer on oneDNN with its weight reordered once (forward plans): one primitive for
 // y[m, n] = x[m, k]·Wᵀ + bias over the team, with W in the layout the primitive prefers.
@@ -269,7 +261,6 @@ loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, i
         return NULL;
     }
     pthread_mutex_lock(&table_lock);
-    created++;
     pthread_mutex_unlock(&table_lock);
     return l;
 }

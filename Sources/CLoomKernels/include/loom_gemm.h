@@ -62,9 +62,6 @@ void loom_round_to_bf16(const float *x, float *y, int64_t n);
 /// has none), e.g. "brg:avx512_core_bf16"; creates (and caches) the primitive.
 const char *loom_onednn_gemm_impl(int64_t m, int64_t n, int64_t k, int bf16);
 
-/// Number of oneDNN primitives created so far (each shape once).
-int64_t loom_onednn_primitive_count(void);
-
 /// While set, loom_gemm only creates the oneDNN primitive of each call and computes nothing
 /// (plan load warms every shape before the first step).
 void loom_gemm_set_prepare_only(int on);
