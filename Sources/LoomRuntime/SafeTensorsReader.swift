@@ -5,8 +5,8 @@ extension SafeTensors {
     /// Reads and validates the safetensors file at `path` (memory-mapped where possible).
     public static func read(path: String) throws -> SafeTensorsFile {
         if let problem = FileKind.problem(with: path) {
-            throw SafeTensorsError(problem == "does not exist" ? .fileNotFound : .unreadable, source: path,
-                                   problem == "does not exist" ? "file not found" : "unreadable: path \(problem)")
+            throw SafeTensorsError(problem == .missing ? .fileNotFound : .unreadable, source: path,
+                                   problem == .missing ? "file not found" : "unreadable: path \(problem)")
         }
         let data: Data
         do {

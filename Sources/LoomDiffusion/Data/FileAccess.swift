@@ -7,7 +7,7 @@ import LoomRuntime
 /// a directory or unreadable. `what` describes the file ("IDX file", "gzip file"...).
 func readFileBytes(path: String, what: String, hint: String? = nil) throws -> [UInt8] {
     if let problem = FileKind.problem(with: path) {
-        throw DiffusionError("\(what) '\(path)' " + (problem == "does not exist" ? "not found" + (hint.map { "; \($0)" } ?? "") : problem))
+        throw DiffusionError("\(what) '\(path)' " + (problem == .missing ? "not found" + (hint.map { "; \($0)" } ?? "") : "\(problem)"))
     }
     let data: Data
     do {
