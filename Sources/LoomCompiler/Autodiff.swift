@@ -5,18 +5,15 @@ import LoomIR
 /// used more than once, broadcast axes reduced back, `stop_gradient` honoured. Every backward node
 /// keeps the scope of the forward node it differentiates and records it as its `origin`.
 public enum Autodiff {
-    /// Prefix of the gradient outputs: `grad.<parameter key>`.
-    public static let gradientPrefix = "grad."
 
     /// Appends the gradient of the scalar output `loss` with respect to every trainable parameter
     /// (or those named in `parameters`) and adds them as outputs `grad.<key>`. Parameters the loss
-    /// does not depend on get a zero gradient. With `backwardKernels` (the default) attention behind
-    /// the DiT head split is first folded into `token_attention` (`AttentionKernelPass`) and
-    /// differentiated as one op (`token_attention_backward`), and normalisations get the one-pass
+    /// does not depend on get a zero gradient. With `backwardKernels` (the default) `token_attention`
+    /// nodes (made before by `AttentionKernelPass`, the pipeline's `attention-kernels` stage) are
+    /// differentiated as one op (`token_attention_backward`) and normalisations get the one-pass
     /// `norm_backward`; without it every gradient is written in primitive ops (the reference).
     public static func differentiate(_ graph: Graph, loss: String, parameters: [String]? = nil,
                                      backwardKernels: Bool = true) throws -> Graph {
-        let graph = backwardKernels ? try AttentionKernelPass().run(graph) : graph
         guard let lossOutput = graph.outputs.first(where: { $0.name == loss }) else {
             throw IRError("autodiff: graph \(graph.name) has no output \"\(loss)\" (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
         }
@@ -61,7 +58,7 @@ public enum Autodiff {
             guard case .parameter(let name, _, _) = node.op else { continue }
             let gradient = adjoints.finished[node.id]
                 ?? b.withScope(node.scope) { b.constant(0, shape: node.type.shape) }
-            b.output(gradientPrefix + name, gradient)
+            b.output(Naming.gradientPrefix + name, gradient)
         }
         return try b.build()
     }
@@ -92,5 +89,21 @@ public enum Autodiff {
             backward.formUnion(graph.nodes[id].inputs)
         }
         return forward.intersection(backward)
+    }
+}
+
+/// The `autodiff` stage of the pipeline: `Autodiff.differentiate` as a pass.
+public struct AutodiffPass: GraphPass {
+    public var name: String { "autodiff" }
+    public var loss: String
+    public var backwardKernels: Bool
+
+    public init(loss: String = Naming.lossOutput, backwardKernels: Bool = true) {
+        self.loss = loss
+        self.backwardKernels = backwardKernels
+    }
+
+    public func run(_ graph: Graph) throws -> Graph {
+        try Autodiff.differentiate(graph, loss: loss, backwardKernels: backwardKernels)
     }
 }

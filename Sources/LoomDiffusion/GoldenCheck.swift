@@ -52,9 +52,9 @@ public struct GoldenCheck {
         let network = try DiffusionTransformer(config.model)
         guard let x0 = file.tensors["x0"] else { throw DiffusionError("\(path): no tensor \"x0\"") }
         let batch = x0.shape.first ?? 0
-        var graph = try lossGraph(network, batch: batch, settings: config.loss)
-        let goldenGradients = file.order.filter { $0.hasPrefix(Autodiff.gradientPrefix) }
-        if !goldenGradients.isEmpty { graph = try Autodiff.differentiate(graph, loss: "loss") }
+        var graph = try objectiveGraph(network, batch: batch, settings: config.loss)
+        let goldenGradients = file.order.filter { $0.hasPrefix(Naming.gradientPrefix) }
+        if !goldenGradients.isEmpty { graph = try Pipeline.differentiate(graph) }
 
         // Parameters: exactly the model's keys under `param.`; RoPE buffers are checked, then used.
         var parameters: [String: HostTensor] = [:]
@@ -62,7 +62,7 @@ public struct GoldenCheck {
             if case .parameter(let name, _, _) = node.op { return "param." + name }
             return nil
         })
-        try file.validateKeys(expected: expected, ignoringPrefixes: ["grad.", "x0", "eps", "t", "y", "xt", "target",
+        try file.validateKeys(expected: expected, ignoringPrefixes: [Naming.gradientPrefix, "x0", "eps", "t", "y", "xt", "target",
                                                                       "out_", "loss"])
         for node in graph.parameterNodes {
             guard case .parameter(let name, let initializer, _) = node.op else { continue }
@@ -79,6 +79,8 @@ public struct GoldenCheck {
                 let t = try file.tensor("t", expected: TensorType(.f32, [batch]))
                 let coef = try DDPMSchedule().noisingCoefficients(t.floats)
                 inputs[name] = HostTensor(shape: [batch, 2], floats: coef)
+            } else if let weight = config.loss.runtimeInputs[name] {
+                inputs[name] = .scalar(weight)      // λ, ω: from the golden's configuration
             } else {
                 inputs[name] = try file.tensor(name, expected: node.type)
             }
@@ -89,7 +91,7 @@ public struct GoldenCheck {
             goldens = try ReferenceExecutor(threads: threads).run(rounded, inputs: inputs, parameters: parameters)
         }
         if compiled {
-            let executor = try PlanExecutor(plan: try PlanCompiler.compile(graph, precision: precision), threads: threads,
+            let executor = try PlanExecutor(plan: try Pipeline.inference(precision: precision).plan(graph), threads: threads,
                                         kernels: kernels)
             try executor.setParameters(parameters)
             computed = try executor.run(inputs: inputs)

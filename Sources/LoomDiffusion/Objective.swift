@@ -30,12 +30,26 @@ public struct LossSettings: Sendable, Codable, Equatable {
         self.omega = omega
         self.vbLoss = vbLoss
     }
+
+    /// The loss weights a compiled step takes at run time (graphs with an IG head only): λ
+    /// (`Naming.igLambdaInput`) and ω (`Naming.omegaInput`). One plan serves a sweep over both.
+    public var runtimeInputs: [String: Float] { [Naming.igLambdaInput: igLambda, Naming.omegaInput: omega] }
+
+    /// The settings a compiled loss fixes (objective, cosine term, variational-bound term) differ
+    /// from `other`'s: each difference as (flag, this value, other value).
+    public func compiledDifferences(from other: LossSettings) -> [(String, String, String)] {
+        var out: [(String, String, String)] = []
+        if objective != other.objective { out.append(("--objective", objective.rawValue, other.objective.rawValue)) }
+        if cosineLoss != other.cosineLoss { out.append(("--cosine-loss", "\(cosineLoss)", "\(other.cosineLoss)")) }
+        if vbLoss != other.vbLoss { out.append(("--vb-loss", "\(vbLoss)", "\(other.vbLoss)")) }
+        return out
+    }
 }
 
 /// Builds the forward-plus-objective graph. Inputs: `x0`, `eps` [N, C, H, W], `t` [N], `y` [N] i64,
 /// and for DDPM `ddpm_coef` [N, 2] = (√ᾱ_t, √(1−ᾱ_t)) from `DDPMSchedule`. Outputs: `xt`, `target`
 /// (flow), `out_final`, `out_inter` (IG), `loss_final`, `loss_inter` (IG), `loss`.
-public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossSettings) throws -> Graph {
+public func objectiveGraph(_ model: DiffusionTransformer, batch: Int, settings: LossSettings) throws -> Graph {
     let config = model.config
     let b = GraphBuilder(name: model.graphName("loss"))
     let s = config.inputSize
@@ -71,9 +85,12 @@ public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossS
     }
     let loss = b.scoped("objective") { () -> Tensor in
         var finalTarget = target
-        if settings.omega != 0, let inter = out.inter {
+        // λ and ω are run-time inputs (`LossSettings.runtimeInputs`); ω = 0 adds exactly 0.
+        let scalar = TensorType(.f32, [])
+        let weights = out.inter.map { _ in (lambda: b.input(Naming.igLambdaInput, scalar), omega: b.input(Naming.omegaInput, scalar)) }
+        if let inter = out.inter, let omega = weights?.omega {
             let gap = meanChannels(out.final, config.inChannels) - meanChannels(inter, config.inChannels)
-            finalTarget = target + gap.stopGradient() * settings.omega
+            finalTarget = target + gap.stopGradient() * omega
         }
         let lossFinal = headMSE(out.final, finalTarget, inChannels: config.inChannels)
         b.output("loss_final", lossFinal)
@@ -81,7 +98,7 @@ public func lossGraph(_ model: DiffusionTransformer, batch: Int, settings: LossS
         if let inter = out.inter {
             let lossInter = headMSE(inter, target, inChannels: config.inChannels)
             b.output("loss_inter", lossInter)
-            total = total + lossInter * settings.igLambda
+            total = total + lossInter * weights!.lambda
         }
         if settings.cosineLoss {
             // LightningDiT's direction term, on the final head only (as the IG reference does).

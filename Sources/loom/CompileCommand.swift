@@ -17,31 +17,26 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Plan file to write.")
     var output: String?
 
-    @Option(help: "Print the IR after this pass (repeatable): \(PassManager.standard().passNames.joined(separator: ", ")), lower.")
+    @Option(help: "Print the result of this stage (repeatable): autodiff, optimizer, fusion, lower, memory-plan, … (`--dump-all` lists them all).")
     var dumpAfter: [String] = []
 
-    @Flag(help: "Print the IR after every pass.")
+    @Flag(help: "Print the result of every stage.")
     var dumpAll = false
 
     func run() throws {
+        var pipeline = try selection.pipeline()
+        pipeline.dumpAll = dumpAll
+        pipeline.dumpAfter = Set(dumpAfter)
+        pipeline.dump = { name, text in print("// ---- after \(name) ----\n" + text, terminator: "") }
         let source = try selection.sourceGraph()
-        var passes = PassManager.standard(fuse: !selection.noFusion, precision: selection.precision)
-        passes.dumpAll = dumpAll
-        passes.dumpAfter = Set(dumpAfter.filter { $0 != "lower" })
-        passes.dump = { name, text in print("// ---- IR after \(name) ----\n" + text, terminator: "") }
-        let plan: Plan
+        let output: Pipeline.Output
         do {
-            if let budget = try selection.budgetBytes() {
-                let fitted = try MemoryBudget.compile(source, budget: budget, passes: passes)
-                plan = fitted.plan
-                print(fitted.summary)
-            } else {
-                plan = try PlanLowering.lower(try passes.run(source))
-            }
+            output = try selection.compile(source, with: pipeline)
         } catch let error as IRError {
             throw ValidationError(error.message)
         }
-        if dumpAll || dumpAfter.contains("lower") { print("// ---- plan ----\n" + plan.encoded(), terminator: "") }
+        if let fit = output.budgetFit { print(fit.summary) }
+        let plan = output.plan
         printSummary(plan, source: source)
         do {
             try MachineMemory.check(plan.memory.arenaBytes, plan.memory.parameterBytes, what: "this plan")
@@ -49,7 +44,7 @@ struct CompileCommand: ParsableCommand {
             // Plans are compiled ahead of time, possibly for a larger machine: say so, do not refuse.
             print("  note: \(error.message); `loom run` refuses it on this machine")
         }
-        if let output {
+        if let output = self.output {
             try plan.write(to: output)
             print("wrote \(output)")
         }
@@ -86,7 +81,7 @@ struct CompileSelection: ParsableArguments {
     @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
     var graph: CompiledGraphKind = .train
 
-    @Flag(help: "Skip the fusion pass.")
+    @Flag(help: "Skip kernel fusion (the optimizer stays in primitive ops too).")
     var noFusion = false
 
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled) (bf16: bf16 operands, fp32 accumulation; see Docs/precision.md).")
@@ -95,32 +90,53 @@ struct CompileSelection: ParsableArguments {
     @Option(help: "Training graphs: fit arena + parameters/gradients/optimizer state into this many bytes (K, M, G suffixes) by recomputing the fewest blocks' activations in backward.")
     var memoryBudget: String?
 
+    @Option(help: "Training graphs: EMA decay the step is compiled for (0: no EMA copy); the decay itself is a run-time input.")
+    var emaDecay: Float = 0.9999
+
+    @Flag(help: "Training graphs: add the variational-bound term (DDPM + learn_sigma).")
+    var vbLoss = false
+
     func budgetBytes() throws -> Int? {
         try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
     }
 
+    /// The training configuration a `--graph train` plan is compiled for (written into its header).
+    func trainingConfig() throws -> TrainingConfig {
+        var settings = loss.settings(for: model.model)
+        settings.vbLoss = vbLoss
+        var optimizer = AdamWSettings()
+        optimizer.emaDecay = emaDecay > 0 ? emaDecay : nil
+        return TrainingConfig(model: try model.config(), loss: settings, optimizer: optimizer, batch: model.batch, steps: 0,
+                              precision: precision == .bf16 ? .bf16 : nil)
+    }
+
+    /// The source graph: the forward pass, or the loss graph the pipeline differentiates.
     func sourceGraph() throws -> Graph {
-        let network = try DiffusionTransformer(try model.config())
-        let settings = loss.settings(for: model.model)
         switch graph {
-        case .forward: return try network.forwardGraph(batch: model.batch)
-        case .loss:
-            return try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
-        case .train:
-            let grads = try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
-            var train = try OptimizerPass.append(grads, settings: AdamWSettings())
-            train.name = network.graphName("train")
-            return train
+        case .forward: return try DiffusionTransformer(try model.config()).forwardGraph(batch: model.batch)
+        case .loss, .train: return try Trainer.lossGraph(try trainingConfig())
         }
     }
 
+    /// The compiler pipeline of this selection.
+    func pipeline() throws -> Pipeline {
+        switch graph {
+        case .forward: return .inference(precision: precision, fuse: !noFusion)
+        case .loss: return .gradients(precision: precision, fuse: !noFusion)
+        case .train: return Trainer.pipeline(try trainingConfig(), memoryBudget: try budgetBytes(), fuse: !noFusion)
+        }
+    }
+
+    /// Runs `pipeline` on `source`; a training plan's header carries its configuration.
+    func compile(_ source: Graph, with pipeline: Pipeline) throws -> Pipeline.Output {
+        if graph == .train { return try Trainer.compile(try trainingConfig(), pipeline: pipeline) }
+        return try pipeline.compile(source)
+    }
+
+    /// The plan of this selection.
     func compile() throws -> Plan {
         do {
-            if let budget = try budgetBytes() {
-                return try MemoryBudget.compile(try sourceGraph(), budget: budget,
-                                                passes: .standard(fuse: !noFusion, precision: precision)).plan
-            }
-            return try PlanCompiler.compile(try sourceGraph(), passes: .standard(fuse: !noFusion, precision: precision))
+            return try compile(try sourceGraph(), with: try pipeline()).plan
         } catch let error as IRError {
             throw ValidationError(error.message)
         }

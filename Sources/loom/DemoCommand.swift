@@ -50,13 +50,14 @@ struct DemoCommand: ParsableCommand {
         let run = TrainingRun(directory: out, checkpointEvery: 200, logEvery: 50)
         let checkpoint = run.checkpointPath
         var state: TrainingState?
+        let plan = try Trainer.trainingPlan(config)
         if FileManager.default.fileExists(atPath: checkpoint),
-           let previous = try? TrainingState.load(path: checkpoint, graph: try Trainer.trainingGraph(config)),
+           let previous = try? TrainingState.load(path: checkpoint, graph: plan.graph),
            previous.1 == config {
             state = previous.0
             print("continuing from \(checkpoint) at step \(previous.0.step)")
         }
-        let trainer = try Trainer(config: config, dataset: dataset, state: state, threads: threadCount)
+        let trainer = try Trainer(config: config, dataset: dataset, state: state, threads: threadCount, plan: plan)
         if try run.run(trainer, report: { print($0); fflush(stdout) }) == .interrupted { throw ExitCode(130) }
 
         print("\n== 3/4 sampling with IG (w 1.5) + CFG (s 1.5), Euler 25 steps, one row per class")

@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Print progress every N steps.") var logEvery = 10
     @Option(help: "Continue from this checkpoint (its configuration is used; --steps may extend it).") var resume: String?
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
-    @Option(help: "Run this precompiled training plan (`loom compile --graph train`, same model flags and batch).")
+    @Option(help: "Run this precompiled training plan (`loom compile --graph train`): the model, batch, objective, precision and EMA on/off must match its header; lr, λ, ω, clip, weight decay and EMA decay are run-time inputs, so this run's values apply.")
     var plan: String?
     @Flag(help: "Run steps on the reference executor instead of a compiled plan (slow; for checking).")
     var reference = false
@@ -75,13 +75,14 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func loadData(channels: Int?) throws -> Dataset {
+    func loadData(limit: Int?) throws -> Dataset {
         if let latents { return try LatentFolder.load(path: latents, numClasses: model.classes) }
         return try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: model.inputSize ?? 32, limit: limit)
     }
 
     func train() throws {
         let threadCount = try Threading.resolve(threads)
+        let backend: TrainingBackend = reference ? .reference : .compiled
         if let resume {
             let (_, saved) = try peekConfig(resume)
             guard saved.model.backbone == model.model else {
@@ -95,21 +96,22 @@ struct TrainCommand: ParsableCommand {
             if let precision, precision != config.resolvedPrecision {
                 throw DiffusionError("--precision \(precision.rawValue) differs from the checkpoint's \(config.resolvedPrecision.rawValue) (\(resume)); a resumed run keeps its precision")
             }
-            let dataset = try loadData(channels: config.model.inChannels)
-            let graph = try Trainer.trainingGraph(config)
+            if let limit, limit != config.limit {
+                throw DiffusionError("--limit \(limit) differs from the checkpoint's \(config.limit.map { "\($0)" } ?? "none (all samples)") (\(resume)); a resumed run keeps its data")
+            }
+            let dataset = try loadData(limit: config.limit)
+            let compiled = try stepPlan(config, backend: backend)
+            let graph = try compiled?.plan.graph ?? Trainer.referenceGraph(config)
             let (state, _) = try TrainingState.load(path: resume, graph: graph)
-            let trainer = try Trainer(config: config, dataset: limit.map { dataset.prefix($0) } ?? dataset,
-                                      state: state, threads: threadCount, backend: reference ? .reference : .compiled,
-                                      plan: try plan.map { try Plan.read(path: $0) })
-            try finish(trainer)
+            try finish(try Trainer(config: config, dataset: dataset, state: state, threads: threadCount, backend: backend,
+                                   plan: compiled?.plan, planSource: compiled?.source ?? "the plan"))
             return
         }
         let existing = out + "/checkpoint.safetensors"
         if !overwrite && FileManager.default.fileExists(atPath: existing) {
             throw RuntimeError("\(existing) already exists: continue it with --resume \(existing), or start afresh with --overwrite (replaces it and loss.csv)")
         }
-        var dataset = try loadData(channels: model.channels)
-        if let limit { dataset = dataset.prefix(limit) }
+        let dataset = try loadData(limit: limit)
         var modelConfig = try model.config()
         if model.inputSize == nil { modelConfig.inputSize = dataset.height }
         if model.channels == nil { modelConfig.inChannels = dataset.channels }
@@ -124,17 +126,23 @@ struct TrainCommand: ParsableCommand {
         let config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
                                     steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
                                     labelDropout: labelDropout, timeSampling: timeSampling,
-                                    precision: precision == .bf16 ? .bf16 : nil)
-        try finish(try Trainer(config: config, dataset: dataset, threads: threadCount,
-                               backend: reference ? .reference : .compiled, plan: try plan.map { try Plan.read(path: $0) }))
+                                    precision: precision == .bf16 ? .bf16 : nil, limit: limit)
+        let compiled = try stepPlan(config, backend: backend)
+        try finish(try Trainer(config: config, dataset: dataset, threads: threadCount, backend: backend,
+                               plan: compiled?.plan, planSource: compiled?.source ?? "the plan"))
+    }
+
+    /// The `--plan` file (checked by the trainer against `config` by its header), or the step
+    /// compiled now; nil for the reference backend without a plan.
+    func stepPlan(_ config: TrainingConfig, backend: TrainingBackend) throws -> (plan: Plan, source: String)? {
+        if let plan { return (try Plan.read(path: plan), plan) }
+        guard backend == .compiled else { return nil }
+        return (try Trainer.trainingPlan(config), "the compiled step")
     }
 
     func peekConfig(_ path: String) throws -> (SafeTensorsFile, TrainingConfig) {
         let file = try SafeTensors.read(path: path)
-        guard let json = file.metadata["loom.training"] else {
-            throw DiffusionError("\(path): not a Loom training checkpoint (no \"loom.training\" metadata)")
-        }
-        return (file, try TrainingConfig.from(json: json, source: path))
+        return (file, try TrainingState.config(of: file, path: path))
     }
 
     func finish(_ trainer: Trainer) throws {

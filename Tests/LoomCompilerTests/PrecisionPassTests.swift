@@ -12,19 +12,19 @@ final class PrecisionPassTests: XCTestCase {
     }
 
     func testBF16MarksEveryMatrixProductAndNothingElse() throws {
-        let graph = try PassManager.standard(precision: .bf16).run(try model().forwardGraph(batch: 2))
+        let graph = try Pipeline.inference(precision: .bf16).run(try model().forwardGraph(batch: 2))
         let products = graph.nodes.filter { $0.op.isMatrixProduct }
         XCTAssertFalse(products.isEmpty)
         for node in graph.nodes {
             XCTAssertEqual(node.compute, node.op.isMatrixProduct ? .bf16 : .f32, IRPrinter.line(node))
         }
         XCTAssertTrue(graph.remarks.contains { $0.hasPrefix("precision:") })
-        let fp32 = try PassManager.standard().run(try model().forwardGraph(batch: 2))
+        let fp32 = try Pipeline.inference().run(try model().forwardGraph(batch: 2))
         XCTAssertTrue(fp32.nodes.allSatisfy { $0.compute == .f32 })
     }
 
     func testIRTextShowsAndParsesTheComputePrecision() throws {
-        let graph = try PassManager.standard(precision: .bf16).run(try model().forwardGraph(batch: 2))
+        let graph = try Pipeline.inference(precision: .bf16).run(try model().forwardGraph(batch: 2))
         let text = IRPrinter.print(graph)
         XCTAssertTrue(text.contains(" compute=bf16 : "))
         let parsed = try IRParser.parse(text, source: "test")
@@ -41,8 +41,8 @@ final class PrecisionPassTests: XCTestCase {
         let forward = try network.forwardGraph(batch: 2)
         let builder = GraphBuilder(extending: forward)
         builder.output("loss", builder.tensor(forward.output(named: "out_final")!.id).square().meanAll())
-        let loss = try Autodiff.differentiate(try builder.build(), loss: "loss")
-        let optimized = try PassManager.standard(precision: .bf16).run(loss)
+        let loss = try Pipeline.differentiate(try builder.build())
+        let optimized = try Pipeline.inference(precision: .bf16).run(loss)
         let blocks = RematerializationPass.candidateBlocks(optimized)
         XCTAssertFalse(blocks.isEmpty)
         let rewritten = try RematerializationPass(blocks: blocks).run(optimized)
@@ -54,8 +54,8 @@ final class PrecisionPassTests: XCTestCase {
 
     func testBF16PlanNeedsNoMoreMemoryThanFP32() throws {
         let graph = try model().forwardGraph(batch: 2)
-        let fp32 = try PlanCompiler.compile(graph)
-        let bf16 = try PlanCompiler.compile(graph, precision: .bf16)
+        let fp32 = try Pipeline.inference().plan(graph)
+        let bf16 = try Pipeline.inference(precision: .bf16).plan(graph)
         XCTAssertEqual(bf16.memory.arenaBytes, fp32.memory.arenaBytes)
         XCTAssertEqual(bf16.precision, .bf16)
         XCTAssertEqual(fp32.precision, .fp32)

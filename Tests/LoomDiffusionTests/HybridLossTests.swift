@@ -253,7 +253,7 @@ final class HybridLossTests: XCTestCase {
     func testLossGraphAddsVBTerm() throws {
         let model = try DiffusionTransformer(Self.tinyDiT)
         let steps = [0, 1, 500, 999]
-        let graph = try lossGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps, vbLoss: true))
+        let graph = try objectiveGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps, vbLoss: true))
         XCTAssertTrue(graph.inputNodes.contains { $0.op == .input(name: "ddpm_vb_coef") })
         let inputs = try Self.lossInputs(batch: steps.count, steps: steps)
         let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: Self.parameters(graph))
@@ -273,9 +273,9 @@ final class HybridLossTests: XCTestCase {
         XCTAssertLessThanOrEqual(Self.relativeError(lossVB, expected), 1e-4, "graph \(lossVB), reference \(expected)")
 
         // Without the term: no extra input, no loss_vb, and the same loss_final.
-        let plain = try lossGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps))
+        let plain = try objectiveGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps))
         XCTAssertFalse(plain.outputs.contains { $0.name == "loss_vb" })
-        XCTAssertThrowsError(try lossGraph(try DiffusionTransformer(ModelConfig(
+        XCTAssertThrowsError(try objectiveGraph(try DiffusionTransformer(ModelConfig(
             backbone: .dit, inputSize: 8, inChannels: 4, learnSigma: false, patch: 2, hidden: 32, depth: 1,
             heads: 2, numClasses: 10)), batch: 2, settings: LossSettings(objective: .ddpmEps, vbLoss: true)))
     }
@@ -283,7 +283,7 @@ final class HybridLossTests: XCTestCase {
     func testVBGradientReachesOnlyVarianceChannels() throws {
         let model = try DiffusionTransformer(Self.tinyDiT)
         let steps = [0, 3, 500, 999]
-        let graph = try lossGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps, vbLoss: true))
+        let graph = try objectiveGraph(model, batch: steps.count, settings: LossSettings(objective: .ddpmEps, vbLoss: true))
         let params = Self.parameters(graph)
         let inputs = try Self.lossInputs(batch: steps.count, steps: steps)
         let targets = ["final_layer.linear.weight", "final_layer.linear.bias"]
@@ -294,7 +294,7 @@ final class HybridLossTests: XCTestCase {
         let gVB = try gradients("loss_vb"), gMSE = try gradients("loss_final"), gAll = try gradients("loss")
         let outChannels = Self.tinyDiT.outChannels, c = Self.tinyDiT.inChannels
         for name in targets {
-            let key = Autodiff.gradientPrefix + name
+            let key = Naming.gradientPrefix + name
             let vb = try XCTUnwrap(gVB[key]), mse = try XCTUnwrap(gMSE[key]), all = try XCTUnwrap(gAll[key])
             let rowLength = vb.elementCount / vb.shape[0]
             var varianceNorm = 0.0, meanNormMSE = 0.0

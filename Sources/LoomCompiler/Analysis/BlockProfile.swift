@@ -130,7 +130,7 @@ public struct BlockProfile: Equatable, Sendable, Codable {
     /// Frozen model parameters count; RoPE tables (registered buffers in PyTorch) and the
     /// optimizer's `optim.*` / `ema.*` state do not.
     static func isFrozenParameter(key: String, initializer: Initializer) -> Bool {
-        if key.hasPrefix("optim.") || key.hasPrefix("ema.") { return false }
+        if key.hasPrefix(Naming.optimizerPrefix) || key.hasPrefix(Naming.emaPrefix) { return false }
         switch initializer {
         case .ropeCos, .ropeSin: return false
         default: return true

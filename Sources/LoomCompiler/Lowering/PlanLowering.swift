@@ -32,6 +32,12 @@ public enum PlanLowering {
     /// The transient buffers of `graph` (after views and in-place reuse) with their intervals,
     /// and the plan placed from them: for memory timelines and tests.
     public static func analyze(_ graph: Graph) throws -> (plan: Plan, requests: [BufferRequest], memory: MemoryPlan) {
+        try place(try assignBuffers(graph))
+    }
+
+    /// The `lower` stage: where every value lives (parameter region, a view, an alias, or an arena
+    /// buffer with its live interval over the launch order), before the arena is placed.
+    public static func assignBuffers(_ graph: Graph) throws -> LoweredGraph {
         try Verifier.verify(graph)
         let count = graph.nodes.count
         var buffers = Buffers(root: Array(0..<count))
@@ -84,8 +90,8 @@ public enum PlanLowering {
         // Training updates are written straight into the parameter they replace when nothing reads
         // the old value afterwards: no pinned copy, no write-back.
         var updateTargets: [Int: Int] = [:]
-        for output in graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
-            let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+        for output in graph.outputs where output.name.hasPrefix(Naming.updatePrefix) {
+            let key = String(output.name.dropFirst(Naming.updatePrefix.count))
             let producer = graph.nodes[output.node]
             guard let target = graph.parameterNodes.first(where: { $0.op.parameterName == key }),
                   !isView(producer.op), buffers.start[output.node] != nil,
@@ -133,26 +139,40 @@ public enum PlanLowering {
             BufferRequest(id: id, bytes: storageBytes(graph.nodes[id].type), start: buffers.start[id]!,
                           end: buffers.end[id]!, pinned: buffers.pinned.contains(id))
         }
-        let memory = MemoryPlanner.plan(requests, alignment: alignment)
-        var locations: [ValueLocation] = []
+        var homes: [LoweredGraph.Home] = []
         for node in graph.nodes {
             if let offset = parameterOffsets[node.id] ?? stateOffsets.launches[node.id] {
-                locations.append(.parameter(offset))
+                homes.append(.parameter(offset))
             } else if let offset = viewOffsets[node.id] {
-                locations.append(.parameterView(offset))
+                homes.append(.parameterView(offset))
             } else if let target = updateTargets[node.id] {
-                locations.append(.parameter(parameterOffsets[target]!))
+                homes.append(.parameter(parameterOffsets[target]!))
             } else if isView(node.op) {
-                locations.append(.alias(node.inputs[0]))
+                homes.append(.alias(node.inputs[0]))
             } else {
-                locations.append(.arena(memory.offsets[buffers.root[node.id]] ?? 0))
+                homes.append(.buffer(buffers.root[node.id]))
+            }
+        }
+        return LoweredGraph(graph: graph, homes: homes, requests: requests, inPlace: buffers.inPlace,
+                            parameterBytes: parameterBytes)
+    }
+
+    /// The `memory-plan` stage: places the arena buffers of `lowered` and builds the plan.
+    public static func place(_ lowered: LoweredGraph) throws -> (plan: Plan, requests: [BufferRequest], memory: MemoryPlan) {
+        let memory = MemoryPlanner.plan(lowered.requests, alignment: alignment)
+        let locations: [ValueLocation] = lowered.homes.map { home in
+            switch home {
+            case .parameter(let offset): return .parameter(offset)
+            case .parameterView(let offset): return .parameterView(offset)
+            case .alias(let node): return .alias(node)
+            case .buffer(let root): return .arena(memory.offsets[root] ?? 0)
             }
         }
         let report = PlanMemoryReport(arenaBytes: memory.arenaBytes, lowerBound: memory.lowerBound,
                                       totalRequested: memory.totalRequested, pinnedBytes: memory.pinnedBytes,
-                                      fragmentation: memory.fragmentation, inPlaceCount: buffers.inPlace.count,
-                                      parameterBytes: parameterBytes)
-        return (Plan(graph: graph, locations: locations, memory: report), requests, memory)
+                                      fragmentation: memory.fragmentation, inPlaceCount: lowered.inPlace.count,
+                                      parameterBytes: lowered.parameterBytes)
+        return (Plan(graph: lowered.graph, locations: locations, memory: report), lowered.requests, memory)
     }
 
     /// `concat(axis 0)` nodes over distinct parameters, each parameter in one such group only.

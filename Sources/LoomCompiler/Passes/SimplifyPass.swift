@@ -41,7 +41,7 @@ public struct SimplifyPass: GraphPass {
     func liveNodes(_ graph: Graph) -> Set<Int> {
         var live = Set(graph.outputs.map(\.node))
         // A parameter named by an `update.<key>` output stays: the update is written into it.
-        let updated = Set(graph.outputs.compactMap { $0.name.hasPrefix("update.") ? String($0.name.dropFirst(7)) : nil })
+        let updated = Set(graph.outputs.compactMap { Naming.strip(Naming.updatePrefix, from: $0.name) })
         for node in graph.parameterNodes where updated.contains(node.op.parameterName ?? "") { live.insert(node.id) }
         for id in stride(from: graph.nodes.count - 1, through: 0, by: -1) where live.contains(id) {
             live.formUnion(graph.nodes[id].inputs)

@@ -29,23 +29,18 @@ public final class StepBenchmark {
         self.threads = threads
         self.precision = precision
         let model = try DiffusionTransformer(benchmarkCase.model)
-        let graph = try Self.stepGraph(benchmarkCase, model: model)
-        if let memoryBudget {
-            let fitted = try MemoryBudget.compile(graph, budget: memoryBudget, passes: .standard(precision: precision))
-            plan = fitted.plan
-            rematerialized = fitted.rematerialized
-        } else {
-            plan = try PlanCompiler.compile(graph, precision: precision)
-            rematerialized = []
-        }
+        let compiled = try Self.compile(benchmarkCase, model: model, precision: precision, memoryBudget: memoryBudget)
+        plan = compiled.plan
+        rematerialized = compiled.budgetFit?.rematerialized ?? []
         forwardMACs = CostModel.total(of: try model.forwardGraph(batch: benchmarkCase.forwardBatch)).macs
         executor = try PlanExecutor(plan: plan, threads: threads)
-        try SyntheticInputs.load(graph, into: executor)
+        try SyntheticInputs.load(plan.graph, into: executor)
         let classes = benchmarkCase.model.numClasses
         let feed: [String: HostTensor]
         if benchmarkCase.kind == .train {
             feed = SyntheticInputs.inputs(plan.graph, classes: classes,
-                                          scalars: AdamWSettings().stepInputs(step: 1, lr: 1e-4))
+                                          scalars: Self.trainingConfig(benchmarkCase).optimizer.stepInputs(step: 1, lr: 1e-4)
+                                            .merging(Self.trainingConfig(benchmarkCase).loss.runtimeInputs) { a, _ in a })
         } else {
             feed = SyntheticInputs.samplerStep(plan.graph, classes: classes)
         }
@@ -53,13 +48,28 @@ public final class StepBenchmark {
         try step()
     }
 
-    /// The uncompiled graph of one step of `benchmarkCase`.
+    /// The training configuration of a training case.
+    static func trainingConfig(_ benchmarkCase: BenchmarkCase) -> TrainingConfig {
+        TrainingConfig(model: benchmarkCase.model, loss: LossSettings(objective: .flowRepa, igLambda: 0.5),
+                       batch: benchmarkCase.batch, steps: 1)
+    }
+
+    /// One step of `benchmarkCase` through the compiler pipeline.
+    static func compile(_ benchmarkCase: BenchmarkCase, model: DiffusionTransformer, precision: PrecisionPolicy,
+                        memoryBudget: Int?) throws -> Pipeline.Output {
+        if benchmarkCase.kind == .train {
+            var config = trainingConfig(benchmarkCase)
+            config.precision = precision
+            return try Trainer.compile(config, pipeline: Trainer.pipeline(config, memoryBudget: memoryBudget))
+        }
+        return try Pipeline.inference(precision: precision).compile(try stepGraph(benchmarkCase, model: model))
+    }
+
+    /// The source graph of one step of `benchmarkCase` (a training step's loss graph, before autodiff).
     public static func stepGraph(_ benchmarkCase: BenchmarkCase, model: DiffusionTransformer) throws -> Graph {
         switch benchmarkCase.kind {
         case .train:
-            let config = TrainingConfig(model: benchmarkCase.model, loss: LossSettings(objective: .flowRepa, igLambda: 0.5),
-                                        batch: benchmarkCase.batch, steps: 1)
-            return try Trainer.trainingGraph(config)
+            return try Trainer.lossGraph(trainingConfig(benchmarkCase))
         case .sampleIG, .sampleIGCFG:
             let cfg = benchmarkCase.kind == .sampleIGCFG
             let guidance = GuidanceSettings(mode: cfg ? .igCfg : .ig, weight: 1.5, cfgScale: 1.5)

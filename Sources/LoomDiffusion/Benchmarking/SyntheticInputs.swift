@@ -17,7 +17,7 @@ public enum SyntheticInputs {
                 out[name] = HostTensor(shape: node.type.shape, ints: (0..<count).map { Int64($0 % max(classes, 1)) },
                                        dtype: node.type.dtype)
             } else if node.type.rank == 0 {
-                out[name] = .scalar(scalars[name] ?? (name.hasPrefix("optim.bias") ? 0.5 : 1e-4))
+                out[name] = .scalar(scalars[name] ?? ([Naming.firstBiasInput, Naming.secondBiasInput].contains(name) ? 0.5 : 1e-4))
             } else {
                 out[name] = HostTensor(shape: node.type.shape, floats: stream.uniform(node.type.elementCount, low: 0.05, high: 0.95))
             }
@@ -62,7 +62,7 @@ public enum SyntheticInputs {
 
     static func parameter(_ name: String, _ initializer: Initializer, _ shape: [Int]) -> HostTensor {
         let floats = ParameterInitializer.generate(initializer, shape: shape, name: name, seed: 0)
-        if !name.hasPrefix("optim."), floats.allSatisfy({ $0 == 0 }) {
+        if !name.hasPrefix(Naming.optimizerPrefix), floats.allSatisfy({ $0 == 0 }) {
             var stream = RandomStream(seed: 2, stream: RandomStream.streamID(name))
             return HostTensor(shape: shape, floats: stream.normal(floats.count, std: 0.02))
         }

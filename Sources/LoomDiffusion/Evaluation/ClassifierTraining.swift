@@ -94,9 +94,9 @@ public final class ClassifierTrainer {
         self.config = config
         self.settings = settings
         scheduleSteps = settings.maxSteps ?? 1000
-        let graph = try FeatureClassifier.trainingGraph(config, batch: settings.batch, optimizer: settings.optimizer)
-        executor = try PlanExecutor(plan: try PlanCompiler.compile(graph), threads: threads)
-        var state = ParameterInitializer.initialize(graph, seed: settings.seed)
+        let plan = try FeatureClassifier.trainingPlan(config, batch: settings.batch, optimizer: settings.optimizer)
+        executor = try PlanExecutor(plan: plan, threads: threads)
+        var state = ParameterInitializer.initialize(plan.graph, seed: settings.seed)
         if let initialWeights {
             for (name, value) in initialWeights where state[name] != nil {
                 guard state[name]!.type == value.type else {

@@ -125,14 +125,12 @@ public enum FeatureClassifier {
         return try b.build()
     }
 
-    /// One training step: loss → autodiff → AdamW (clipping, decoupled weight decay). Runtime
-    /// inputs: `images`, `targets`, `optim.lr`, `optim.bias1`, `optim.bias2`.
-    public static func trainingGraph(_ config: FeatureClassifierConfig, batch: Int, optimizer: AdamWSettings) throws -> Graph {
-        let loss = try lossGraph(config, batch: batch)
-        let gradients = try Autodiff.differentiate(loss, loss: "loss")
-        var graph = try OptimizerPass.append(gradients, settings: optimizer)
-        graph.name = "fm_classifier_train_b\(batch)"
-        return graph
+    /// One training step compiled by the pipeline (loss → autodiff → AdamW with clipping and
+    /// decoupled weight decay). Run-time inputs: `images`, `targets` and `AdamWSettings.stepInputs`.
+    public static func trainingPlan(_ config: FeatureClassifierConfig, batch: Int, optimizer: AdamWSettings) throws -> Plan {
+        var plan = try Pipeline.training(optimizer: optimizer).plan(try lossGraph(config, batch: batch))
+        plan.graph.name = "fm_classifier_train_b\(batch)"
+        return plan
     }
 
     /// Freshly initialised weights (model parameters only), deterministic in `seed`.
@@ -265,7 +263,7 @@ public final class FeatureExtractor {
         guard batch > 0 else { throw DiffusionError("classifier batch must be positive, got \(batch)") }
         self.weights = weights
         self.batch = batch
-        executor = try PlanExecutor(plan: try PlanCompiler.compile(FeatureClassifier.inferenceGraph(weights.config, batch: batch)),
+        executor = try PlanExecutor(plan: try Pipeline.inference().plan(FeatureClassifier.inferenceGraph(weights.config, batch: batch)),
                                 threads: threads)
         try executor.setParameters(weights.tensors)
     }

@@ -92,9 +92,9 @@ public final class ExperimentRunner {
         var trainingConfig = variant.trainingConfig(seed: config.seed)
         let path = checkpointPath(variant.name)
         var state: TrainingState?
+        let plan = try Trainer.trainingPlan(trainingConfig)
         if FileManager.default.fileExists(atPath: path) {
-            let graph = try Trainer.trainingGraph(trainingConfig)
-            let (saved, savedConfig) = try TrainingState.load(path: path, graph: graph)
+            let (saved, savedConfig) = try TrainingState.load(path: path, graph: plan.graph)
             var comparable = savedConfig
             comparable.steps = trainingConfig.steps
             guard comparable == trainingConfig else {
@@ -109,7 +109,7 @@ public final class ExperimentRunner {
             state = saved
         }
         trainingConfig.steps = variant.steps
-        let trainer = try Trainer(config: trainingConfig, dataset: try trainingData(), state: state, threads: threads)
+        let trainer = try Trainer(config: trainingConfig, dataset: try trainingData(), state: state, threads: threads, plan: plan)
         let run = TrainingRun(directory: config.out + "/" + variant.name, checkpointEvery: 500,
                               logEvery: max(10, variant.steps / 20))
         let outcome = try run.run(trainer) { self.log("  [\(variant.name)] " + $0) }

@@ -41,10 +41,10 @@ public enum LoaderProbes {
         }
     }
 
-    /// A checkpoint's `loom.training` metadata: decoded, validated, and a valid one's training graph
+    /// A checkpoint's training metadata: decoded, validated, and a valid one's loss graph
     /// built (its sizes are checked before anything is allocated).
     public static func checkpointMetadata(_ bytes: [UInt8]) {
         guard let config = try? TrainingConfig.from(json: String(decoding: bytes, as: UTF8.self), source: "probe") else { return }
-        _ = try? Trainer.trainingGraph(config)
+        _ = try? Trainer.lossGraph(config)
     }
 }

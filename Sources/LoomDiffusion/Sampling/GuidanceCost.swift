@@ -33,7 +33,7 @@ public enum GuidanceCost {
             let settings = GuidanceSettings(mode: mode, weight: 1.5, cfgScale: 1.5)
             let graph = try samplerStepGraph(model: model, guideModel: mode == .autoguidance ? guideModel : nil,
                                              batch: batch, guidance: settings, cfg: mode.usesCFG)
-            let plan = try PlanCompiler.compile(graph)
+            let plan = try Pipeline.inference().plan(graph)
             let executor = try PlanExecutor(plan: plan, threads: threads)
             try executor.setParameters(parameters, ignoringExtra: true)
             let inputs = SyntheticInputs.samplerStep(graph, classes: config.numClasses)

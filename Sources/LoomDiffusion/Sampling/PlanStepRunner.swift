@@ -12,10 +12,10 @@ public final class PlanStepRunner: StepRunner {
 
     public init(plain: Graph, doubled: Graph?, parameters: [String: HostTensor],
                 threads: Int = Threading.defaultThreads, precision: PrecisionPolicy = .fp32) throws {
-        self.plain = try PlanExecutor(plan: try PlanCompiler.compile(plain, precision: precision), threads: threads)
+        self.plain = try PlanExecutor(plan: try Pipeline.inference(precision: precision).plan(plain), threads: threads)
         try self.plain.setParameters(parameters, ignoringExtra: true)
         if let doubled {
-            let executor = try PlanExecutor(plan: try PlanCompiler.compile(doubled, precision: precision), threads: threads)
+            let executor = try PlanExecutor(plan: try Pipeline.inference(precision: precision).plan(doubled), threads: threads)
             try executor.setParameters(parameters, ignoringExtra: true)
             self.doubled = executor
         } else {

@@ -31,70 +31,77 @@ public final class Trainer {
         public var learningRate: Float
     }
 
-    /// Builds (or takes) the training graph for `config`; `state` continues a checkpoint, else the
-    /// run starts fresh. With `plan`, that precompiled plan runs the steps (its table must match).
+    /// Compiles the training step for `config` (or takes `plan`, checked against `config` by its
+    /// header alone: no tracing, no autodiff). `state` continues a checkpoint, else the run starts
+    /// fresh. `planSource` names the plan in errors.
     public init(config: TrainingConfig, dataset: Dataset, state: TrainingState? = nil,
                 threads: Int = Threading.defaultThreads, backend: TrainingBackend = .compiled,
-                plan: Plan? = nil) throws {
+                plan: Plan? = nil, planSource: String = "the plan") throws {
         try config.validate()
         self.config = config
-        let expected = try Trainer.trainingGraph(config)
+        let compiled: Plan?
         if let plan {
-            try Trainer.check(plan, against: expected)
-            guard plan.precision == config.resolvedPrecision else {
-                throw DiffusionError("the plan was compiled for --precision \(plan.precision.rawValue), this run asks for \(config.resolvedPrecision.rawValue) (compile it with the same --precision)")
-            }
+            try TrainingPlanHeader.check(plan, source: planSource, against: config)
+            compiled = plan
+        } else {
+            compiled = backend == .compiled ? try Trainer.trainingPlan(config) : nil
         }
-        graph = plan?.graph ?? expected
+        graph = try compiled?.graph ?? Trainer.referenceGraph(config)
         // Parameters and optimizer state are held twice while loading (host tensors and the plan's
         // region): refuse before allocating anything when that cannot fit.
         let stateBytes = graph.parameterNodes.reduce(0) { $0 + storageBytes($1.type) }
         try MachineMemory.check(stateBytes, stateBytes, what: "training \(config.model.displayName) (parameters and optimizer state)")
-        inputs = try StepInputs(config: config, dataset: dataset)
+        inputs = try StepInputs(config: config, dataset: config.limit.map { dataset.prefix($0) } ?? dataset)
         let initial = state ?? TrainingState(graph: graph, seed: config.seed)
+        try initial.checkTable(against: graph)
         stepCount = initial.step
-        if backend == .reference && plan == nil {
-            runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
-        } else {
-            let executor = try PlanExecutor(plan: try plan ?? PlanCompiler.compile(graph, precision: config.resolvedPrecision),
-                                        threads: threads)
+        if let compiled {
+            let executor = try PlanExecutor(plan: compiled, threads: threads)
             try executor.setParameters(initial.tensors)
             runner = PlanTrainingRunner(executor: executor)
+        } else {
+            runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
         }
     }
 
-    /// A precompiled plan must have exactly the parameter table and inputs of this run's graph.
-    static func check(_ plan: Plan, against graph: Graph) throws {
-        func table(_ g: Graph) -> [String: TensorType] {
-            var out: [String: TensorType] = [:]
-            for node in g.parameterNodes { out[node.op.parameterName!] = node.type }
-            for node in g.inputNodes { if case .input(let name) = node.op { out["input " + name] = node.type } }
-            return out
-        }
-        let (mine, theirs) = (table(graph), table(plan.graph))
-        for (name, type) in mine.sorted(by: { $0.key < $1.key }) where theirs[name] != type {
-            throw DiffusionError("the plan does not match this training configuration: \(name) is \(theirs[name].map { "\($0)" } ?? "missing") in the plan, \(type) here (compile it with the same model flags and --batch)")
-        }
-        if let extra = Set(theirs.keys).subtracting(mine.keys).sorted().first {
-            throw DiffusionError("the plan does not match this training configuration: it has \(extra), which this run does not")
-        }
-        guard plan.graph.outputs.contains(where: { $0.name.hasPrefix(Plan.updatePrefix) }) else {
-            throw DiffusionError("the plan \(plan.graph.name) is not a training step (no update.* outputs); compile it with --graph train")
-        }
+    /// The forward pass and objective: the source graph every training step is compiled from.
+    public static func lossGraph(_ config: TrainingConfig) throws -> Graph {
+        try objectiveGraph(try DiffusionTransformer(config.model), batch: config.batch, settings: config.loss)
+    }
+
+    /// The compiler pipeline of `config`'s training step.
+    public static func pipeline(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) -> Pipeline {
+        .training(optimizer: config.optimizer, precision: config.resolvedPrecision, memoryBudget: memoryBudget, fuse: fuse)
+    }
+
+    /// The compiled training step, its header carrying `config` (`TrainingPlanHeader`).
+    public static func trainingPlan(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) throws -> Plan {
+        try compile(config, pipeline: pipeline(config, memoryBudget: memoryBudget, fuse: fuse)).plan
+    }
+
+    /// Runs `pipeline` on `config`'s loss graph and stamps the plan's header.
+    public static func compile(_ config: TrainingConfig, pipeline: Pipeline) throws -> Pipeline.Output {
+        var source = try lossGraph(config)
+        source.name = try DiffusionTransformer(config.model).graphName("train")
+        var output = try pipeline.compile(source)
+        output.plan.metadata = TrainingPlanHeader.metadata(for: config)
+        return output
+    }
+
+    /// The optimised training step graph (the compiled plan's graph): its parameter table is the
+    /// checkpoint's.
+    public static func trainingGraph(_ config: TrainingConfig) throws -> Graph {
+        try trainingPlan(config).graph
+    }
+
+    /// The step in primitive ops for the reference executor: differentiated, the optimizer
+    /// unfused, no kernel fusion.
+    public static func referenceGraph(_ config: TrainingConfig) throws -> Graph {
+        try pipeline(config, fuse: false).optimize(try lossGraph(config)).graph
     }
 
     /// The current weights, optimizer moments, EMA and step count.
     public var state: TrainingState { TrainingState(tensors: runner.tensors(), step: stepCount) }
-
-    /// forward + objective → autodiff → AdamW/EMA.
-    public static func trainingGraph(_ config: TrainingConfig) throws -> Graph {
-        let model = try DiffusionTransformer(config.model)
-        let loss = try lossGraph(model, batch: config.batch, settings: config.loss)
-        let gradients = try Autodiff.differentiate(loss, loss: "loss")
-        var graph = try OptimizerPass.append(gradients, settings: config.optimizer)
-        graph.name = model.graphName("train")
-        return graph
-    }
 
     /// Runs one step and returns its log line.
     @discardableResult
@@ -103,14 +110,17 @@ public final class Trainer {
         var feed = try inputs.inputs(step: stepCount)
         let lr = config.learningRate(atStep: t)
         for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
+        if config.model.igLayer != nil {
+            for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
+        }
         let outputs = try runner.run(feed)
         stepCount = t
-        let loss = outputs["loss"]!.floats[0], gradNorm = outputs["grad_norm"]!.floats[0]
+        let loss = outputs[Naming.lossOutput]!.floats[0], gradNorm = outputs[Naming.gradientNormOutput]!.floats[0]
         guard loss.isFinite, gradNorm.isFinite else {
             throw DiffusionError("step \(t): the loss is \(loss) and the gradient norm \(gradNorm); the weights of this step are not saved (the last checkpoint is intact) — lower --lr or check the data")
         }
         return StepLog(step: t, loss: loss, lossFinal: outputs["loss_final"]!.floats[0],
-                       lossInter: outputs["loss_inter"]?.floats[0], gradNorm: outputs["grad_norm"]!.floats[0],
+                       lossInter: outputs["loss_inter"]?.floats[0], gradNorm: gradNorm,
                        learningRate: lr)
     }
 }
@@ -135,8 +145,8 @@ final class ReferenceTrainingRunner: TrainingStepRunner {
 
     func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
         let outputs = try executor.run(graph, inputs: inputs, parameters: state)
-        for (name, value) in outputs where name.hasPrefix(OptimizerPass.updatePrefix) {
-            state[String(name.dropFirst(OptimizerPass.updatePrefix.count))] = value
+        for (name, value) in outputs {
+            if let key = Naming.strip(Naming.updatePrefix, from: name) { state[key] = value }
         }
         return outputs
     }

@@ -28,14 +28,19 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Operand precision of the step's matrix products; nil (checkpoints written before the flag
     /// existed) is fp32. It changes results, so it lives in the checkpoint.
     public var precision: PrecisionPolicy?
+    /// Train on the first `limit` samples only (nil: all). It changes the data order, so it lives in
+    /// the checkpoint and a resumed run keeps it.
+    public var limit: Int?
 
     /// The precision the step is compiled for.
     public var resolvedPrecision: PrecisionPolicy { precision ?? .fp32 }
 
     public init(model: ModelConfig, loss: LossSettings, optimizer: AdamWSettings = AdamWSettings(), batch: Int,
                 steps: Int, learningRate: Float = 1e-4, warmupSteps: Int = 0, seed: UInt64 = 0,
-                labelDropout: Float = 0.1, timeSampling: TimeSampling = .uniform, precision: PrecisionPolicy? = nil) {
+                labelDropout: Float = 0.1, timeSampling: TimeSampling = .uniform, precision: PrecisionPolicy? = nil,
+                limit: Int? = nil) {
         self.precision = precision
+        self.limit = limit
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -56,6 +61,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         guard batch > 0 else { throw DiffusionError("--batch must be positive, got \(batch)") }
+        if let limit, limit <= 0 { throw DiffusionError("--limit must be positive, got \(limit)") }
         guard steps >= 0 else { throw DiffusionError("--steps must not be negative, got \(steps)") }
         guard learningRate > 0, learningRate.isFinite else {
             throw DiffusionError("--lr must be a positive number, got \(learningRate)")

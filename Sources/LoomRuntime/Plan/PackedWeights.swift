@@ -25,7 +25,7 @@ final class PackedWeights {
     /// Nil when the plan writes parameters (training steps) or has no linear to prepare.
     init?(plan: Plan, launches: [Int], operands: [[TensorRef]], results: [TensorRef], precisions: [loom_precision],
           kernels: KernelSelection, threads: Int) {
-        guard !plan.graph.outputs.contains(where: { $0.name.hasPrefix(Plan.updatePrefix) }) else { return nil }
+        guard !plan.graph.outputs.contains(where: { $0.name.hasPrefix(Naming.updatePrefix) }) else { return nil }
         panelsByLaunch = Array(repeating: nil, count: launches.count)
         bf16ByLaunch = Array(repeating: nil, count: launches.count)
         libraryByLaunch = Array(repeating: nil, count: launches.count)

@@ -44,16 +44,20 @@ public struct PlanMemoryReport: Equatable, Sendable, Codable {
 /// A compiled step: the optimised graph in launch order plus where every value lives. Runs with
 /// `PlanExecutor`, without the compiler; nothing is allocated or decided while it runs.
 public struct Plan: Equatable, Sendable {
-    public static let formatVersion = 3
+    public static let formatVersion = 4
     public static let magic = "LOOM-PLAN"
     /// The Loom release recorded in the header of every plan it writes.
-    public static let writer = "loom 0.14"
+    public static let writer = "loom 0.15"
 
     public var graph: Graph
     public var locations: [ValueLocation]
     public var memory: PlanMemoryReport
     /// How each node's launch spreads over the team (`.none` where nothing is launched).
     public var partitions: [LaunchPartition]
+    /// What the plan was compiled for, carried in its header: a training plan holds its whole
+    /// training configuration (`Naming.trainingConfigKey`) and that text's hash
+    /// (`Naming.trainingConfigHashKey`).
+    public var metadata: [String: String] = [:]
 
     /// `partitions` default to the lowering rule (`LaunchPartition.of`) for every launch.
     public init(graph: Graph, locations: [ValueLocation], memory: PlanMemoryReport, partitions: [LaunchPartition]? = nil) {
@@ -76,9 +80,6 @@ public struct Plan: Equatable, Sendable {
         }
     }
 
-    /// Outputs named `update.<key>` are written back into parameter `<key>` after each run.
-    public static let updatePrefix = "update."
-
     // MARK: file format
 
     struct Header: Codable {
@@ -90,9 +91,10 @@ public struct Plan: Equatable, Sendable {
         var locations: [String]
         /// One entry per node: its launch partition.
         var partitions: [LaunchPartition]
+        var metadata: [String: String]
     }
 
-    /// `LOOM-PLAN 3 <checksum>`, a one-line JSON header, then the graph as IR text; the checksum
+    /// `LOOM-PLAN 4 <checksum>`, a one-line JSON header, then the graph as IR text; the checksum
     /// (`Plan.checksum`) covers everything after the first line.
     public func encoded() -> String {
         let header = Header(version: Plan.formatVersion, writer: Plan.writer, memory: memory, locations: locations.map { location in
@@ -102,7 +104,7 @@ public struct Plan: Equatable, Sendable {
             case .alias(let n): return "v\(n)"
             case .parameterView(let o): return "q\(o)"
             }
-        }, partitions: partitions)
+        }, partitions: partitions, metadata: metadata)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try! encoder.encode(header), as: UTF8.self)
@@ -187,7 +189,8 @@ public struct Plan: Equatable, Sendable {
             default: throw RuntimeError("\(source): bad location '\(entry)' for node %\(i)")
             }
         }
-        let plan = Plan(graph: graph, locations: locations, memory: header.memory, partitions: header.partitions)
+        var plan = Plan(graph: graph, locations: locations, memory: header.memory, partitions: header.partitions)
+        plan.metadata = header.metadata
         try plan.validateLayout(source: source)
         try PlanVerifier.verify(plan, source: source)
         return plan

@@ -81,8 +81,8 @@ public final class PlanExecutor {
         }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
-            guard output.name.hasPrefix(Plan.updatePrefix) else { return nil }
-            let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+            guard output.name.hasPrefix(Naming.updatePrefix) else { return nil }
+            let key = String(output.name.dropFirst(Naming.updatePrefix.count))
             guard let entry = table.first(where: { $0.name == key }) else { return nil }
             return (refs[output.node], TensorRef(region + entry.offset, entry.type))
         }
@@ -205,7 +205,7 @@ public final class PlanExecutor {
             }
         }
         var outputs: [String: HostTensor] = [:]
-        for output in plan.graph.outputs where !output.name.hasPrefix(Plan.updatePrefix) {
+        for output in plan.graph.outputs where !output.name.hasPrefix(Naming.updatePrefix) {
             outputs[output.name] = refs[output.node].hostTensor()
         }
         for (source, target) in writeBacks where source.base != target.base {

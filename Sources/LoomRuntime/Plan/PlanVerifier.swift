@@ -54,8 +54,8 @@ public enum PlanVerifier {
             if let name = node.op.parameterName, case .parameter(let offset) = plan.locations[node.id] { parameterOffset[name] = offset }
         }
         var updateTarget: [Int: String] = [:]
-        for output in graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
-            updateTarget[output.node] = String(output.name.dropFirst(Plan.updatePrefix.count))
+        for output in graph.outputs where output.name.hasPrefix(Naming.updatePrefix) {
+            updateTarget[output.node] = String(output.name.dropFirst(Naming.updatePrefix.count))
         }
         for node in graph.nodes where !node.op.isLeaf {
             guard case .parameter(let offset) = plan.locations[node.id] else { continue }

@@ -15,7 +15,7 @@ final class StepBenchmarkTests: XCTestCase {
     func testRooflineShapesCoverEveryMultiplyAdd() throws {
         for kind in [BenchmarkCase.Kind.train, .sampleIG, .sampleIGCFG] {
             let benchmarkCase = BenchmarkCase(name: "tiny-\(kind.rawValue)", kind: kind, model: model, batch: 2)
-            let plan = try PlanCompiler.compile(try StepBenchmark.stepGraph(benchmarkCase, model: try DiffusionTransformer(model)))
+            let plan = try Pipeline.inference().plan(try StepBenchmark.stepGraph(benchmarkCase, model: try DiffusionTransformer(model)))
             let shapes = GemmRoofline.shapes(of: plan.graph)
             XCTAssertFalse(shapes.isEmpty, kind.rawValue)
             XCTAssertEqual(GemmRoofline.macs(shapes), CostModel.total(of: plan.graph).macs, "\(kind.rawValue): GEMM MACs")

@@ -18,7 +18,7 @@ final class CompiledPlanTests: XCTestCase {
         let config = try GoldenConfig(json: file.metadata["config"]!, source: path)
         let model = try DiffusionTransformer(config.model)
         let batch = file.tensors["x0"]!.shape[0]
-        let graph = try Autodiff.differentiate(try lossGraph(model, batch: batch, settings: config.loss), loss: "loss")
+        let graph = try Pipeline.differentiate(try objectiveGraph(model, batch: batch, settings: config.loss))
         var parameters: [String: HostTensor] = [:]
         for node in graph.parameterNodes { parameters[node.op.parameterName!] = file.tensors["param." + node.op.parameterName!] }
         var inputs: [String: HostTensor] = [:]
@@ -26,6 +26,8 @@ final class CompiledPlanTests: XCTestCase {
             guard case .input(let input) = node.op else { continue }
             if input == "ddpm_coef" {
                 inputs[input] = HostTensor(shape: [batch, 2], floats: try DDPMSchedule().noisingCoefficients(file.tensors["t"]!.floats))
+            } else if let weight = config.loss.runtimeInputs[input] {
+                inputs[input] = .scalar(weight)
             } else {
                 inputs[input] = file.tensors[input]
             }
@@ -51,9 +53,9 @@ final class CompiledPlanTests: XCTestCase {
     func testUnfusedAndFusedPlansMatchReference() throws {
         for name in ["dit_tiny", "sit_ig_tiny", "lightning_ig_tiny"] {
             let (graph, inputs, parameters) = try goldenCase(name)
-            let plain = try PlanCompiler.compile(graph, passes: .standard(fuse: false))
+            let plain = try Pipeline.inference(fuse: false).plan(graph)
             let plainError = try compare(plain, graph, inputs, parameters, label: "\(name) unfused")
-            let fused = try PlanCompiler.compile(graph)
+            let fused = try Pipeline.inference().plan(graph)
             let fusedError = try compare(fused, graph, inputs, parameters, label: "\(name) fused")
             let fusedTwo = try compare(fused, graph, inputs, parameters, label: "\(name) fused, 2 threads", threads: 2)
             print("\(name): unfused \(plainError), fused \(fusedError), fused at 2 threads \(fusedTwo)")

@@ -62,7 +62,7 @@ final class CompiledTrainingTests: XCTestCase {
         let reference = try Trainer(config: config, dataset: data, state: state, threads: 1, backend: .reference)
         let compiled = try Trainer(config: config, dataset: data, state: state, threads: 1, backend: .compiled)
         // The 2-thread trainer runs the plan read back from its file form.
-        let plan = try PlanCompiler.compile(try Trainer.trainingGraph(config))
+        let plan = try Trainer.trainingPlan(config)
         XCTAssertTrue(plan.graph.nodes.contains { if case .fused = $0.op { return true } else { return false } },
                       "\(label): the compiled training plan has no fused kernels", file: file, line: line)
         XCTAssertGreaterThan(plan.memory.inPlaceCount, 0, label, file: file, line: line)

@@ -16,7 +16,7 @@ extension FusedKernelTests {
         g.output("a", (shared * 2 + 1).unary(.tanh))
         g.output("b", (shared + product).unary(.sigmoid))
         let graph = try g.build()
-        let optimised = try PassManager.standard().run(graph)
+        let optimised = try Pipeline.inference().run(graph)
         let text = IRPrinter.print(optimised)
         XCTAssertFalse(optimised.nodes.contains { $0.op == .unary(.square) }, "square left as its own pass:\n\(text)")
         let recomputing = text.split(separator: "\n").filter { $0.contains("= fused_elementwise(") && $0.contains("square(r") }

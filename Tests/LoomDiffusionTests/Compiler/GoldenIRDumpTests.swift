@@ -60,7 +60,7 @@ final class GoldenIRDumpTests: XCTestCase {
 
     /// The forward graph after simplify → fusion → simplify.
     func testFusedForwardIR() throws {
-        let optimised = try PassManager.standard().run(try forwardGraph())
+        let optimised = try Pipeline.inference().run(try forwardGraph())
         let text = IRPrinter.print(optimised)
         try assertGolden(text, "tiny_fusion.loomir")
         // What the dump must show whatever the exact numbering: every fused kernel kind an
@@ -83,11 +83,11 @@ final class GoldenIRDumpTests: XCTestCase {
     /// The compiled plan's file text: header with the memory report and every value's location,
     /// then the optimised IR.
     func testPlanText() throws {
-        let plan = try PlanCompiler.compile(try forwardGraph())
+        let plan = try Pipeline.inference().plan(try forwardGraph())
         let text = plan.encoded()
         try assertGolden(text, "tiny_plan.txt")
         // Sanity of the layout the golden file pins down.
-        XCTAssertTrue(text.hasPrefix("LOOM-PLAN 3 "))
+        XCTAssertTrue(text.hasPrefix("LOOM-PLAN \(Plan.formatVersion) "))
         XCTAssertEqual(plan.locations.count, plan.graph.nodes.count)
         for (id, location) in plan.locations.enumerated() {
             let bytes = storageBytes(plan.graph.nodes[id].type)
@@ -110,9 +110,9 @@ final class GoldenIRDumpTests: XCTestCase {
     /// normalised activations, so norm + modulate fusion is refused, with a remark line.
     func testTrainingGraphIRShowsRefusedFusions() throws {
         let model = try DiffusionTransformer(Self.tiny)
-        let loss = try lossGraph(model, batch: 1, settings: LossSettings(objective: .flowRepa))
-        let graph = try Autodiff.differentiate(loss, loss: "loss")
-        let optimised = try PassManager.standard().run(graph)
+        let loss = try objectiveGraph(model, batch: 1, settings: LossSettings(objective: .flowRepa))
+        let graph = try Pipeline.differentiate(loss)
+        let optimised = try Pipeline.inference().run(graph)
         let text = IRPrinter.print(optimised)
         try assertGolden(text, "tiny_train_fusion.loomir")
         let remarks = text.split(separator: "\n").filter { $0.hasPrefix("  // fusion refused: ") }
@@ -134,10 +134,10 @@ final class GoldenIRDumpTests: XCTestCase {
     /// they name the pattern, its scope (one that exists in the dumped graph) and the shared op.
     func testRemarksNameScopesNotNodeNumbers() throws {
         let model = try DiffusionTransformer(Self.tiny)
-        let training = try Autodiff.differentiate(try lossGraph(model, batch: 1, settings: LossSettings(objective: .flowRepa)),
+        let training = try Autodiff.differentiate(try objectiveGraph(model, batch: 1, settings: LossSettings(objective: .flowRepa)),
                                                   loss: "loss")
         for (label, graph) in [("forward", try forwardGraph()), ("training", training)] {
-            let optimised = try PassManager.standard().run(graph)
+            let optimised = try Pipeline.inference().run(graph)
             let scopes = Set(optimised.nodes.map(\.scope))
             for remark in optimised.remarks where remark.hasPrefix("fusion refused: ") {
                 XCTAssertFalse(remark.contains("%"), "\(label): \(remark)")
@@ -152,13 +152,13 @@ final class GoldenIRDumpTests: XCTestCase {
     }
 
     /// The dumps of `--dump-after` agree with printing the pipeline's result.
-    func testPassManagerDumps() throws {
+    func testPipelineDumps() throws {
         var dumps: [(String, String)] = []
-        var passes = PassManager.standard()
+        var passes = Pipeline.inference()
         passes.dumpAll = true
         passes.dump = { dumps.append(($0, $1)) }
         let result = try passes.run(try forwardGraph())
-        XCTAssertEqual(dumps.map(\.0), passes.passNames)
+        XCTAssertEqual(dumps.map(\.0), passes.graphStages.map(\.name))
         XCTAssertEqual(dumps.last?.1, IRPrinter.print(result))
         let fusion = try XCTUnwrap(dumps.firstIndex { $0.0 == "fusion" })
         XCTAssertTrue(dumps[fusion - 1].1.contains("softmax("), "before fusion attention is primitives")

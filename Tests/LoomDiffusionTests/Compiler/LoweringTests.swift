@@ -87,8 +87,8 @@ final class LoweringTests: XCTestCase {
                 readers[base[member]] += readers[node.id]
             }
         }
-        let outputBases = Set(graph.outputs.filter { !$0.name.hasPrefix(Plan.updatePrefix) }.map { base[$0.node] })
-        let updateBases = Set(graph.outputs.filter { $0.name.hasPrefix(Plan.updatePrefix) }.map { base[$0.node] })
+        let outputBases = Set(graph.outputs.filter { !$0.name.hasPrefix(Naming.updatePrefix) }.map { base[$0.node] })
+        let updateBases = Set(graph.outputs.filter { $0.name.hasPrefix(Naming.updatePrefix) }.map { base[$0.node] })
 
         var values: [Value] = []
         for node in graph.nodes where base[node.id] == node.id {
@@ -181,8 +181,8 @@ final class LoweringTests: XCTestCase {
         for node in graph.parameterNodes {
             if case .parameter = plan.locations[node.id] {} else { problems.append("parameter \(describe(node.id)) is not in the parameter region") }
         }
-        for output in graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
-            let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+        for output in graph.outputs where output.name.hasPrefix(Naming.updatePrefix) {
+            let key = String(output.name.dropFirst(Naming.updatePrefix.count))
             guard let entry = table[key], let parameter = graph.parameterNodes.first(where: { $0.op.parameterName == key }) else {
                 problems.append("output \(output.name) names no parameter")
                 continue
@@ -220,8 +220,8 @@ final class LoweringTests: XCTestCase {
             let reference = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: state)
             let compiled = try executor.run(inputs: inputs)
             for (name, value) in reference {
-                if name.hasPrefix(Plan.updatePrefix) {
-                    state[String(name.dropFirst(Plan.updatePrefix.count))] = value
+                if name.hasPrefix(Naming.updatePrefix) {
+                    state[String(name.dropFirst(Naming.updatePrefix.count))] = value
                 } else {
                     let error = GoldenCheck.relativeError(compiled[name] ?? HostTensor(shape: [0], floats: []), value)
                     XCTAssertLessThanOrEqual(error, tolerance, "\(label), run \(run): output \(name)", file: file, line: line)
@@ -330,10 +330,10 @@ final class LoweringTests: XCTestCase {
         for seed in UInt64(1)...40 {
             let (graph, inputs, parameters) = try Self.randomGraph(seed: seed)
             for fuse in [false, true] {
-                let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
+                let plan = try Pipeline.inference(fuse: fuse).plan(graph)
                 try check(graph, plan: plan, inputs: inputs, parameters: parameters, "seed \(seed), fuse \(fuse)")
                 inPlace += plan.memory.inPlaceCount
-                for output in plan.graph.outputs where output.name.hasPrefix(Plan.updatePrefix) {
+                for output in plan.graph.outputs where output.name.hasPrefix(Naming.updatePrefix) {
                     if case .parameter = plan.locations[output.node] { updatesInPlace += 1 }
                 }
             }
@@ -363,13 +363,13 @@ final class LoweringTests: XCTestCase {
         let graph = try b.build()
         let inputs = ["x": FusedKernelTests.random([4, 4], seed: 50)]
         let parameters = ["w": FusedKernelTests.random([4, 4], seed: 51)]
-        try check(graph, plan: try PlanCompiler.compile(graph), inputs: inputs, parameters: parameters, "update = w·x")
+        try check(graph, plan: try Pipeline.inference().plan(graph), inputs: inputs, parameters: parameters, "update = w·x")
         // The same with the transposed product and a softmax over the parameter's rows (legal).
         let c = GraphBuilder(name: "update_softmax")
         let v = c.parameter("w", [4, 4], initializer: .zeros)
         c.output("update.w", v.softmax())
         let softmaxGraph = try c.build()
-        let softmaxPlan = try PlanCompiler.compile(softmaxGraph)
+        let softmaxPlan = try Pipeline.inference().plan(softmaxGraph)
         try check(softmaxGraph, plan: softmaxPlan, inputs: [:], parameters: parameters, "update = softmax(w)")
     }
 
@@ -382,7 +382,7 @@ final class LoweringTests: XCTestCase {
         b.output("update.p", x.tanh())
         b.output("y", x.sin())
         let graph = try b.build()
-        let plan = try PlanCompiler.compile(graph)
+        let plan = try Pipeline.inference().plan(graph)
         XCTAssertEqual(plan.parameterTable.map(\.name), ["p"], IRPrinter.print(plan.graph))
         XCTAssertTrue(Self.audit(plan).isEmpty, Self.audit(plan).joined(separator: "\n"))
         let executor = try PlanExecutor(plan: plan, threads: 1)
@@ -402,7 +402,7 @@ final class LoweringTests: XCTestCase {
         let d = view.exp()          // … but a is still read here, through the view
         b.output("y", c + d.reshape([2, 8]))
         let graph = try b.build()
-        let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: false))
+        let plan = try Pipeline.inference(fuse: false).plan(graph)
         guard case .arena(let offsetA) = plan.locations[a.id], case .arena(let offsetC) = plan.locations[c.id] else {
             return XCTFail("values not in the arena")
         }
@@ -420,7 +420,7 @@ final class LoweringTests: XCTestCase {
         b.output("y", (r + row).softmax())
         let graph = try b.build()
         for fuse in [false, true] {
-            let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
+            let plan = try Pipeline.inference(fuse: fuse).plan(graph)
             try check(graph, plan: plan, inputs: ["x": FusedKernelTests.random([3, 8], seed: 53)], parameters: [:],
                       "rotate_pairs, fuse \(fuse)")
         }
@@ -434,20 +434,20 @@ final class LoweringTests: XCTestCase {
         let config = TrainingConfig(model: model, loss: LossSettings(objective: .flowRepa), batch: 2, steps: 1)
         let graph = try Trainer.trainingGraph(config)
         for fuse in [false, true] {
-            let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
+            let plan = try Pipeline.inference(fuse: fuse).plan(graph)
             let problems = Self.audit(plan)
             XCTAssertTrue(problems.isEmpty, "fuse \(fuse):\n" + problems.prefix(20).joined(separator: "\n"))
             XCTAssertGreaterThan(plan.memory.inPlaceCount, 0)
             // Every optimizer update goes straight into its parameter: nothing reads the old
             // weights or moments after the update is computed. Fused, the updates are views of
             // the `adamw` result at their parameters' own offsets.
-            let updates = plan.graph.outputs.filter { $0.name.hasPrefix(Plan.updatePrefix) }
+            let updates = plan.graph.outputs.filter { $0.name.hasPrefix(Naming.updatePrefix) }
             XCTAssertFalse(updates.isEmpty)
             let offsets = Dictionary(uniqueKeysWithValues: plan.parameterTable.map { ($0.name, $0.offset) })
             for output in updates {
                 var id = output.node
                 while case .alias(let other) = plan.locations[id] { id = other }
-                let key = String(output.name.dropFirst(Plan.updatePrefix.count))
+                let key = String(output.name.dropFirst(Naming.updatePrefix.count))
                 switch plan.locations[id] {
                 case .parameter(let at), .parameterView(let at):
                     XCTAssertEqual(at, offsets[key], "fuse \(fuse): \(output.name) is written at \(at), its parameter lies at \(offsets[key] ?? -1)")

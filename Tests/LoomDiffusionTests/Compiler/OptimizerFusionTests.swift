@@ -6,14 +6,21 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// The fused optimizer (`sum_squares` and one `adamw` launch over the flat state) against its
-/// reference lowering, the primitive optimizer nodes: the whole state after several steps, with
-/// and without clipping, weight decay and EMA; and the refusals that keep the in-place update
-/// sound.
+/// The optimizer stage's fused form (`sum_squares` and one `adamw` launch over the flat state)
+/// against its primitive form: the whole state after several steps, with and without clipping,
+/// weight decay and EMA; and the refusals that keep the in-place update sound.
 final class OptimizerFusionTests: XCTestCase {
-    static let withoutOptimizerFusion = PassManager(passes: [
-        SimplifyPass(), HoistConditioningPass(), FusionPass(), SimplifyPass(name: "simplify-after-fusion"),
-    ])
+    /// The pipeline's stages with the optimizer written in primitive ops (kernel fusion still on).
+    static func primitiveOptimizerPlan(_ config: TrainingConfig) throws -> Plan {
+        let source = try Trainer.lossGraph(config)
+        var graph = try PassManager(passes: [AttentionKernelPass(), AutodiffPass(), SimplifyPass(), HoistConditioningPass(),
+                                             OptimizerPass(settings: config.optimizer, fused: false), FusionPass(),
+                                             SimplifyPass(name: "simplify-after-fusion")]).run(source)
+        graph.name = "primitive"
+        var plan = try PlanLowering.lower(graph)
+        plan.metadata = TrainingPlanHeader.metadata(for: config)
+        return plan
+    }
 
     func config(_ adjust: (inout AdamWSettings) -> Void) -> TrainingConfig {
         let model = ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false, patch: 2,
@@ -25,9 +32,8 @@ final class OptimizerFusionTests: XCTestCase {
     }
 
     func compare(_ config: TrainingConfig, _ label: String) throws {
-        let graph = try Trainer.trainingGraph(config)
-        let fused = try PlanCompiler.compile(graph)
-        let primitive = try PlanCompiler.compile(graph, passes: Self.withoutOptimizerFusion)
+        let fused = try Trainer.trainingPlan(config)
+        let primitive = try Self.primitiveOptimizerPlan(config)
         func count(_ plan: Plan, _ mnemonic: String) -> Int { plan.graph.nodes.filter { $0.op.mnemonic == mnemonic }.count }
         XCTAssertEqual(count(fused, "adamw"), 1, label)
         XCTAssertEqual(count(fused, "sum_squares"), 1, label)
@@ -63,7 +69,7 @@ final class OptimizerFusionTests: XCTestCase {
     /// The state is laid out back to back and the update's outputs are views of it at each
     /// parameter's own offset; the hoisted adaLN weights stay one contiguous view.
     func testStateIsUpdatedInPlace() throws {
-        let plan = try PlanCompiler.compile(try Trainer.trainingGraph(config { _ in }))
+        let plan = try Trainer.trainingPlan(config { _ in })
         guard let adamw = plan.graph.nodes.first(where: { $0.op.mnemonic == "adamw" }),
               case .fused(.adamw(let u)) = adamw.op, case .parameter(let base) = plan.locations[adamw.id] else {
             return XCTFail("no adamw launch in the parameter region")
@@ -79,25 +85,25 @@ final class OptimizerFusionTests: XCTestCase {
         }, "the hoisted conditioning weights are still a view")
     }
 
-    /// A parameter read after the update would see the new value: the fusion refuses, says why,
-    /// and the primitive optimizer remains.
-    func testRefusesWhenAParameterIsReadAfterTheUpdate() throws {
-        let graph = try Trainer.trainingGraph(config { _ in })
-        let b = GraphBuilder(extending: graph)
-        let weight = graph.parameterNodes.first { $0.op.parameterName == "final_layer.linear.weight" }!
-        b.output("late", b.tensor(weight.id).square().sumAll())
+    /// A parameter that is also a graph output would change under an in-place update: the stage
+    /// writes the primitive optimizer instead, says why, and the step still compiles and lowers.
+    func testRefusesWhenAParameterIsAGraphOutput() throws {
+        let gradients = try Pipeline.differentiate(try Trainer.lossGraph(config { _ in }))
+        let b = GraphBuilder(extending: gradients)
+        let weight = gradients.parameterNodes.first { $0.op.parameterName == "final_layer.linear.weight" }!
+        b.output("exposed", b.tensor(weight.id))
         let extended = try b.build()
-        let result = try OptimizerFusionPass().run(try SimplifyPass().run(extended))
+        let result = try OptimizerPass(settings: AdamWSettings(), fused: true).run(extended)
         XCTAssertFalse(result.nodes.contains { $0.op.mnemonic == "adamw" })
         XCTAssertTrue(result.remarks.contains { $0.hasPrefix("fusion refused: adamw in optimizer:") && $0.contains("final_layer.linear.weight") },
                       "\(result.remarks)")
-        let plan = try PlanCompiler.compile(extended)
+        let plan = try Pipeline.inference().plan(result)
         XCTAssertTrue(IRPrinter.print(plan.graph).contains("fusion refused: adamw"))
     }
 
     /// Lowering checks the in-place update itself (plans can be edited by hand).
     func testLoweringRejectsAStateReadAfterTheUpdate() throws {
-        let fused = try PassManager.standard().run(try Trainer.trainingGraph(config { _ in }))
+        let fused = try Trainer.trainingGraph(config { _ in })
         let b = GraphBuilder(extending: fused)
         let m = fused.parameterNodes.first { $0.op.parameterName == "optim.m.final_layer.linear.bias" }!
         b.output("late", b.tensor(m.id) * 2)
@@ -107,16 +113,15 @@ final class OptimizerFusionTests: XCTestCase {
         }
     }
 
-    /// `sum_squares` over uneven segments: the same bits at 1 and 2 threads, and the sum of squares
+    /// `sum_squares` (as the optimizer stage emits it) over uneven segments: the same bits at 1 and 2 threads, and the sum of squares
     /// to float precision.
     func testSumSquaresKernel() throws {
         let b = GraphBuilder(name: "norm")
         let shapes = [[300, 211], [7], [1], [50_003], [64, 64]]
         let xs = shapes.enumerated().map { b.input("x\($0.offset)", TensorType(.f32, $0.element)) }
-        let squares = xs.map { $0.square().sumAll() }
-        b.output("grad_norm", squares.dropFirst().reduce(squares[0], +).sqrt())
+        b.output("grad_norm", b.append(.fused(.sumSquares), xs).sqrt())
         let graph = try b.build()
-        let plan = try PlanCompiler.compile(graph)
+        let plan = try Pipeline.inference().plan(graph)
         XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "sum_squares" }.count, 1)
         var inputs: [String: HostTensor] = [:]
         var exact = 0.0

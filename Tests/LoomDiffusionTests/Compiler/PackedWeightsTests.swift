@@ -15,7 +15,7 @@ final class PackedWeightsTests: XCTestCase {
         let h = b.scoped("fc1") { Linear(b, 48, 200)(x).unary(.geluTanh) }
         b.output("y", b.scoped("fc2") { Linear(b, 200, 40)(h) })
         let graph = try b.build()
-        let plan = try PlanCompiler.compile(graph)
+        let plan = try Pipeline.inference().plan(graph)
         XCTAssertEqual(plan.graph.nodes.filter { $0.op.mnemonic == "linear" }.count, 2)
         let inputs = ["x": FusedKernelTests.random([1, 64, 48], seed: 1)]
         for threads in [1, 2] {

@@ -6,7 +6,7 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// The plan file format (`LOOM-PLAN 3 <checksum>`, a JSON header, the IR text): round trips, deterministic
+/// The plan file format (`LOOM-PLAN 4 <checksum>`, a JSON header, the IR text): round trips, deterministic
 /// output, and clear errors for damaged files and mismatched parameters.
 final class PlanFileTests: XCTestCase {
     static let tinySiT = ModelConfig(backbone: .sit, inputSize: 4, inChannels: 1, learnSigma: false, patch: 2,
@@ -44,9 +44,9 @@ final class PlanFileTests: XCTestCase {
     func testRoundTrip() throws {
         for (label, graph) in [("forward", try forwardGraph()), ("training", try trainingGraph())] {
             for fuse in [false, true] {
-                let plan = try PlanCompiler.compile(graph, passes: .standard(fuse: fuse))
+                let plan = try Pipeline.inference(fuse: fuse).plan(graph)
                 let text = plan.encoded()
-                XCTAssertTrue(text.hasPrefix("LOOM-PLAN 3 ") && text.contains("\n{\""), label)
+                XCTAssertTrue(text.hasPrefix("LOOM-PLAN \(Plan.formatVersion) ") && text.contains("\n{\""), label)
                 let back = try Plan.decode(text, source: "\(label).plan")
                 XCTAssertEqual(back.graph.nodes, plan.graph.nodes, "\(label), fuse \(fuse): nodes")
                 XCTAssertEqual(back.graph.outputs, plan.graph.outputs, "\(label), fuse \(fuse): outputs")
@@ -78,7 +78,7 @@ final class PlanFileTests: XCTestCase {
         b.output("a", b.scoped("tall") { Linear(b, 64, 256)(tall) })      // 8.4M MACs, taller than wide
         b.output("b", b.scoped("wide") { Linear(b, 96, 400)(wide) })      // 1.5M MACs, 40 rows × 400
         b.output("c", b.scoped("small") { Linear(b, 8, 8)(small.tanh()) })
-        let plan = try PlanCompiler.compile(try b.build())
+        let plan = try Pipeline.inference().plan(try b.build())
         func partition(_ scope: String, _ mnemonic: String) -> LaunchPartition? {
             plan.graph.nodes.first { $0.scope == scope && $0.op.mnemonic == mnemonic }.map { plan.partitions[$0.id] }
         }
@@ -106,12 +106,12 @@ final class PlanFileTests: XCTestCase {
     }
 
     func testTrainingPlanHasRemarks() throws {
-        let plan = try PlanCompiler.compile(try trainingGraph())
+        let plan = try Pipeline.inference().plan(try trainingGraph())
         XCTAssertFalse(plan.graph.remarks.isEmpty)
     }
 
     func testWriteAndRead() throws {
-        let plan = try PlanCompiler.compile(try trainingGraph())
+        let plan = try Pipeline.inference().plan(try trainingGraph())
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("loom-plan-\(UUID()).plan").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try plan.write(to: path)
@@ -125,8 +125,8 @@ final class PlanFileTests: XCTestCase {
     /// Compiling the same graph twice (and a freshly traced copy of it) gives the same bytes.
     func testCompilationIsDeterministic() throws {
         for make in [forwardGraph, trainingGraph] {
-            let first = try PlanCompiler.compile(try make()).encoded()
-            let second = try PlanCompiler.compile(try make()).encoded()
+            let first = try Pipeline.inference().plan(try make()).encoded()
+            let second = try Pipeline.inference().plan(try make()).encoded()
             XCTAssertEqual(first, second)
             XCTAssertEqual(Array(first.utf8), Array(second.utf8))
         }
@@ -135,20 +135,20 @@ final class PlanFileTests: XCTestCase {
     // MARK: damaged files
 
     func testWrongMagic() throws {
-        let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for bad in [text.replacingOccurrences(of: "LOOM-PLAN 3", with: "LOOM-PLAM 3"),
+        let text = try Pipeline.inference().plan(try forwardGraph()).encoded()
+        for bad in [text.replacingOccurrences(of: "LOOM-PLAN \(Plan.formatVersion)", with: "LOOM-PLAM \(Plan.formatVersion)"),
                     "graph g {\n}\n", "", "\u{FEFF}" + text] {
-            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN 3"]) {
+            assertFails("wrong magic", ["bad.plan", "not a Loom plan", "LOOM-PLAN \(Plan.formatVersion)"]) {
                 _ = try Plan.decode(bad, source: "bad.plan")
             }
         }
     }
 
     func testUnsupportedVersion() throws {
-        let text = try PlanCompiler.compile(try forwardGraph()).encoded()
-        for version in ["1", "2", "4", "0", "x"] {
-            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN 3".count)
-            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version 3"]) {
+        let text = try Pipeline.inference().plan(try forwardGraph()).encoded()
+        for version in ["1", "3", "5", "0", "x"] {
+            let bad = "LOOM-PLAN \(version)" + text.dropFirst("LOOM-PLAN \(Plan.formatVersion)".count)
+            assertFails("version \(version)", ["v.plan", "version \(version)", "not supported", "version \(Plan.formatVersion)"]) {
                 _ = try Plan.decode(bad, source: "v.plan")
             }
         }
@@ -157,7 +157,7 @@ final class PlanFileTests: XCTestCase {
     /// A file cut anywhere after its first line reports a damaged or truncated plan, never
     /// "not a Loom plan".
     func testTruncatedFile() throws {
-        let text = try PlanCompiler.compile(try forwardGraph()).encoded()
+        let text = try Pipeline.inference().plan(try forwardGraph()).encoded()
         let bytes = Array(text.utf8)
         let headerStart = bytes.firstIndex(of: UInt8(ascii: "\n"))! + 1
         let headerEnd = bytes[headerStart...].firstIndex(of: UInt8(ascii: "\n"))!
@@ -194,7 +194,7 @@ final class PlanFileTests: XCTestCase {
     }
 
     func testEditsWithoutANewChecksumAreRefused() throws {
-        let plan = try PlanCompiler.compile(try forwardGraph())
+        let plan = try Pipeline.inference().plan(try forwardGraph())
         let text = plan.encoded()
         XCTAssertTrue(text.contains("\"writer\":\"\(Plan.writer)\""))
         guard case .arena(let offset) = plan.locations.last! else { return XCTFail("last node is not in the arena") }
@@ -207,13 +207,13 @@ final class PlanFileTests: XCTestCase {
     }
 
     func testDamagedHeader() throws {
-        let text = try PlanCompiler.compile(try forwardGraph()).encoded()
+        let text = try Pipeline.inference().plan(try forwardGraph()).encoded()
         let bad = Self.resealed(text.replacingOccurrences(of: "\"arenaBytes\"", with: "\"arenaBites\""))
         assertFails("renamed key", ["h.plan", "header is damaged"]) { _ = try Plan.decode(bad, source: "h.plan") }
     }
 
     func testLocationOutsideTheArena() throws {
-        let plan = try PlanCompiler.compile(try forwardGraph())
+        let plan = try Pipeline.inference().plan(try forwardGraph())
         let text = plan.encoded()
         // The last node lives in the arena (an output); move it past the end of the arena.
         let last = plan.graph.nodes.count - 1
@@ -236,7 +236,7 @@ final class PlanFileTests: XCTestCase {
     /// An edited alias location on a value larger than the one it points at would let the
     /// executor read past the end of the arena; the layout check must catch it.
     func testAliasToASmallerValueIsRejected() throws {
-        let plan = try PlanCompiler.compile(try forwardGraph())
+        let plan = try Pipeline.inference().plan(try forwardGraph())
         let last = plan.graph.nodes.count - 1
         guard case .arena(let offset) = plan.locations[last] else { return XCTFail("last node is not in the arena") }
         let small = plan.graph.nodes.first { storageBytes($0.type) < storageBytes(plan.graph.nodes[last].type) }!
@@ -247,7 +247,7 @@ final class PlanFileTests: XCTestCase {
     // MARK: parameters
 
     func testSetParametersErrors() throws {
-        let plan = try PlanCompiler.compile(try forwardGraph())
+        let plan = try Pipeline.inference().plan(try forwardGraph())
         let executor = try PlanExecutor(plan: plan, threads: 1)
         let good = ParameterInitializer.initialize(plan.graph, seed: 1)
         XCTAssertEqual(Set(good.keys), Set(plan.parameterTable.map(\.name)))
@@ -280,7 +280,7 @@ final class PlanFileTests: XCTestCase {
     /// A plan read back from its file runs and gives the same outputs as the plan it came from.
     func testDecodedPlanRunsTheSame() throws {
         let graph = try forwardGraph()
-        let plan = try PlanCompiler.compile(graph)
+        let plan = try Pipeline.inference().plan(graph)
         let back = try Plan.decode(plan.encoded(), source: "rt.plan")
         let parameters = ParameterInitializer.initialize(graph, seed: 3)
         var stream = RandomStream(seed: 4, stream: 0)

@@ -26,19 +26,27 @@ final class RematerializationTests: XCTestCase {
         return config
     }
 
-    func rematPlan(_ graph: Graph, blocks: [String]) throws -> Plan {
-        var passes = PassManager.standard()
-        passes.passes.append(RematerializationPass(blocks: blocks))
-        return try PlanCompiler.compile(graph, passes: passes)
+    /// The optimised training step with `blocks` rematerialised, lowered; its header carries
+    /// `config` so the trainer accepts it.
+    func rematPlan(_ graph: Graph, blocks: [String], config: TrainingConfig? = nil) throws -> Plan {
+        var plan = try PlanLowering.lower(try RematerializationPass(blocks: blocks).run(graph))
+        if let config { plan.metadata = TrainingPlanHeader.metadata(for: config) }
+        return plan
+    }
+
+    /// The budget stage of the pipeline.
+    func fit(_ config: TrainingConfig, budget: Int) throws -> (plan: Plan, fit: BudgetFit) {
+        let output = try Trainer.compile(config, pipeline: Trainer.pipeline(config, memoryBudget: budget))
+        return (output.plan, try XCTUnwrap(output.budgetFit))
     }
 
     func testRecomputedBlocksTrainLikeTheReference() throws {
         let config = config()
         let graph = try Trainer.trainingGraph(config)
         XCTAssertEqual(RematerializationPass.candidateBlocks(graph), ["blocks.0", "blocks.1", "blocks.2"])
-        let plan = try rematPlan(graph, blocks: ["blocks.0", "blocks.1", "blocks.2"])
+        let plan = try rematPlan(graph, blocks: ["blocks.0", "blocks.1", "blocks.2"], config: config)
         XCTAssertEqual(plan.graph.remarks.filter { $0.hasPrefix("remat: blocks.") }.count, 3, plan.graph.remarks.joined(separator: "\n"))
-        let fast = try PlanCompiler.compile(graph)
+        let fast = try Trainer.trainingPlan(config)
         XCTAssertGreaterThan(plan.graph.nodes.count, fast.graph.nodes.count, "the recomputation adds launches")
 
         let data = try CompiledTrainingTests.syntheticDataset(config.model)
@@ -66,7 +74,7 @@ final class RematerializationTests: XCTestCase {
 
     func testRecomputationShrinksTheArena() throws {
         let graph = try Trainer.trainingGraph(largerConfig())
-        let fast = try PlanCompiler.compile(graph)
+        let fast = try PlanLowering.lower(graph)
         let half = try rematPlan(graph, blocks: ["blocks.0", "blocks.1"])
         let all = try rematPlan(graph, blocks: RematerializationPass.candidateBlocks(graph))
         XCTAssertLessThan(half.memory.arenaBytes, fast.memory.arenaBytes)
@@ -77,17 +85,18 @@ final class RematerializationTests: XCTestCase {
 
     func testBudgetPicksTheFewestBlocksThatFit() throws {
         let graph = try Trainer.trainingGraph(largerConfig())
-        let fast = try PlanCompiler.compile(graph)
+        let fast = try PlanLowering.lower(graph)
         let fastBytes = fast.memory.arenaBytes + fast.memory.parameterBytes
 
-        let roomy = try MemoryBudget.compile(graph, budget: fastBytes)
+        let roomy = try fit(largerConfig(), budget: fastBytes).fit
         XCTAssertEqual(roomy.rematerialized, [], "a budget the fast plan meets needs no recomputation")
         XCTAssertEqual(roomy.extraMACs, 0)
 
         let all = try rematPlan(graph, blocks: RematerializationPass.candidateBlocks(graph))
         let allBytes = all.memory.arenaBytes + all.memory.parameterBytes
-        let tight = try MemoryBudget.compile(graph, budget: allBytes)
-        XCTAssertLessThanOrEqual(tight.bytes, allBytes)
+        let (tightPlan, tight) = try fit(largerConfig(), budget: allBytes)
+        XCTAssertLessThanOrEqual(tight.fittedBytes, allBytes)
+        XCTAssertEqual(tightPlan.memory.arenaBytes + tightPlan.memory.parameterBytes, tight.fittedBytes)
         XCTAssertFalse(tight.rematerialized.isEmpty)
         XCTAssertGreaterThan(tight.extraMACs, 0, "recomputing costs multiply-adds")
         XCTAssertLessThan(tight.extraComputeFraction, 0.5, "at most one extra forward of the blocks")
@@ -98,7 +107,7 @@ final class RematerializationTests: XCTestCase {
         }
         XCTAssertTrue(tight.summary.contains("rematerialising"), tight.summary)
 
-        XCTAssertThrowsError(try MemoryBudget.compile(graph, budget: fast.memory.parameterBytes)) { error in
+        XCTAssertThrowsError(try fit(largerConfig(), budget: fast.memory.parameterBytes)) { error in
             XCTAssertTrue("\(error)".contains("does not fit"), "\(error)")
         }
     }

@@ -159,11 +159,11 @@ final class AutodiffTests: XCTestCase {
         let model = try DiffusionTransformer(ModelConfig(backbone: .sit, inputSize: 8, inChannels: 4, learnSigma: false,
                                                          patch: 2, hidden: 32, depth: 2, heads: 2, numClasses: 10,
                                                          igLayer: 1))
-        return try lossGraph(model, batch: 2, settings: tinySettings)
+        return try objectiveGraph(model, batch: 2, settings: tinySettings)
     }
 
     func testBackwardNodesKeepOriginAndScopeOnTheZooModel() throws {
-        // Autodiff first folds attention into token_attention; the rest of the forward is untouched.
+        // The attention-kernels stage folds attention into token_attention; the rest of the forward is untouched.
         let forward = try AttentionKernelPass().run(try Self.tinyLossGraph())
         XCTAssertEqual(forward.nodes.filter { $0.op.mnemonic == "token_attention" }.count, 2, "one per block")
         let graph = try Autodiff.differentiate(forward, loss: "loss")
@@ -196,7 +196,7 @@ final class AutodiffTests: XCTestCase {
         XCTAssertFalse(trainable.isEmpty)
         for node in trainable {
             let name = node.op.parameterName!
-            guard let gradient = graph.output(named: Autodiff.gradientPrefix + name) else {
+            guard let gradient = graph.output(named: Naming.gradientPrefix + name) else {
                 XCTFail("no gradient for \(name)")
                 continue
             }
@@ -206,7 +206,7 @@ final class AutodiffTests: XCTestCase {
         XCTAssertEqual(Array(graph.outputs.prefix(forward.outputs.count)), forward.outputs)
         let buffers = forward.parameterNodes.filter { $0.role == .buffer }.compactMap(\.op.parameterName)
         for name in buffers {
-            XCTAssertNil(graph.output(named: Autodiff.gradientPrefix + name), "buffer \(name) got a gradient")
+            XCTAssertNil(graph.output(named: Naming.gradientPrefix + name), "buffer \(name) got a gradient")
         }
     }
 
@@ -235,12 +235,13 @@ final class AutodiffTests: XCTestCase {
             params[name] = HostTensor(shape: node.type.shape, floats: random.normal(node.type.elementCount, std: 0.1))
         }
         let n = 2, image = [n, 4, 8, 8], count = image.reduce(1, *)
-        let inputs: [String: HostTensor] = [
+        var inputs: [String: HostTensor] = [
             "x0": HostTensor(shape: image, floats: random.normal(count)),
             "eps": HostTensor(shape: image, floats: random.normal(count)),
             "t": HostTensor(shape: [n], floats: [0.3, 0.8]),
             "y": HostTensor(shape: [n], ints: [3, 7]),
         ]
+        for (name, value) in Self.tinySettings.runtimeInputs { inputs[name] = .scalar(value) }
         let outputs = try executor.run(graph, inputs: inputs, parameters: params)
         // The loss of a perturbed run, re-summed in Double on the host from the float32 head outputs
         // (loss = MSE(final) + λ·MSE(inter) against the flow target ε − x₀): a float32 sum

@@ -18,7 +18,7 @@ final class BackwardKernelTests: XCTestCase {
             let normalised = (x * scale).unary(rms ? .sin : .tanh)
             g.output("loss", ((rms ? normalised.rmsNorm(eps: 1e-6) : normalised.layerNorm(eps: 1e-6)) * w).sumAll())
             let graph = try g.build()
-            let fast = try Autodiff.differentiate(graph, loss: "loss")
+            let fast = try Pipeline.differentiate(graph)
             let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
             XCTAssertEqual(fast.nodes.filter { $0.op.mnemonic == "norm_backward" }.count, 1, "\(shape)")
             let inputs = ["x": FusedKernelTests.random(shape, seed: 50, low: -3, high: 3)]
@@ -34,7 +34,7 @@ final class BackwardKernelTests: XCTestCase {
     func testTokenAttentionBackwardMatchesThePrimitiveGradient() throws {
         for (b, t, h, d) in [(1, 3, 1, 4), (2, 7, 3, 8), (2, 40, 2, 16)] {
             let graph = try Self.attentionLoss(batch: b, tokens: t, heads: h, depth: d)
-            let fast = try Autodiff.differentiate(graph, loss: "loss")
+            let fast = try Pipeline.differentiate(graph)
             let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
             XCTAssertTrue(fast.nodes.contains { $0.op.mnemonic == "token_attention_backward" }, "kernel used")
             XCTAssertFalse(plain.nodes.contains { $0.op.mnemonic.hasPrefix("token_attention") }, "reference is primitive")
@@ -51,7 +51,7 @@ final class BackwardKernelTests: XCTestCase {
                 }
             }
             // The compiled plan (fusion, memory planning) agrees too.
-            let plan = try PlanCompiler.compile(fast)
+            let plan = try Pipeline.inference().plan(fast)
             let executor = try PlanExecutor(plan: plan, threads: 2)
             try executor.setParameters(parameters)
             let planned = try executor.run(inputs: inputs)
@@ -65,7 +65,7 @@ final class BackwardKernelTests: XCTestCase {
         let (b, t, h, d) = (1, 1500, 2, 8)
         XCTAssertGreaterThan(t * t, KernelLibrary.onlineSoftmaxScores)
         let graph = try Self.attentionLoss(batch: b, tokens: t, heads: h, depth: d)
-        let fast = try Autodiff.differentiate(graph, loss: "loss")
+        let fast = try Pipeline.differentiate(graph)
         let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
         // Large scores so the running max moves between key blocks.
         let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 60, low: -3, high: 3)]

@@ -264,13 +264,13 @@ enum GradientCheckHarness {
             fail("declares coverage of \(family) but its graph has no such op")
         }
 
-        let graph = try Autodiff.differentiate(forward, loss: "loss")
+        let graph = try Pipeline.differentiate(forward)
         let executor = ReferenceExecutor(threads: 1)
         let outputs = try executor.run(graph, inputs: cb.inputs, parameters: cb.parameters)
 
         // Exactly one gradient output per trainable parameter, none for buffers or inputs.
-        let gradNames = Set(graph.outputs.map(\.name).filter { $0.hasPrefix(Autodiff.gradientPrefix) })
-        let expectedNames = Set(cb.trainable.map { Autodiff.gradientPrefix + $0 })
+        let gradNames = Set(graph.outputs.map(\.name).filter { $0.hasPrefix(Naming.gradientPrefix) })
+        let expectedNames = Set(cb.trainable.map { Naming.gradientPrefix + $0 })
         if gradNames != expectedNames {
             fail("gradient outputs \(gradNames.sorted()), expected \(expectedNames.sorted())")
         }
@@ -284,7 +284,7 @@ enum GradientCheckHarness {
 
         for name in cb.trainable {
             let value = cb.parameters[name]!
-            guard let gradient = outputs[Autodiff.gradientPrefix + name] else { continue }
+            guard let gradient = outputs[Naming.gradientPrefix + name] else { continue }
             guard gradient.shape == value.shape, gradient.dtype == .f32 else {
                 fail("grad.\(name): shape \(describeShape(gradient.shape)), parameter \(describeShape(value.shape))")
                 continue

@@ -12,8 +12,8 @@ final class BlockProfileTrainingTests: XCTestCase {
 
     func trainingGraph() throws -> Graph {
         let model = try DiffusionTransformer(config)
-        let loss = try lossGraph(model, batch: 2, settings: LossSettings(objective: .flowRepa))
-        let grads = try Autodiff.differentiate(loss, loss: "loss")
+        let loss = try objectiveGraph(model, batch: 2, settings: LossSettings(objective: .flowRepa))
+        let grads = try Pipeline.differentiate(loss)
         return try OptimizerPass.append(grads, settings: AdamWSettings())
     }
 

@@ -45,7 +45,7 @@ final class HostileInputTests: XCTestCase {
     func testPlanHeadersAndBodiesAreChecked() throws {
         let model = try DiffusionTransformer(ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false,
                                                          patch: 2, hidden: 32, depth: 1, heads: 2, numClasses: 4, igLayer: nil))
-        let text = try PlanCompiler.compile(try model.forwardGraph(batch: 1)).encoded()
+        let text = try Pipeline.inference().plan(try model.forwardGraph(batch: 1)).encoded()
         let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         var header = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
         var locations = header["locations"] as! [String]
@@ -113,7 +113,7 @@ final class PlanVerifierTests: XCTestCase {
         let config = TrainingConfig(model: ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false, patch: 2,
                                                        hidden: 32, depth: 2, heads: 2, numClasses: 4, igLayer: 1),
                                     loss: LossSettings(objective: .flowRepa), batch: 2, steps: 1)
-        return try PlanCompiler.compile(try Trainer.trainingGraph(config))
+        return try Trainer.trainingPlan(config)
     }
 
     func decodeEdited(_ plan: Plan, _ edit: (inout [String]) -> Void) throws -> Plan {

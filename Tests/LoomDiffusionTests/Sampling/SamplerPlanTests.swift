@@ -49,7 +49,7 @@ final class SamplerPlanTests: XCTestCase {
                     let cfg = mode.usesCFG && inside
                     let graph = try samplerStepGraph(model: network, guideModel: mode == .autoguidance ? guideNetwork : nil,
                                                      batch: batch, guidance: settings, cfg: cfg)
-                    let plan = try PlanCompiler.compile(graph)
+                    let plan = try Pipeline.inference().plan(graph)
                     let coefficients = StepCoefficients(weight: inside ? 1.7 : 1, cfgScale: cfg ? 2.5 : 1, cx: 0.9,
                                                         cd: -0.1, cz: 0.05, ca: 0.3, cc: 0.2)
                     let feed = inputs(batch: batch, coefficients: coefficients)

@@ -58,7 +58,7 @@ final class BF16TrainingTests: XCTestCase {
     func testAPlanOfAnotherPrecisionIsRefused() throws {
         let dataset = try data()
         let bf16 = config(steps: 1, precision: .bf16)
-        let plan = try PlanCompiler.compile(try Trainer.trainingGraph(bf16), precision: .bf16)
+        let plan = try Trainer.trainingPlan(bf16)
         XCTAssertNoThrow(try Trainer(config: bf16, dataset: dataset, threads: 1, plan: plan))
         XCTAssertThrowsError(try Trainer(config: config(steps: 1, precision: nil), dataset: dataset, threads: 1, plan: plan)) { error in
             XCTAssertTrue("\(error)".contains("bf16") && "\(error)".contains("fp32"), "\(error)")

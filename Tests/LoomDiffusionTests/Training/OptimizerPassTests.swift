@@ -12,7 +12,7 @@ final class OptimizerPassTests: XCTestCase {
         let bias = b.parameter("b", [4], initializer: .normal(std: 0.5))
         let loss = ((x.matmul(w) + bias).square() * 3).meanAll()
         b.output("loss", loss)
-        let grads = try Autodiff.differentiate(try b.build(), loss: "loss")
+        let grads = try Pipeline.differentiate(try b.build())
         return try OptimizerPass.append(grads, settings: settings, keepGradients: true)
     }
 
@@ -56,8 +56,8 @@ final class OptimizerPassTests: XCTestCase {
                 reference["optim.v." + key] = v
                 reference["ema." + key] = ema
             }
-            for (name, value) in out where name.hasPrefix(OptimizerPass.updatePrefix) {
-                let key = String(name.dropFirst(OptimizerPass.updatePrefix.count))
+            for (name, value) in out where name.hasPrefix(Naming.updatePrefix) {
+                let key = String(name.dropFirst(Naming.updatePrefix.count))
                 state[key] = value
                 let expected = reference[key]!
                 let scale = expected.map(abs).max()!
