@@ -38,11 +38,12 @@ public enum TrainingPlanHeader {
         var differences: [(String, String, String)] = []
         let (a, b) = (compiled.model, config.model)
         if a != b {
-            for (flag, x, y) in [("model", a.displayName, b.displayName), ("--hidden", "\(a.hidden)", "\(b.hidden)"),
+            for (flag, x, y) in [("model", a.backbone.rawValue, b.backbone.rawValue), ("--hidden", "\(a.hidden)", "\(b.hidden)"),
                                  ("--depth", "\(a.depth)", "\(b.depth)"), ("--heads", "\(a.heads)", "\(b.heads)"),
                                  ("--patch", "\(a.patch)", "\(b.patch)"), ("--input-size", "\(a.inputSize)", "\(b.inputSize)"),
                                  ("--channels", "\(a.inChannels)", "\(b.inChannels)"), ("--classes", "\(a.numClasses)", "\(b.numClasses)"),
-                                 ("--ig-layer", a.igLayer.map { "\($0)" } ?? "none", b.igLayer.map { "\($0)" } ?? "none")] where x != y {
+                                 ("--ig-layer", a.igLayer.map { "\($0)" } ?? "none", b.igLayer.map { "\($0)" } ?? "none"),
+                                 ("--learn-sigma", "\(a.learnSigma)", "\(b.learnSigma)")] where x != y {
                 differences.append((flag, x, y))
             }
             if differences.isEmpty { differences.append(("model configuration", "\(a)", "\(b)")) }

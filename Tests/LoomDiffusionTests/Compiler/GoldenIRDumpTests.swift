@@ -164,4 +164,35 @@ final class GoldenIRDumpTests: XCTestCase {
         XCTAssertTrue(dumps[fusion - 1].1.contains("softmax("), "before fusion attention is primitives")
         XCTAssertFalse(dumps[fusion].1.contains("softmax("))
     }
+
+    /// A training recipe dumps every stage in order, autodiff and the optimizer included, and the
+    /// lowering stages after the graph stages.
+    func testTrainingPipelineDumpsEveryStage() throws {
+        let model = ModelConfig(backbone: .sit, inputSize: 8, inChannels: 1, learnSigma: false, patch: 2,
+                                hidden: 8, depth: 2, heads: 2, numClasses: 3, igLayer: 1)
+        let config = TrainingConfig(model: model, loss: LossSettings(objective: .flowRepa), batch: 2, steps: 1)
+        var pipeline = Trainer.pipeline(config, memoryBudget: 1 << 30)
+        var dumps: [(String, String)] = []
+        pipeline.dumpAll = true
+        pipeline.dump = { dumps.append(($0, $1)) }
+        let output = try Trainer.compile(config, pipeline: pipeline)
+        XCTAssertEqual(dumps.map(\.0), ["attention-kernels", "autodiff", "simplify", "hoist", "optimizer", "fusion",
+                                        "simplify-after-fusion", "remat", "precision", "lower", "memory-plan"])
+        XCTAssertEqual(dumps.map(\.0), pipeline.stageNames)
+        let text = Dictionary(dumps, uniquingKeysWith: { a, _ in a })
+        XCTAssertTrue(text["attention-kernels"]!.contains("token_attention("))
+        XCTAssertFalse(text["attention-kernels"]!.contains("output \"\(Naming.gradientPrefix)"))
+        XCTAssertTrue(text["autodiff"]!.contains("token_attention_backward("))
+        XCTAssertFalse(text["autodiff"]!.contains("adamw("))
+        XCTAssertTrue(text["optimizer"]!.contains("adamw("), "the optimizer stage emits the fused update")
+        XCTAssertTrue(text["optimizer"]!.contains("sum_squares("))
+        XCTAssertTrue(text["lower"]!.contains("arena buffers"))
+        XCTAssertTrue(text["memory-plan"]!.hasPrefix(Plan.magic))
+        XCTAssertEqual(output.budgetFit?.rematerialized, [], "a roomy budget recomputes nothing")
+        var unknown = pipeline
+        unknown.dumpAfter = ["no-such-stage"]
+        XCTAssertThrowsError(try Trainer.compile(config, pipeline: unknown)) { error in
+            XCTAssertTrue("\(error)".contains("autodiff"), "the error lists the stages: \(error)")
+        }
+    }
 }
