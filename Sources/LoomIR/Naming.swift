@@ -1,6 +1,6 @@
 /// Every naming convention that crosses a layer (zoo, compiler, runtime, training, files), defined
 /// once. Other modules refer to these names; none spells them as string literals of its own.
-/// `Docs/conventions.md` §4 describes them for users.
+/// `Docs/conventions.md` §6 describes them for users.
 public enum Naming {
     // MARK: graph outputs
 
