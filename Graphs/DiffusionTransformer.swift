@@ -18,6 +18,7 @@ public struct DiffusionTransformer {
 
     /// Traces the forward pass. x: [N, C, H, W] f32, t: [N] f32, y: [N] integer labels.
     public func forward(_ b: GraphBuilder, x: Tensor, t: Tensor, y: Tensor) -> Outputs {
+        annotateBlocks(b)
         var h = patchEmbedding(b, x, patch: config.patch, hidden: config.hidden)  // [N, T, D]
         let c = timestepEmbedding(b, t, hidden: config.hidden)
             + labelEmbedding(b, y, numClasses: config.numClasses, hidden: config.hidden)  // [N, D]
@@ -31,6 +32,26 @@ public struct DiffusionTransformer {
         }
         let final = b.scoped("final_layer") { finalLayer(b, h, c, config: config) }
         return Outputs(final: final, inter: inter)
+    }
+
+    /// Profile block labels of the model's parts (`ScopeBlock`).
+    public enum BlockLabel {
+        public static let embedders = "embedders"
+        public static let igHead = "ig_head"
+        public static let finalLayer = "final_layer"
+    }
+
+    /// Marks the model's blocks for the compiler: the embedders, every transformer block
+    /// (repeated), the IG head and the final layer, in model order.
+    func annotateBlocks(_ b: GraphBuilder) {
+        for scope in ["x_embedder", "pos_embed", "t_embedder", "y_embedder", "feat_rope"] {
+            b.annotate(scope: scope, block: BlockLabel.embedders)
+        }
+        for index in 0..<config.depth {
+            b.annotate(scope: "blocks.\(index)", block: "blocks.\(index)", repeated: true)
+            if config.igLayer == index + 1 { b.annotate(scope: "final_layer_xr", block: BlockLabel.igHead) }
+        }
+        b.annotate(scope: "final_layer", block: BlockLabel.finalLayer)
     }
 
     /// Declares the standard inputs `x`, `t`, `y` for a batch.

@@ -1,3 +1,4 @@
+import LoomCompiler
 import LoomGraphs
 import LoomIR
 
@@ -58,6 +59,7 @@ public func objectiveGraph(_ model: DiffusionTransformer, batch: Int, settings: 
     let t = b.input("t", TensorType(.f32, [batch]))
     let y = b.input("y", TensorType(.i64, [batch]))
     let perSample = [batch, 1, 1, 1]
+    b.annotate(scope: "objective", block: BlockAttribution.objective)
     let (xt, target): (Tensor, Tensor) = b.scoped("objective") {
         switch settings.objective {
         case .ddpmEps:

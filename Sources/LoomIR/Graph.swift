@@ -45,6 +45,8 @@ public struct Graph: Equatable, Sendable {
     /// Notes left by passes (e.g. why a fusion was refused); printed as `//` lines in dumps and
     /// not part of the program.
     public var remarks: [String] = []
+    /// Blocks of the model as annotated by its author (`ScopeBlock`), in model order.
+    public var scopeBlocks: [ScopeBlock] = []
 
     public init(name: String, nodes: [Node] = [], outputs: [GraphOutput] = []) {
         self.name = name

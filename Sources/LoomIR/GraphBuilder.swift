@@ -103,6 +103,12 @@ public final class GraphBuilder {
         return Tensor(id: id, type: type, builder: self)
     }
 
+    /// Records a block annotation (see `annotate(scope:block:repeated:)`).
+    public func appendScopeBlock(_ annotation: ScopeBlock) {
+        guard !graph.scopeBlocks.contains(where: { $0.scope == annotation.scope }) else { return }
+        graph.scopeBlocks.append(annotation)
+    }
+
     /// The finished graph, verified. Throws the first recorded shape error, if any.
     public func build() throws -> Graph {
         if let first = errors.first {

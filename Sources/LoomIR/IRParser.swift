@@ -66,6 +66,10 @@ private struct Parser {
                 _ = cursor.next()
                 try parseReturn(&cursor)
                 state = .afterReturn
+            } else if first.kind == .word, first.text == "block" {
+                guard state == .body, graph.nodes.isEmpty else { throw IRError("'block' annotations come before the instructions") }
+                _ = cursor.next()
+                try parseBlock(&cursor)
             } else if first.kind == .percent {
                 guard state == .body else { throw IRError("instruction \(first.quoted) after 'return'") }
                 try parseNode(&cursor)
@@ -115,6 +119,21 @@ private struct Parser {
         let t = try cursor.expect(.percent, what)
         guard let id = Int(t.value) else { throw IRError("value number \(t.quoted) is too large") }
         return (id, t)
+    }
+
+    /// `block "<scope>" = "<label>" [repeated]`.
+    mutating func parseBlock(_ cursor: inout IRTokenCursor) throws {
+        let scope = try parseName(&cursor, "a block scope")
+        try cursor.expect("=", "after the block scope")
+        let label = try parseName(&cursor, "a block label")
+        var repeated = false
+        if cursor.peek.kind == .word, cursor.peek.text == "repeated" {
+            _ = cursor.next()
+            repeated = true
+        }
+        try cursor.expectEnd()
+        guard !graph.scopeBlocks.contains(where: { $0.scope == scope }) else { throw IRError("block \(scope) annotated twice") }
+        graph.scopeBlocks.append(ScopeBlock(scope: scope, block: label, repeated: repeated))
     }
 
     mutating func parseReturn(_ cursor: inout IRTokenCursor) throws {

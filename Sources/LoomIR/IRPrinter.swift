@@ -17,18 +17,22 @@ public enum IRPrinter {
     public static func print(_ graph: Graph) -> String {
         var out = header(graph)
         for remark in graph.remarks { out += "  // " + remark + "\n" }
+        for annotation in graph.scopeBlocks { out += "  " + blockLine(annotation) + "\n" }
         for node in graph.nodes { out += "  " + line(node) + "\n" }
         out += footer(graph)
         return out
     }
 
-    /// Folded view for humans: consecutive runs of structurally identical `blocks.N` segments are
+    /// Folded view for humans: consecutive runs of structurally identical repeated blocks (as
+    /// annotated, `ScopeBlock.repeated`) are
     /// printed once, followed by a header line such as
     /// `  // blocks.1 … blocks.3: ×3 identical to blocks.0 (12 nodes each)` instead of the repeats.
     /// Not parseable; documentation only.
     public static func printFolded(_ graph: Graph) -> String {
         var out = header(graph)
+        for annotation in graph.scopeBlocks { out += "  " + blockLine(annotation) + "\n" }
         let segments = blockSegments(graph)
+        let labels = graph.scopeBlocks.filter(\.repeated).map(\.block)
         var s = 0
         while s < segments.count {
             let ref = segments[s]
@@ -42,9 +46,9 @@ public enum IRPrinter {
                 s += 1
             }
             if folded > 0 {
-                let first = "blocks.\(refBlock + 1)"
-                let span = folded == 1 ? first : "\(first) … blocks.\(refBlock + folded)"
-                out += "  // \(span): ×\(folded) identical to blocks.\(refBlock) (\(ref.range.count) nodes each)\n"
+                let first = labels[refBlock + 1]
+                let span = folded == 1 ? first : "\(first) … \(labels[refBlock + folded])"
+                out += "  // \(span): ×\(folded) identical to \(labels[refBlock]) (\(ref.range.count) nodes each)\n"
             }
         }
         out += footer(graph)
@@ -54,6 +58,11 @@ public enum IRPrinter {
     // MARK: lines
 
     static func header(_ graph: Graph) -> String { "graph \(name(graph.name)) {\n" }
+
+    /// `block "<scope>" = "<label>" [repeated]`.
+    static func blockLine(_ annotation: ScopeBlock) -> String {
+        "block \(quote(annotation.scope)) = \(quote(annotation.block))" + (annotation.repeated ? " repeated" : "")
+    }
 
     static func footer(_ graph: Graph) -> String {
         var out = "  return"
@@ -188,30 +197,25 @@ public enum IRPrinter {
 
     struct Segment {
         var range: Range<Int>
-        /// N when every node of the segment has scope `blocks.N` or `blocks.N.…`.
+        /// N when every node of the segment lies in the N-th repeated block.
         var block: Int?
     }
 
-    /// The block index of a scope `blocks.N` / `blocks.N.rest`, if it is one.
-    static func blockIndex(_ scope: String) -> Int? {
-        guard scope.hasPrefix("blocks.") else { return nil }
-        let rest = scope.dropFirst("blocks.".count)
-        let digits = rest.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, digits.count == rest.count || rest.dropFirst(digits.count).first == "." else {
-            return nil
-        }
-        return Int(digits)
+    /// The index (among `repeated`, the graph's repeated-block scopes) of the block `scope` lies in.
+    static func blockIndex(_ scope: String, _ repeated: [ScopeBlock]) -> Int? {
+        repeated.firstIndex { $0.contains(scope) }
     }
 
-    /// Splits the nodes into maximal runs with the same block index; other nodes stand alone.
+    /// Splits the nodes into maximal runs in the same repeated block; other nodes stand alone.
     static func blockSegments(_ graph: Graph) -> [Segment] {
+        let repeated = graph.scopeBlocks.filter(\.repeated)
         var segments: [Segment] = []
         var i = 0
         while i < graph.nodes.count {
-            let block = blockIndex(graph.nodes[i].scope)
+            let block = blockIndex(graph.nodes[i].scope, repeated)
             var j = i + 1
             if block != nil {
-                while j < graph.nodes.count, blockIndex(graph.nodes[j].scope) == block { j += 1 }
+                while j < graph.nodes.count, blockIndex(graph.nodes[j].scope, repeated) == block { j += 1 }
             }
             segments.append(Segment(range: i..<j, block: block))
             i = j
@@ -219,11 +223,10 @@ public enum IRPrinter {
         return segments
     }
 
-    /// Replaces the `blocks.N` prefix of a scope or parameter key by `blocks.M`.
-    static func renumber(_ text: String, from n: Int, to m: Int) -> String {
-        let prefix = "blocks.\(n)"
-        guard text == prefix || text.hasPrefix(prefix + ".") else { return text }
-        return "blocks.\(m)" + text.dropFirst(prefix.count)
+    /// Replaces the scope prefix of repeated block `n` in a scope or parameter key by block `m`'s.
+    static func renumber(_ text: String, from n: Int, to m: Int, _ repeated: [ScopeBlock]) -> String {
+        guard repeated[n].contains(text) else { return text }
+        return repeated[m].scope + text.dropFirst(repeated[n].scope.count)
     }
 
     /// Whether `other` repeats `ref` node for node: same ops, attributes and types, scopes and
@@ -233,6 +236,7 @@ public enum IRPrinter {
     /// outside value of `other`, of the same type.
     static func sameStructure(_ graph: Graph, _ ref: Segment, _ other: Segment) -> Bool {
         guard let n = ref.block, let m = other.block, ref.range.count == other.range.count else { return false }
+        let repeated = graph.scopeBlocks.filter(\.repeated)
         let delta = other.range.lowerBound - ref.range.lowerBound
         var outside: [Int: Int] = [:]
         var outsideImage: [Int: Int] = [:]
@@ -250,9 +254,9 @@ public enum IRPrinter {
             let a = graph.nodes[ia], b = graph.nodes[ib]
             var op = a.op
             if case .parameter(let name, let initializer, let trainable) = op {
-                op = .parameter(name: renumber(name, from: n, to: m), initializer: initializer, trainable: trainable)
+                op = .parameter(name: renumber(name, from: n, to: m, repeated), initializer: initializer, trainable: trainable)
             }
-            guard op == b.op, a.type == b.type, renumber(a.scope, from: n, to: m) == b.scope,
+            guard op == b.op, a.type == b.type, renumber(a.scope, from: n, to: m, repeated) == b.scope,
                   a.inputs.count == b.inputs.count, zip(a.inputs, b.inputs).allSatisfy(sameRef) else { return false }
             switch (a.origin, b.origin) {
             case (nil, nil): break

@@ -10,21 +10,31 @@ final class BlockProfileTests: XCTestCase {
                     hidden: 32, depth: 3, heads: 2, numClasses: 10, igLayer: igLayer)
     }
 
-    func testScopeMapping() {
-        XCTAssertEqual(BlockAttribution.block(forScope: "blocks.3.attn.qkv"), "blocks.3")
-        XCTAssertEqual(BlockAttribution.block(forScope: "blocks.12"), "blocks.12")
-        XCTAssertEqual(BlockAttribution.block(forScope: "final_layer_xr.linear"), BlockAttribution.igHead)
-        XCTAssertEqual(BlockAttribution.block(forScope: "final_layer.adaLN_modulation.1"), BlockAttribution.finalLayer)
-        XCTAssertEqual(BlockAttribution.block(forScope: "t_embedder.mlp.0"), BlockAttribution.embedders)
-        XCTAssertEqual(BlockAttribution.block(forScope: "feat_rope"), BlockAttribution.embedders)
-        XCTAssertEqual(BlockAttribution.block(forScope: "objective"), BlockAttribution.objective)
-        XCTAssertEqual(BlockAttribution.block(forScope: "objective.vb.kl"), BlockAttribution.objective)
-        XCTAssertEqual(BlockAttribution.block(forScope: ""), BlockAttribution.objective)
-        XCTAssertEqual(BlockAttribution.block(forScope: "optimizer"), BlockAttribution.optimizer)
-        XCTAssertEqual(BlockAttribution.block(forKey: "optim.m.blocks.0.attn.qkv.weight"), BlockAttribution.optimizer)
-        XCTAssertEqual(BlockAttribution.block(forKey: "ema.pos_embed"), BlockAttribution.optimizer)
-        XCTAssertEqual(BlockAttribution.block(forKey: "pos_embed"), BlockAttribution.embedders)
-        XCTAssertEqual(BlockAttribution.block(forScope: "mystery.module"), BlockAttribution.other)
+    /// Blocks come from the graph's annotations, not from names the compiler knows.
+    func testScopeMapping() throws {
+        let graph = try DiffusionTransformer(smallConfig(.lightningdit, igLayer: 2)).forwardGraph(batch: 1)
+        func block(_ scope: String) -> String { BlockAttribution.block(forScope: scope, in: graph) }
+        let labels = DiffusionTransformer.BlockLabel.self
+        XCTAssertEqual(block("blocks.2.attn.qkv"), "blocks.2")
+        XCTAssertEqual(block("blocks.12"), BlockAttribution.other, "no such block annotated")
+        XCTAssertEqual(block("final_layer_xr.linear"), labels.igHead)
+        XCTAssertEqual(block("final_layer.adaLN_modulation.1"), labels.finalLayer)
+        XCTAssertEqual(block("t_embedder.mlp.0"), labels.embedders)
+        XCTAssertEqual(block("feat_rope"), labels.embedders)
+        XCTAssertEqual(block(HoistConditioningPass.scope), labels.embedders)
+        XCTAssertEqual(block(""), BlockAttribution.objective)
+        XCTAssertEqual(block(Naming.optimizerScope), BlockAttribution.optimizer)
+        XCTAssertEqual(BlockAttribution.block(forKey: "optim.m.blocks.0.attn.qkv.weight", in: graph), BlockAttribution.optimizer)
+        XCTAssertEqual(BlockAttribution.block(forKey: "ema.pos_embed", in: graph), BlockAttribution.optimizer)
+        XCTAssertEqual(BlockAttribution.block(forKey: "pos_embed", in: graph), labels.embedders)
+        XCTAssertEqual(block("mystery.module"), BlockAttribution.other)
+        // Another author's annotation is read the same way.
+        var renamed = graph
+        renamed.scopeBlocks = [ScopeBlock(scope: "blocks.1", block: "middle", repeated: true)]
+        XCTAssertEqual(BlockAttribution.block(forScope: "blocks.1.mlp", in: renamed), "middle")
+        XCTAssertEqual(BlockAttribution.block(forScope: "blocks.0.mlp", in: renamed), BlockAttribution.other)
+        // The annotations survive the IR text (and so plan files).
+        XCTAssertEqual(try IRParser.parse(IRPrinter.print(graph)).scopeBlocks, graph.scopeBlocks)
     }
 
     func testForwardGraphAttributionAndOrder() throws {
@@ -38,7 +48,7 @@ final class BlockProfileTests: XCTestCase {
             XCTAssertFalse(attribution.labels.contains(BlockAttribution.other))
             // Top-level nodes: the model inputs and the two embedding sums join the embedders.
             for node in graph.nodes where node.scope.isEmpty {
-                XCTAssertEqual(attribution.labels[node.id], BlockAttribution.embedders, "\(node.op.mnemonic)")
+                XCTAssertEqual(attribution.labels[node.id], DiffusionTransformer.BlockLabel.embedders, "\(node.op.mnemonic)")
             }
             let profile = BlockProfile(graph: graph)
             XCTAssertEqual(profile.rows.map(\.block), attribution.blocks)

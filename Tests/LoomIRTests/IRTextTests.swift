@@ -390,6 +390,7 @@ final class IRTextTests: XCTestCase {
         var x = b.input("x", TensorType(.f32, [4, 8]))
         let c = b.input("c", TensorType(.f32, [4, 8]))
         for i in 0..<blocks {
+            b.annotate(scope: "blocks.\(i)", block: "blocks.\(i)", repeated: true)
             x = b.scoped("blocks.\(i)") {
                 let w = b.scoped("fc") { b.parameter("weight", [8, 8], initializer: .xavierUniform(fanIn: 8, fanOut: 8)) }
                 let h = b.scoped("fc") { x.matmul(w) }

@@ -2,27 +2,22 @@ import LoomIR
 
 /// Maps every node of a (forward, loss, training) graph to a profile block and a direction.
 ///
-/// Blocks, from the module scope (for parameters and buffers: from the state-dict key):
-/// - `embedders`: `x_embedder`, `pos_embed`, `t_embedder`, `y_embedder`, `feat_rope`, and the hoisted
-///   `conditioning` GEMM (every block's adaLN linear on `silu(c)`);
-/// - `blocks.N`: the N-th transformer block;
-/// - `ig_head`: the Internal Guidance head `final_layer_xr`;
-/// - `final_layer`: the output head;
-/// - `objective`: scopes `objective`, `loss`, `vb` and the top level;
-/// - `optimizer`: scope `optimizer`, buffers `optim.*` and `ema.*`;
-/// - `other`: anything else.
+/// Blocks come from the graph's `scopeBlocks`, the annotations its author made (the zoo marks the
+/// embedders, each transformer block, the IG head and the final layer): a node's block is the
+/// label of the longest annotated prefix of its scope (for parameters and buffers: of its key).
+/// The compiler adds only names of its own: `optimizer` (the optimizer stage's scope and its
+/// `optim.*` / `ema.*` buffers), the hoisted conditioning GEMM (which joins the block of the first
+/// annotated scope, the embedders), `objective` for top-level nodes and unannotated objective
+/// scopes the author marked so, and `other` for anything else.
 ///
 /// Refinements for the top level: an input goes to the block of its first consumer (so `x` of a
-/// forward graph lands in `embedders`); a top-level compute node whose operands all come from one
-/// non-objective block joins it (`tokens + pos_embed`, `t_emb + y_emb` → `embedders`); a top-level
+/// forward graph lands in the embedders); a top-level compute node whose operands all come from one
+/// non-objective block joins it (`tokens + pos_embed`, `t_emb + y_emb` → embedders); a top-level
 /// backward node takes the block of the forward node it stems from (`origin`).
 ///
 /// Direction: a node is backward when autodiff made it (`origin != nil`) and it is not in the
 /// optimizer block; every other node is forward.
 public struct BlockAttribution: Sendable {
-    public static let embedders = "embedders"
-    public static let igHead = "ig_head"
-    public static let finalLayer = "final_layer"
     public static let objective = "objective"
     public static let optimizer = "optimizer"
     public static let other = "other"
@@ -31,8 +26,8 @@ public struct BlockAttribution: Sendable {
     public let labels: [String]
     /// Whether each node belongs to the backward pass, indexed like `graph.nodes`.
     public let isBackward: [Bool]
-    /// The blocks present, in model order: embedders, blocks.0… (the IG head right after the block
-    /// it reads from), final_layer, objective, optimizer, other.
+    /// The blocks present, in model order: annotated blocks by their first forward compute node,
+    /// then objective, optimizer, other.
     public let blocks: [String]
 
     public init(graph: Graph) {
@@ -46,9 +41,9 @@ public struct BlockAttribution: Sendable {
         var undecided: [Int] = []
         for node in nodes {
             if let key = node.op.parameterName {
-                labels[node.id] = BlockAttribution.block(forKey: key)
+                labels[node.id] = BlockAttribution.block(forKey: key, in: graph)
             } else if !node.scope.isEmpty {
-                labels[node.id] = BlockAttribution.block(forScope: node.scope)
+                labels[node.id] = BlockAttribution.block(forScope: node.scope, in: graph)
             } else {
                 undecided.append(node.id)
             }
@@ -75,67 +70,45 @@ public struct BlockAttribution: Sendable {
         }
         self.labels = labels
         self.isBackward = nodes.map { $0.origin != nil && labels[$0.id] != BlockAttribution.optimizer }
-        self.blocks = BlockAttribution.order(labels: labels, nodes: nodes, isBackward: isBackward)
+        self.blocks = BlockAttribution.order(labels: labels, nodes: nodes, isBackward: isBackward,
+                                             annotated: graph.scopeBlocks.map(\.block))
     }
 
     /// The block of node `id`.
     public func block(of id: Int) -> String { labels[id] }
 
-    /// The block a module scope such as `blocks.3.attn.qkv` belongs to ("" → objective).
-    public static func block(forScope scope: String) -> String {
-        let parts = scope.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard let head = parts.first, !head.isEmpty else { return objective }
-        switch head {
-        case "x_embedder", "pos_embed", "t_embedder", "y_embedder", "feat_rope", "conditioning":
-            return embedders
-        case "blocks":
-            if parts.count > 1, Int(parts[1]) != nil { return "blocks.\(parts[1])" }
-            return other
-        case "final_layer_xr":
-            return igHead
-        case "final_layer":
-            return finalLayer
-        case "objective", "loss", "vb":
-            return objective
-        case "optimizer", "optim", "ema":
-            return optimizer
-        default:
-            return other
-        }
+    /// The block of a module scope such as `blocks.3.attn.qkv` in `graph` ("" → objective).
+    public static func block(forScope scope: String, in graph: Graph) -> String {
+        if scope.isEmpty { return objective }
+        let head = scope.split(separator: ".").first.map(String.init) ?? scope
+        if head == Naming.optimizerScope { return optimizer }
+        if head == HoistConditioningPass.scope { return graph.scopeBlocks.first?.block ?? other }
+        return graph.scopeBlock(of: scope)?.block ?? other
     }
 
     /// The block of a parameter or buffer key (`blocks.0.attn.qkv.weight`, `optim.m.…`, `ema.…`).
-    public static func block(forKey key: String) -> String {
-        block(forScope: key)
+    public static func block(forKey key: String, in graph: Graph) -> String {
+        if key.hasPrefix(Naming.optimizerPrefix) || key.hasPrefix(Naming.emaPrefix) { return optimizer }
+        return block(forScope: key, in: graph)
     }
 
-    /// Index of `blocks.N` (nil for other labels).
-    public static func blockIndex(_ label: String) -> Int? {
-        guard label.hasPrefix("blocks.") else { return nil }
-        return Int(label.dropFirst("blocks.".count))
-    }
-
-    /// Model order: embedders; transformer blocks and the IG head by their first forward compute
-    /// node; final_layer, objective, optimizer, other.
-    static func order(labels: [String], nodes: [Node], isBackward: [Bool]) -> [String] {
+    /// Model order: annotated blocks by their first forward compute node (annotation order breaks
+    /// ties and places blocks without compute), then objective, optimizer, other.
+    static func order(labels: [String], nodes: [Node], isBackward: [Bool], annotated: [String]) -> [String] {
         let present = Set(labels)
-        var middle: [String: Int] = [:]
-        for node in nodes where !isBackward[node.id] {
+        let tail = [objective, optimizer, other]
+        var first: [String: Int] = [:]
+        for node in nodes where !isBackward[node.id] && !node.op.isLeaf {
             let label = labels[node.id]
-            guard label == igHead || blockIndex(label) != nil else { continue }
-            let rank = node.op.isLeaf ? nodes.count + node.id : node.id  // prefer compute nodes
-            middle[label] = min(middle[label] ?? Int.max, rank)
+            if first[label] == nil { first[label] = node.id }
         }
-        for label in present where (label == igHead || blockIndex(label) != nil) && middle[label] == nil {
-            middle[label] = 2 * nodes.count + (blockIndex(label) ?? Int.max / 4)
+        var rank: [String: Int] = [:]
+        for (index, label) in annotated.enumerated() where rank[label] == nil { rank[label] = index }
+        let middle = present.subtracting(tail).sorted { a, b in
+            let (fa, fb) = (first[a] ?? Int.max, first[b] ?? Int.max)
+            if fa != fb { return fa < fb }
+            return (rank[a] ?? Int.max, a) < (rank[b] ?? Int.max, b)
         }
-        let ordered = middle.sorted { a, b in
-            if a.value != b.value { return a.value < b.value }
-            return (blockIndex(a.key) ?? Int.max) < (blockIndex(b.key) ?? Int.max)
-        }.map(\.key)
-        var result: [String] = present.contains(embedders) ? [embedders] : []
-        result += ordered
-        for label in [finalLayer, objective, optimizer, other] where present.contains(label) { result.append(label) }
-        return result
+        return middle + tail.filter { present.contains($0) }
     }
 }

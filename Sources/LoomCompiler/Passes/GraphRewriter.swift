@@ -38,6 +38,7 @@ struct GraphRewriter {
         var graph = builder.graph
         graph.outputs = source.outputs.map { GraphOutput(name: $0.name, node: map[$0.node]!) }
         graph.remarks = source.remarks + remarks
+        graph.scopeBlocks = source.scopeBlocks
         graph.refreshRoles()
         try Verifier.verify(graph)
         return graph

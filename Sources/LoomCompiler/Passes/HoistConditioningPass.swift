@@ -7,6 +7,8 @@ import LoomIR
 /// front so the concatenations can be formed before the first block. Lowering lays the concatenated
 /// parameters out back to back, so the concatenation is a view and costs nothing at run time.
 public struct HoistConditioningPass: GraphPass {
+    /// Scope of the hoisted GEMM and its slices.
+    public static let scope = "conditioning"
     public let name = "hoist"
 
     public init() {}
@@ -59,7 +61,7 @@ public struct HoistConditioningPass: GraphPass {
                 let a = b.tensor(rewriter.map[node.id]!)
                 let weights = members.map { b.tensor(rewriter.map[$0.weight]!) }
                 let biases = members.map { b.tensor(rewriter.map[$0.bias]!) }
-                let y = b.withScope("conditioning") {
+                let y = b.withScope(HoistConditioningPass.scope) {
                     a.matmul(concat(weights, axis: 0), transposeB: true) + concat(biases, axis: 0)
                 }
                 combined[node.id] = y.id

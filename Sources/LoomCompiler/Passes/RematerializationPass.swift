@@ -13,21 +13,18 @@ public struct RematerializationPass: GraphPass {
     public var blocks: [String]
     public var lossOutput: String
 
-    public init(blocks: [String], lossOutput: String = "loss") {
+    public init(blocks: [String], lossOutput: String = Naming.lossOutput) {
         self.blocks = blocks
         self.lossOutput = lossOutput
     }
 
-    /// The `blocks.N` scopes of `graph`'s forward pass, in block order.
-    public static func candidateBlocks(_ graph: Graph, lossOutput: String = "loss") -> [String] {
+    /// The scopes of the repeated blocks (`ScopeBlock.repeated`, annotated by the model's author)
+    /// that `graph`'s forward pass computes in, in model order.
+    public static func candidateBlocks(_ graph: Graph, lossOutput: String = Naming.lossOutput) -> [String] {
         guard let loss = graph.outputs.first(where: { $0.name == lossOutput }) else { return [] }
         let forward = ancestors(graph, of: loss.node)
-        var numbers = Set<Int>()
-        for id in forward {
-            let parts = graph.nodes[id].scope.split(separator: ".")
-            if parts.count >= 2, parts[0] == "blocks", let n = Int(parts[1]) { numbers.insert(n) }
-        }
-        return numbers.sorted().map { "blocks.\($0)" }
+        let repeated = graph.scopeBlocks.filter(\.repeated)
+        return repeated.filter { block in forward.contains { block.contains(graph.nodes[$0].scope) } }.map(\.scope)
     }
 
     static func ancestors(_ graph: Graph, of sink: Int) -> Set<Int> {

@@ -49,10 +49,10 @@ final class BlockProfileTrainingTests: XCTestCase {
             XCTAssertGreaterThan(row.savedBytes, 0)
             XCTAssertGreaterThan(row.params, 0)
         }
-        let ig = try XCTUnwrap(profile.row(BlockAttribution.igHead))
+        let ig = try XCTUnwrap(profile.row(DiffusionTransformer.BlockLabel.igHead))
         XCTAssertGreaterThan(ig.forwardMACs, 0)
         XCTAssertGreaterThan(ig.backwardMACs, 0)
-        XCTAssertEqual(ig.params, try XCTUnwrap(profile.row(BlockAttribution.finalLayer)).params)
+        XCTAssertEqual(ig.params, try XCTUnwrap(profile.row(DiffusionTransformer.BlockLabel.finalLayer)).params)
         let optimizer = try XCTUnwrap(profile.row(BlockAttribution.optimizer))
         XCTAssertEqual(optimizer.forwardMACs + optimizer.backwardMACs, 0)
         XCTAssertGreaterThan(optimizer.forwardFLOPs, 0)
