@@ -1,4 +1,5 @@
 import Foundation
+import LoomData
 
 /// The DDPM noise schedule: linear β from 1e-4 to 0.02 over 1000 steps, computed in double.
 public struct DDPMSchedule: Sendable {
@@ -30,14 +31,4 @@ public struct DDPMSchedule: Sendable {
         }
         return out
     }
-}
-
-/// A failure in a diffusion-level task (objective, sampler, data, golden check); the message names
-/// the tensor, file or flag at fault.
-public struct DiffusionError: Error, CustomStringConvertible {
-    public var message: String
-
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { message }
 }

@@ -1,4 +1,5 @@
 import LoomCompiler
+import LoomData
 import LoomGraphs
 import LoomIR
 import LoomRuntime

@@ -1,4 +1,5 @@
 import Foundation
+import LoomData
 import LoomGraphs
 
 /// The `config` metadata of a golden file (Docs/conventions.md §5), turned into a model and loss settings.

@@ -1,4 +1,5 @@
 import Foundation
+import LoomData
 import LoomIR
 
 // The variational-bound half of the hybrid loss of learn_sigma DDPM models (ADM / DiT,

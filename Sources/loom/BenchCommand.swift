@@ -1,8 +1,14 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom bench`: one benchmark case, timed, with its roofline and peak memory.
 struct BenchCommand: ParsableCommand {

@@ -1,8 +1,14 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom check-golden`: recompute a golden file and compare every tensor.
 struct CheckGoldenCommand: ParsableCommand {

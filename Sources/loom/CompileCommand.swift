@@ -1,10 +1,16 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
 import LoomCompiler
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom compile`: a zoo model's forward, loss or training step compiled to a plan file.
 struct CompileCommand: ParsableCommand {

@@ -1,10 +1,16 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
 import LoomCompiler
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom demo`: Loom's main job on an embedded default — parity check, a short SiT+IG training run
 /// on Fashion-MNIST, IG+CFG sampling into a PNG grid, and a per-block profile of the training step.

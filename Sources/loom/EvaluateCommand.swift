@@ -1,8 +1,14 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom evaluate`: FID-FM, precision/recall and conditional accuracy of generated samples,
 /// measured in the feature space of a Loom-trained Fashion-MNIST classifier.

@@ -1,7 +1,13 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom experiment`: a whole study from a JSON config.
 struct ExperimentCommand: ParsableCommand {

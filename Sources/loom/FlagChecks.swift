@@ -1,4 +1,11 @@
 import ArgumentParser
+import LoomBenchmarking
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
+import LoomSampling
+import LoomTraining
 
 /// Range checks for numeric flags, run at parse time (`validate()`): a bad value is a usage error
 /// that names the flag and the allowed range.

@@ -1,9 +1,15 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom guidance-cost`: one compiled sampler step per guidance mode, timed side by side.
 struct GuidanceCostCommand: ParsableCommand {

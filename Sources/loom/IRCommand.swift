@@ -1,7 +1,13 @@
 import ArgumentParser
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
+import LoomSampling
+import LoomTraining
 
 /// `loom ir`: prints the IR of a zoo model.
 struct IRCommand: ParsableCommand {

@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// The `loom` command-line tool.
 @main

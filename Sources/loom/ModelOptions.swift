@@ -1,7 +1,13 @@
 import ArgumentParser
+import LoomBenchmarking
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
+import LoomSampling
+import LoomTraining
 
 extension Backbone: ExpressibleByArgument {}
 extension ModelPreset: ExpressibleByArgument {}

@@ -1,6 +1,13 @@
 import ArgumentParser
+import LoomBenchmarking
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
+import LoomSampling
+import LoomTraining
 
 /// `loom params`: the parameter table of a zoo model.
 struct ParamsCommand: ParsableCommand {

@@ -1,5 +1,12 @@
 import ArgumentParser
+import LoomBenchmarking
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomIR
+import LoomSampling
+import LoomTraining
 
 /// `--precision fp32|bf16` on every command that compiles a plan.
 extension PrecisionPolicy: ExpressibleByArgument {

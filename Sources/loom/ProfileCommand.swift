@@ -1,10 +1,16 @@
 import ArgumentParser
 import Foundation
+import LoomBenchmarking
 import LoomCompiler
+import LoomData
 import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomSampling
+import LoomTraining
 
 /// `loom profile`: per-block parameters, MACs/FLOPs, saved activations, peak memory and measured
 /// time of a compiled plan, plus a memory timeline.

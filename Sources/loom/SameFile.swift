@@ -1,4 +1,11 @@
 import Foundation
+import LoomBenchmarking
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomExperiments
+import LoomSampling
+import LoomTraining
 
 /// Whether two paths name the same file (same device and inode), so that an output never replaces
 /// an input, whatever links or spellings the paths use.

@@ -1,6 +1,10 @@
 import LoomCompiler
+import LoomData
+import LoomDiffusion
 import LoomGraphs
 import LoomIR
+import LoomTestSupport
+import LoomTraining
 import XCTest
 
 final class CostModelTests: XCTestCase {

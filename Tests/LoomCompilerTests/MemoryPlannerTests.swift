@@ -1,5 +1,9 @@
-import XCTest
 @testable import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomTestSupport
+import LoomTraining
+import XCTest
 
 /// SplitMix64: tiny deterministic generator, so the randomised cases are reproducible everywhere.
 private struct SplitMix {

@@ -1,6 +1,10 @@
 import LoomCompiler
+import LoomData
+import LoomDiffusion
 import LoomGraphs
 import LoomIR
+import LoomTestSupport
+import LoomTraining
 import XCTest
 
 /// The precision pass marks exactly the matrix products, the IR text shows and round-trips it, and

@@ -1,6 +1,8 @@
 import Foundation
+import LoomData
 import LoomDiffusion
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// `GoldenCheck` (what `loom check-golden` runs) against the three shipped golden files and against

@@ -1,9 +1,11 @@
 import Foundation
 import LoomCompiler
+import LoomData
 @testable import LoomDiffusion
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// The variational-bound term of the hybrid loss (learn_sigma DDPM) against a plain Double

@@ -1,6 +1,6 @@
 import Benchmark
 import Foundation
-import LoomDiffusion
+import LoomBenchmarking
 import LoomRuntime
 
 /// One benchmark per `BenchmarkCase` (the same cases as `loom bench` and the PyTorch peer):

@@ -16,7 +16,7 @@ extension KernelLibrary {
     /// `bf16B` is B [n, k] as bf16 (the same, for bf16 launches).
     /// Every element is computed the same way in any slab, so the result does not depend on the
     /// team size.
-    static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    package static func partitionedGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 accumulate: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
                                 packedB: UnsafePointer<Float>? = nil, bf16B: UnsafePointer<UInt16>? = nil,

@@ -1,9 +1,11 @@
 import Foundation
 import LoomCompiler
+import LoomData
 import LoomDiffusion
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// Pass-level behaviour of `Autodiff.differentiate`: accumulation, stop_gradient, parameters off the

@@ -1,9 +1,11 @@
 import Foundation
 import LoomCompiler
+import LoomData
 import LoomDiffusion
 import LoomGraphs
 import LoomIR
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// The backward kernels autodiff emits by default (`token_attention_backward`, the flash-style
@@ -21,8 +23,8 @@ final class BackwardKernelTests: XCTestCase {
             let fast = try Pipeline.differentiate(graph)
             let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
             XCTAssertEqual(fast.nodes.filter { $0.op.mnemonic == "norm_backward" }.count, 1, "\(shape)")
-            let inputs = ["x": FusedKernelTests.random(shape, seed: 50, low: -3, high: 3)]
-            let parameters = ["s": FusedKernelTests.random(shape, seed: 51), "w": FusedKernelTests.random(shape, seed: 52)]
+            let inputs = ["x": TestTensors.random(shape, seed: 50, low: -3, high: 3)]
+            let parameters = ["s": TestTensors.random(shape, seed: 51), "w": TestTensors.random(shape, seed: 52)]
             let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)["grad.s"]!
             let one = try ReferenceExecutor(threads: 1).run(fast, inputs: inputs, parameters: parameters)["grad.s"]!
             let two = try ReferenceExecutor(threads: 2).run(fast, inputs: inputs, parameters: parameters)["grad.s"]!
@@ -38,10 +40,10 @@ final class BackwardKernelTests: XCTestCase {
             let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
             XCTAssertTrue(fast.nodes.contains { $0.op.mnemonic == "token_attention_backward" }, "kernel used")
             XCTAssertFalse(plain.nodes.contains { $0.op.mnemonic.hasPrefix("token_attention") }, "reference is primitive")
-            let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 40, low: -2, high: 2)]
-            let parameters = ["qkv.weight": FusedKernelTests.random([3 * h * d, h * d], seed: 41, low: -0.5, high: 0.5),
-                              "qkv.bias": FusedKernelTests.random([3 * h * d], seed: 42),
-                              "w": FusedKernelTests.random([b, t, h * d], seed: 43)]
+            let inputs = ["x": TestTensors.random([b, t, h * d], seed: 40, low: -2, high: 2)]
+            let parameters = ["qkv.weight": TestTensors.random([3 * h * d, h * d], seed: 41, low: -0.5, high: 0.5),
+                              "qkv.bias": TestTensors.random([3 * h * d], seed: 42),
+                              "w": TestTensors.random([b, t, h * d], seed: 43)]
             let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)
             for threads in [1, 2] {
                 let mine = try ReferenceExecutor(threads: threads).run(fast, inputs: inputs, parameters: parameters)
@@ -68,10 +70,10 @@ final class BackwardKernelTests: XCTestCase {
         let fast = try Pipeline.differentiate(graph)
         let plain = try Autodiff.differentiate(graph, loss: "loss", backwardKernels: false)
         // Large scores so the running max moves between key blocks.
-        let inputs = ["x": FusedKernelTests.random([b, t, h * d], seed: 60, low: -3, high: 3)]
-        let parameters = ["qkv.weight": FusedKernelTests.random([3 * h * d, h * d], seed: 61, low: -1, high: 1),
-                          "qkv.bias": FusedKernelTests.random([3 * h * d], seed: 62),
-                          "w": FusedKernelTests.random([b, t, h * d], seed: 63)]
+        let inputs = ["x": TestTensors.random([b, t, h * d], seed: 60, low: -3, high: 3)]
+        let parameters = ["qkv.weight": TestTensors.random([3 * h * d, h * d], seed: 61, low: -1, high: 1),
+                          "qkv.bias": TestTensors.random([3 * h * d], seed: 62),
+                          "w": TestTensors.random([b, t, h * d], seed: 63)]
         let reference = try ReferenceExecutor(threads: 1).run(plain, inputs: inputs, parameters: parameters)
         let one = try ReferenceExecutor(threads: 1).run(fast, inputs: inputs, parameters: parameters)
         let two = try ReferenceExecutor(threads: 2).run(fast, inputs: inputs, parameters: parameters)

@@ -1,7 +1,10 @@
 import Foundation
 import LoomCompiler
+import LoomData
+import LoomDiffusion
 import LoomIR
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 // MARK: - Coverage: the op families a gradient check must exist for

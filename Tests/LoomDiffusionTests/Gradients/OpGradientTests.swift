@@ -1,6 +1,9 @@
 import LoomCompiler
+import LoomData
+import LoomDiffusion
 import LoomIR
 import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// The registered per-op gradient checks (see `GradientCheckHarness` for step and tolerance).

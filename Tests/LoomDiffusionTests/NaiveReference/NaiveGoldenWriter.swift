@@ -1,5 +1,8 @@
 import Foundation
+import LoomData
+import LoomDiffusion
 import LoomRuntime
+import LoomTestSupport
 
 /// A Double tensor of the naive reference.
 struct NaiveTensor {

@@ -1,4 +1,7 @@
 import Foundation
+import LoomData
+import LoomDiffusion
+import LoomTestSupport
 
 // Building blocks of the naive reference: plain Double arithmetic and loops, written from
 // Docs/conventions.md alone (no Loom graph or kernel code is used), so it can cross-check Loom.

@@ -1,5 +1,8 @@
 import Foundation
+import LoomData
+import LoomDiffusion
 import LoomRuntime
+import LoomTestSupport
 
 /// Training objectives of Docs/conventions.md §5.
 enum NaiveObjective: String {

@@ -1,5 +1,5 @@
 import FuzzDriver
-import LoomDiffusion
+import LoomTraining
 
 // Fuzz target: libFuzzer over `LoaderProbes.idx`.
 runFuzzer(LoaderProbes.idx)

@@ -1,0 +1,149 @@
+import Foundation
+import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import LoomSampling
+import LoomTraining
+
+/// A whole study, read from JSON by `loom experiment`: training variants (each trained once, at
+/// equal steps) and result rows (each sampled with the same seed and count, then evaluated).
+public struct ExperimentConfig: Codable, Equatable, Sendable {
+    /// Output folder: one run folder per variant, a PNG grid per row, results.md/results.json.
+    public var out: String
+    /// Classifier weights from `loom train-classifier`.
+    public var classifier: String
+    /// When the classifier file is missing, train a tiny one for this many steps (smoke configs).
+    public var classifierSteps: Int?
+    /// Reference-statistics cache (default: next to the classifier).
+    public var referenceCache: String?
+    /// Compute the reference statistics from only the first N training images (default: all 60,000).
+    public var referenceLimit: Int?
+    /// Fashion-MNIST folder (default: the Debian package's).
+    public var dataRoot: String?
+    /// Use only the first N training images (default: all).
+    public var trainLimit: Int?
+    /// Seed of training and of sampling noise (the same for every row).
+    public var seed: UInt64
+    /// Images per row (labels cycle over the classes).
+    public var samples: Int
+    public var sampler: SamplerConfig
+    public var training: [TrainingVariant]
+    public var rows: [ResultRow]
+    /// Threads (default: LOOM_THREADS or all cores).
+    public var threads: Int?
+
+    public struct SamplerConfig: Codable, Equatable, Sendable {
+        /// euler, heun, euler_maruyama (default euler).
+        public var kind: SamplerKind?
+        public var steps: Int
+        public var shift: Double?
+        /// Batch of the compiled step plan (default 50).
+        public var batch: Int?
+        /// Use EMA weights (default true).
+        public var ema: Bool?
+    }
+
+    public struct TrainingVariant: Codable, Equatable, Sendable {
+        public var name: String
+        public var backbone: Backbone?
+        public var hidden: Int
+        public var depth: Int
+        public var heads: Int
+        public var patch: Int
+        /// Attach the IG head after this many blocks (1-based); null: no head.
+        public var igLayer: Int?
+        /// Default flow_repa for SiT.
+        public var objective: Objective?
+        public var lambda: Float?
+        public var omega: Float?
+        public var steps: Int
+        public var batch: Int
+        public var lr: Float
+        public var warmup: Int?
+        /// 0 or null disables the EMA copy.
+        public var emaDecay: Float?
+        public var labelDropout: Float?
+    }
+
+    public struct ResultRow: Codable, Equatable, Sendable {
+        public var label: String
+        /// Name of the training variant to sample from.
+        public var training: String
+        public var guidance: GuidanceMode
+        /// IG weight w (also the autoguidance weight).
+        public var w: Double?
+        /// CFG scale s.
+        public var s: Double?
+        /// IG interval in σ as [lo, hi] (default [0, 1]).
+        public var igInterval: [Double]?
+        /// CFG interval in σ as [lo, hi] (default [0, 1]).
+        public var cfgInterval: [Double]?
+        /// Training variant used as the weaker guide (autoguidance).
+        public var guide: String?
+    }
+
+    public static func load(path: String) throws -> ExperimentConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw DiffusionError("experiment config '\(path)' is unreadable: \(error.localizedDescription)")
+        }
+        let config: ExperimentConfig
+        do { config = try JSONDecoder().decode(ExperimentConfig.self, from: data) } catch {
+            throw DiffusionError("experiment config '\(path)' is not valid: \(error)")
+        }
+        try config.validate()
+        return config
+    }
+
+    public func validate() throws {
+        guard samples >= 4 else { throw DiffusionError("experiment: samples must be at least 4, got \(samples)") }
+        guard sampler.steps > 0 else { throw DiffusionError("experiment: sampler steps must be positive") }
+        var names = Set<String>()
+        for v in training {
+            guard names.insert(v.name).inserted else { throw DiffusionError("experiment: duplicate training variant '\(v.name)'") }
+            guard !v.name.isEmpty, !v.name.contains("/"), !v.name.hasPrefix("."), !v.name.contains("\0") else {
+                throw DiffusionError("experiment: bad variant name '\(v.name)' (it names a folder inside the output folder: no '/', no leading '.')")
+            }
+        }
+        var labels = Set<String>()
+        for r in rows {
+            guard labels.insert(r.label).inserted else { throw DiffusionError("experiment: duplicate row '\(r.label)'") }
+            guard names.contains(r.training) else {
+                throw DiffusionError("experiment: row '\(r.label)' names unknown training variant '\(r.training)'")
+            }
+            if r.guidance == .autoguidance {
+                guard let g = r.guide, names.contains(g) else {
+                    throw DiffusionError("experiment: autoguidance row '\(r.label)' needs a known guide variant")
+                }
+            }
+            for (name, iv) in [("igInterval", r.igInterval), ("cfgInterval", r.cfgInterval)] {
+                if let iv, iv.count != 2 || iv[0] > iv[1] || iv[0] < 0 || iv[1] > 1 {
+                    throw DiffusionError("experiment: row '\(r.label)': \(name) must be [lo, hi] within [0, 1]")
+                }
+            }
+        }
+    }
+
+    func variant(_ name: String) -> TrainingVariant? { training.first { $0.name == name } }
+}
+
+extension ExperimentConfig.TrainingVariant {
+    /// The full training configuration (Fashion-MNIST: 32×32, 1 channel, 10 classes).
+    public func trainingConfig(seed: UInt64) -> TrainingConfig {
+        let backbone = self.backbone ?? .sit
+        let model = ModelConfig(backbone: backbone, inputSize: 32, inChannels: 1, learnSigma: false, patch: patch,
+                                hidden: hidden, depth: depth, heads: heads, numClasses: 10, igLayer: igLayer)
+        let fallback: Objective = backbone == .dit ? .ddpmEps : backbone == .sit ? .flowRepa : .flowSit
+        let loss = LossSettings(objective: objective ?? fallback, igLambda: lambda ?? 0.5, omega: omega ?? 0)
+        var optimizer = AdamWSettings()
+        let decay = emaDecay ?? 0.9999
+        optimizer.emaDecay = decay > 0 ? decay : nil
+        return TrainingConfig(model: model, loss: loss, optimizer: optimizer, batch: batch, steps: steps,
+                              learningRate: lr, warmupSteps: warmup ?? 0, seed: seed,
+                              labelDropout: labelDropout ?? 0.1)
+    }
+}

@@ -1,0 +1,289 @@
+import Foundation
+import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomEvaluation
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import LoomSampling
+import LoomTraining
+
+/// One evaluated row of a study.
+public struct ExperimentResult: Codable, Equatable, Sendable {
+    public var label: String
+    public var training: String
+    public var guidance: String
+    public var report: EvaluationReport
+    public var samplingSeconds: Double
+    public var seed: UInt64
+
+    /// The Markdown table row.
+    public var markdownRow: String {
+        String(format: "| %@ | %@ | %@ | %.3f | %.4f | %.4f | %.4f | %.2f |", label, training, guidance,
+               report.fidFM, report.precision, report.recall, report.conditionalAccuracy, samplingSeconds)
+    }
+}
+
+/// Runs a study from an `ExperimentConfig`: trains each variant once into `<out>/<name>/`
+/// (reusing a finished checkpoint, resuming an unfinished one), then samples, evaluates and
+/// records every row; writes `<out>/<row>.png`, `<out>/results.json` and `<out>/results.md`.
+public final class ExperimentRunner {
+    public let config: ExperimentConfig
+    /// The command line recorded in results.md.
+    public let command: String
+    public let log: (String) -> Void
+    public var threads: Int { config.threads ?? Threading.defaultThreads }
+    public var dataRoot: String { config.dataRoot ?? Dataset.fashionMNISTDefaultRoot }
+
+    private var dataset: Dataset?
+    private var extractor: FeatureExtractor?
+    private var reference: ReferenceStats?
+
+    public init(config: ExperimentConfig, command: String, log: @escaping (String) -> Void = { print($0) }) {
+        self.config = config
+        self.command = command
+        self.log = log
+    }
+
+    public var resultsJSONPath: String { config.out + "/results.json" }
+    public var resultsMarkdownPath: String { config.out + "/results.md" }
+    public func checkpointPath(_ variant: String) -> String { config.out + "/\(variant)/checkpoint.safetensors" }
+
+    /// Runs every row (or only `only`), training what those rows need. Returns the new results.
+    @discardableResult
+    public func run(only: [String]? = nil) throws -> [ExperimentResult] {
+        try config.validate()
+        try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
+        let rows: [ExperimentConfig.ResultRow]
+        if let only {
+            for label in only where !config.rows.contains(where: { $0.label == label }) {
+                throw DiffusionError("experiment: no row '\(label)' (rows: \(config.rows.map(\.label).joined(separator: ", ")))")
+            }
+            rows = config.rows.filter { only.contains($0.label) }
+        } else {
+            rows = config.rows
+        }
+        // Train every variant the rows need, in config order.
+        var needed = Set<String>()
+        for row in rows {
+            needed.insert(row.training)
+            if row.guidance == .autoguidance, let g = row.guide { needed.insert(g) }
+        }
+        for variant in config.training where needed.contains(variant.name) { try train(variant) }
+        var results = loadResults()
+        var fresh: [ExperimentResult] = []
+        for row in rows {
+            let result = try evaluate(row)
+            fresh.append(result)
+            results.removeAll { $0.label == row.label }
+            results.append(result)
+            try writeResults(results)
+        }
+        return fresh
+    }
+
+    // MARK: Training
+
+    func trainingData() throws -> Dataset {
+        if let dataset { return dataset }
+        let data = try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: 32, limit: config.trainLimit)
+        dataset = data
+        return data
+    }
+
+    /// Trains `variant` up to its step count, reusing or resuming its checkpoint.
+    public func train(_ variant: ExperimentConfig.TrainingVariant) throws {
+        var trainingConfig = variant.trainingConfig(seed: config.seed)
+        let path = checkpointPath(variant.name)
+        var state: TrainingState?
+        let plan = try Trainer.trainingPlan(trainingConfig)
+        if FileManager.default.fileExists(atPath: path) {
+            let (saved, savedConfig) = try TrainingState.load(path: path, graph: plan.graph)
+            var comparable = savedConfig
+            comparable.steps = trainingConfig.steps
+            guard comparable == trainingConfig else {
+                throw DiffusionError("experiment: \(path) was trained with a different configuration than variant "
+                                     + "'\(variant.name)'; delete it or rename the variant")
+            }
+            if saved.step >= trainingConfig.steps {
+                log("variant \(variant.name): reusing \(path) (step \(saved.step))")
+                return
+            }
+            log("variant \(variant.name): resuming \(path) from step \(saved.step)")
+            state = saved
+        }
+        trainingConfig.steps = variant.steps
+        let trainer = try Trainer(config: trainingConfig, dataset: try trainingData(), state: state, threads: threads, plan: plan)
+        let run = TrainingRun(directory: config.out + "/" + variant.name, checkpointEvery: 500,
+                              logEvery: max(10, variant.steps / 20))
+        let outcome = try run.run(trainer) { self.log("  [\(variant.name)] " + $0) }
+        if outcome == .interrupted {
+            throw DiffusionError("experiment interrupted while training '\(variant.name)'; rerun to resume")
+        }
+    }
+
+    // MARK: Evaluation
+
+    func evaluationTools() throws -> (FeatureExtractor, ReferenceStats) {
+        if let extractor, let reference { return (extractor, reference) }
+        if !FileManager.default.fileExists(atPath: config.classifier), let steps = config.classifierSteps {
+            log("classifier \(config.classifier) missing: training a tiny one for \(steps) steps")
+            var settings = ClassifierTrainingSettings()
+            settings.batch = 50
+            settings.maxSteps = steps
+            settings.epochs = 1000
+            settings.learningRate = 4e-3
+            settings.warmupSteps = min(20, steps)
+            settings.augment = false
+            settings.seed = config.seed
+            let trainer = try ClassifierTrainer(config: .tiny, settings: settings, threads: threads)
+            try trainer.train(on: try trainingData())
+            let directory = (config.classifier as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            try trainer.weights(metadata: ["steps": String(steps)]).save(path: config.classifier)
+        }
+        let weights = try ClassifierWeights.load(path: config.classifier)
+        let extractor = try FeatureExtractor(weights: weights, batch: 250, threads: threads)
+        let source = "fashion-mnist train" + (config.referenceLimit.map { " (first \($0))" } ?? "")
+        let cache = config.referenceCache ?? ReferenceStats.defaultCachePath(classifierPath: config.classifier)
+        let computed = try ReferenceStats.loadOrCompute(
+            cachePath: cache, extractor: extractor, source: source,
+            images: { try Dataset.fashionMNIST(root: self.dataRoot, split: .train, limit: self.config.referenceLimit).images }, log: log)
+        // Freshly computed statistics are reloaded from the cache so that later runs (which read
+        // the cache) give bit-identical numbers.
+        var reference = computed.stats
+        if !computed.cached, let reloaded = try? ReferenceStats.load(path: cache),
+           reloaded.classifierChecksum == weights.checksum {
+            reference = reloaded
+        }
+        self.extractor = extractor
+        self.reference = reference
+        return (extractor, reference)
+    }
+
+    static func interval(_ values: [Double]?) -> NoiseInterval {
+        guard let values, values.count == 2 else { return .all }
+        return NoiseInterval(lo: values[0], hi: values[1])
+    }
+
+    /// Samples, evaluates and grids one row.
+    public func evaluate(_ row: ExperimentConfig.ResultRow) throws -> ExperimentResult {
+        let ema = config.sampler.ema ?? true
+        let loaded = try CheckpointWeights.load(path: checkpointPath(row.training), ema: ema)
+        let model = loaded.config.model
+        let objective = loaded.config.loss.objective
+        let kind = config.sampler.kind ?? (objective == .ddpmEps ? .ddim : .euler)
+        let settings = SamplerSettings(kind: kind, steps: config.sampler.steps, objective: objective,
+                                       shift: config.sampler.shift ?? 1)
+        try settings.validate()
+        let guidance = GuidanceSettings(mode: row.guidance, weight: row.w ?? 1, cfgScale: row.s ?? 1,
+                                        igInterval: Self.interval(row.igInterval),
+                                        cfgInterval: Self.interval(row.cfgInterval))
+        try guidance.validate(outChannels: model.outChannels)
+        var guide: (ModelConfig, [String: HostTensor])?
+        if row.guidance == .autoguidance, let name = row.guide {
+            let g = try CheckpointWeights.load(path: checkpointPath(name), ema: ema)
+            guide = (g.config.model, g.weights)
+        }
+        let n = config.samples
+        let labels = (0..<n).map { Int64($0 % model.numClasses) }
+        let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings, guidance: guidance,
+                              batch: min(config.sampler.batch ?? 50, n), seed: config.seed, threads: threads)
+        log("row \(row.label): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
+            + "\(settings.steps) steps, \(row.guidance.rawValue)")
+        let started = Date()
+        let samples = try job.run(labels: labels)
+        let seconds = Date().timeIntervalSince(started)
+        try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(Self.fileName(row.label)).png")
+        let (extractor, reference) = try evaluationTools()
+        let report = try SampleEvaluator.evaluate(name: row.label, images: samples, labels: labels,
+                                                  extractor: extractor, reference: reference)
+        log("  " + report.summary + String(format: ", %.1f s sampling", seconds))
+        return ExperimentResult(label: row.label, training: row.training, guidance: Self.describe(row),
+                                report: report, samplingSeconds: seconds, seed: config.seed)
+    }
+
+    static func describe(_ row: ExperimentConfig.ResultRow) -> String {
+        func iv(_ v: [Double]?) -> String {
+            guard let v, v.count == 2, v != [0, 1] else { return "" }
+            return " σ∈[\(v[0]), \(v[1])]"
+        }
+        switch row.guidance {
+        case .none: return "none"
+        case .ig: return "IG w=\(row.w ?? 1)" + iv(row.igInterval)
+        case .cfg: return "CFG s=\(row.s ?? 1)" + iv(row.cfgInterval)
+        case .igCfg: return "IG w=\(row.w ?? 1)" + iv(row.igInterval) + " + CFG s=\(row.s ?? 1)" + iv(row.cfgInterval)
+        case .autoguidance: return "autoguidance w=\(row.w ?? 1) (guide \(row.guide ?? "?"))"
+        }
+    }
+
+    /// A row label as a file name.
+    public static func fileName(_ label: String) -> String {
+        String(label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    /// Up to 8 images per class, one grid row per class.
+    func writeGrid(_ samples: HostTensor, labels: [Int64], classes: Int, to path: String) throws {
+        let perImage = samples.shape.dropFirst().reduce(1, *)
+        let floats = samples.floats
+        var picked: [Float] = []
+        var count = 0
+        let perClass = min(8, labels.count / classes)
+        guard perClass > 0 else {
+            try ImageGrid.write(samples, rows: 1, to: path, padding: 2, scale: 2)
+            return
+        }
+        for c in 0..<classes {
+            let indices = labels.indices.filter { labels[$0] == Int64(c) }.prefix(perClass)
+            for i in indices {
+                picked.append(contentsOf: floats[(i * perImage)..<((i + 1) * perImage)])
+                count += 1
+            }
+        }
+        let grid = HostTensor(shape: [count] + Array(samples.shape.dropFirst()), floats: picked)
+        try ImageGrid.write(grid, rows: classes, to: path, padding: 2, scale: 2)
+    }
+
+    // MARK: Results
+
+    func loadResults() -> [ExperimentResult] {
+        guard let data = FileManager.default.contents(atPath: resultsJSONPath),
+              let results = try? JSONDecoder().decode([ExperimentResult].self, from: data) else { return [] }
+        return results
+    }
+
+    func writeResults(_ results: [ExperimentResult]) throws {
+        // Config order, then any rows no longer in the config.
+        let order = config.rows.map(\.label)
+        let sorted = results.sorted {
+            (order.firstIndex(of: $0.label) ?? Int.max, $0.label) < (order.firstIndex(of: $1.label) ?? Int.max, $1.label)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(sorted).write(to: URL(fileURLWithPath: resultsJSONPath), options: .atomic)
+        var lines = [
+            "# Experiment results", "",
+            "Command: `\(command)`", "",
+            String(format: "Sampler: %@, %d steps; %d samples per row (labels cycling over the classes), seed %llu; classifier `%@`.",
+                   (config.sampler.kind ?? .euler).rawValue, config.sampler.steps, config.samples, config.seed,
+                   config.classifier),
+            "",
+            "| row | variant | guidance | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += sorted.map(\.markdownRow)
+        lines.append("")
+        lines.append("Training variants:")
+        lines.append("")
+        for v in config.training {
+            let t = v.trainingConfig(seed: config.seed)
+            lines.append("- `\(v.name)`: \(t.model.displayName), \(t.loss.objective.rawValue), λ \(t.loss.igLambda), "
+                         + "ω \(t.loss.omega), \(t.steps) steps × batch \(t.batch), lr \(t.learningRate)")
+        }
+        lines.append("")
+        try lines.joined(separator: "\n").write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
+    }
+}

@@ -1,0 +1,143 @@
+import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+import LoomTraining
+
+/// A network traced into a step graph: `(builder, x, t, y) → (final head, intermediate head)`.
+/// x [N, C, H, W] f32, t [N] f32, y [N] i64; heads [N, C_out, H, W].
+public typealias StepNetwork = (GraphBuilder, Tensor, Tensor, Tensor) -> (final: Tensor, inter: Tensor?)
+
+/// Builds one sampler step as a graph: network evaluation(s), guidance and the solver update, so the
+/// compiler can fuse the whole tail into one elementwise kernel.
+///
+/// Inputs: `x` [B, C, H, W] the current state; `t` [B] f32 the model time (DDPM: the original integer
+/// step); `y` [B] i64 labels; `z`, `anchor`, `carry` [B, C, H, W]; `coef` f32 [`StepCoefficients.count`]
+/// (layout in `StepCoefficients`).
+///
+/// With `cfg` the network runs on the doubled batch `[x; x]`, `[t; t]`, `[y; ∅]` (∅ = `numClasses`)
+/// and the halves are combined as `g_u + s(g_c − g_u)` on all channels, or on the first
+/// `guidance.cfgChannels` only (the rest take the conditional half). Before that, each half is
+/// guided by IG (`I + w(F − I)`) or autoguidance (`D₀ + w(D₁ − D₀)`, D₀ from `guideNetwork` traced in
+/// scope `guide`, so its parameter keys are `guide.…`); without either, F is used.
+///
+/// Outputs: `guided` D [B, C_out, H, W] and `x_next` = `cx·x + cd·D[:, :C] + cz·z + ca·anchor +
+/// cc·carry`, plus, with `learnedVariance` (C_out = 2C), `c_var·exp(½(f·log β + (1−f)·log β̃))·z`
+/// with `f = (D[:, C:] + 1)/2`.
+public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleShape: [Int], numClasses: Int,
+                             guidance: GuidanceSettings, cfg: Bool, learnedVariance: Bool = false,
+                             network: StepNetwork, guideNetwork: StepNetwork? = nil) throws -> Graph {
+    guard batch > 0, sampleShape.count == 3, sampleShape.allSatisfy({ $0 > 0 }) else {
+        throw DiffusionError("sampler step graph: need batch > 0 and a [C, H, W] sample shape, got batch \(batch), shape \(describeShape(sampleShape))")
+    }
+    if cfg && !guidance.mode.usesCFG {
+        throw DiffusionError("sampler step graph: a doubled (CFG) graph needs guidance mode cfg or ig+cfg, got \(guidance.mode.rawValue)")
+    }
+    if guidance.mode.usesGuideNetwork && guideNetwork == nil {
+        throw DiffusionError("autoguidance needs a guide network (the weaker model D₀)")
+    }
+    let b = GraphBuilder(name: name)
+    let imageType = TensorType(.f32, [batch] + sampleShape)
+    let x = b.input("x", imageType)
+    let t = b.input("t", TensorType(.f32, [batch]))
+    let y = b.input("y", TensorType(.i64, [batch]))
+    let z = b.input("z", imageType)
+    let anchor = b.input("anchor", imageType)
+    let carry = b.input("carry", imageType)
+    let coef = b.input("coef", TensorType(.f32, [StepCoefficients.count]))
+
+    var (netX, netT, netY) = (x, t, y)
+    if cfg {
+        let null = b.scoped("sampler") { b.constant(Float(numClasses), shape: [batch]).cast(.i64) }
+        netX = concat([x, x], axis: 0)
+        netT = concat([t, t], axis: 0)
+        netY = concat([y, null], axis: 0)
+    }
+    let rows = cfg ? 2 * batch : batch
+    let heads = network(b, netX, netT, netY)
+    let guideHead = guideNetwork.map { guide in b.scoped("guide") { guide(b, netX, netT, netY).final } }
+
+    let final = heads.final
+    let outChannels = final.shape.count == 4 ? final.shape[1] : -1
+    guard final.shape == [rows, outChannels] + Array(sampleShape.dropFirst()), outChannels >= sampleShape[0] else {
+        throw DiffusionError("sampler step graph: the network returned \(final.type), expected [\(rows), C_out ≥ \(sampleShape[0]), \(sampleShape[1]), \(sampleShape[2])]")
+    }
+    try guidance.validate(outChannels: outChannels)
+    if guidance.mode.usesIG {
+        guard let inter = heads.inter, inter.shape == final.shape else {
+            throw DiffusionError("Internal Guidance needs the intermediate head (a model with --ig-layer)")
+        }
+    }
+    if let guideHead, guideHead.shape != final.shape {
+        throw DiffusionError("autoguidance: the guide network returns \(guideHead.type), the main model \(final.type)")
+    }
+    let channels = sampleShape[0]
+    if learnedVariance && outChannels != 2 * channels {
+        throw DiffusionError("learned-variance sampling needs 2·\(channels) output channels (learn_sigma), the network has \(outChannels)")
+    }
+
+    let (guided, next) = b.scoped("sampler") { () -> (Tensor, Tensor) in
+        let scalarShape = [Int](repeating: 1, count: 1 + sampleShape.count)
+        func scalar(_ index: StepCoefficients.Index) -> Tensor {
+            coef.slice(axis: 0, index.rawValue..<(index.rawValue + 1)).reshape(scalarShape)
+        }
+        // IG / autoguidance on each half.
+        var g = final
+        if guidance.mode.usesIG, let inter = heads.inter {
+            g = inter + scalar(.weight) * (final - inter)
+        } else if guidance.mode.usesGuideNetwork, let weak = guideHead {
+            g = weak + scalar(.weight) * (final - weak)
+        }
+        // CFG across the halves.
+        if cfg {
+            let conditional = g.slice(axis: 0, 0..<batch), unconditional = g.slice(axis: 0, batch..<(2 * batch))
+            let s = scalar(.cfgScale)
+            if let k = guidance.cfgChannels, k < outChannels {
+                let cu = unconditional.slice(axis: 1, 0..<k), cc = conditional.slice(axis: 1, 0..<k)
+                g = concat([cu + s * (cc - cu), conditional.slice(axis: 1, k..<outChannels)], axis: 1)
+            } else {
+                g = unconditional + s * (conditional - unconditional)
+            }
+        }
+        let mean = outChannels == channels ? g : g.slice(axis: 1, 0..<channels)
+        var next = scalar(.cx) * x + scalar(.cd) * mean + scalar(.cz) * z
+            + scalar(.ca) * anchor + scalar(.cc) * carry
+        if learnedVariance {
+            let f = (g.slice(axis: 1, channels..<outChannels) + 1) * 0.5
+            let lo = scalar(.logBetaTilde), hi = scalar(.logBeta)
+            let logVariance = lo + f * (hi - lo)
+            next = next + scalar(.cVar) * (logVariance * 0.5).exp() * z
+        }
+        return (g, next)
+    }
+    b.output("guided", guided)
+    b.output("x_next", next)
+    return try b.build()
+}
+
+/// The step graph of a zoo model (and, for autoguidance, its weaker guide model, whose parameters
+/// are keyed `guide.…`). Inputs and outputs as in `samplerStepGraph(batch:sampleShape:…)`.
+public func samplerStepGraph(model: DiffusionTransformer, guideModel: DiffusionTransformer? = nil, batch: Int,
+                             guidance: GuidanceSettings, cfg: Bool,
+                             learnedVariance: Bool = false) throws -> Graph {
+    let config = model.config
+    if let guide = guideModel?.config {
+        guard guide.inputSize == config.inputSize, guide.inChannels == config.inChannels,
+              guide.outChannels == config.outChannels, guide.numClasses == config.numClasses else {
+            throw DiffusionError("autoguidance: the guide model \(guide.displayName) does not match \(config.displayName) in input size, channels or classes")
+        }
+    }
+    let network: StepNetwork = { b, x, t, y in
+        let out = model.forward(b, x: x, t: t, y: y)
+        return (out.final, out.inter)
+    }
+    let guideNetwork: StepNetwork? = guideModel.map { guide in
+        { b, x, t, y in (guide.forward(b, x: x, t: t, y: y).final, nil) }
+    }
+    return try samplerStepGraph(name: model.graphName(cfg ? "sample_step_cfg" : "sample_step"), batch: batch,
+                                sampleShape: [config.inChannels, config.inputSize, config.inputSize],
+                                numClasses: config.numClasses, guidance: guidance, cfg: cfg,
+                                learnedVariance: learnedVariance, network: network, guideNetwork: guideNetwork)
+}

@@ -1,0 +1,168 @@
+import Foundation
+import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// How training steps are executed.
+public enum TrainingBackend: String, CaseIterable, Sendable {
+    /// The compiled plan (fusion, memory plan, in-place updates): the default.
+    case compiled
+    /// The reference executor, node by node (ground truth; slow).
+    case reference
+}
+
+/// Runs training steps: one graph per step (forward, backward, AdamW + EMA update); the new
+/// weights and optimizer state come back through the graph's `update.*` outputs.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let graph: Graph
+    let inputs: StepInputs
+    let runner: TrainingStepRunner
+    public private(set) var stepCount: Int
+
+    /// Per-step figures.
+    public struct StepLog {
+        public var step: Int
+        public var loss: Float
+        public var lossFinal: Float
+        public var lossInter: Float?
+        public var gradNorm: Float
+        public var learningRate: Float
+    }
+
+    /// Compiles the training step for `config` (or takes `plan`, checked against `config` by its
+    /// header alone: no tracing, no autodiff). `state` continues a checkpoint, else the run starts
+    /// fresh. `planSource` names the plan in errors.
+    public init(config: TrainingConfig, dataset: Dataset, state: TrainingState? = nil,
+                threads: Int = Threading.defaultThreads, backend: TrainingBackend = .compiled,
+                plan: Plan? = nil, planSource: String = "the plan") throws {
+        try config.validate()
+        self.config = config
+        let compiled: Plan?
+        if let plan {
+            try TrainingPlanHeader.check(plan, source: planSource, against: config)
+            compiled = plan
+        } else {
+            compiled = backend == .compiled ? try Trainer.trainingPlan(config) : nil
+        }
+        graph = try compiled?.graph ?? Trainer.referenceGraph(config)
+        // Parameters and optimizer state are held twice while loading (host tensors and the plan's
+        // region): refuse before allocating anything when that cannot fit.
+        let stateBytes = graph.parameterNodes.reduce(0) { $0 + storageBytes($1.type) }
+        try MachineMemory.check(stateBytes, stateBytes, what: "training \(config.model.displayName) (parameters and optimizer state)")
+        inputs = try StepInputs(config: config, dataset: config.limit.map { dataset.prefix($0) } ?? dataset)
+        let initial = state ?? TrainingState(graph: graph, seed: config.seed)
+        try initial.checkTable(against: graph)
+        stepCount = initial.step
+        if let compiled {
+            let executor = try PlanExecutor(plan: compiled, threads: threads)
+            try executor.setParameters(initial.tensors)
+            runner = PlanTrainingRunner(executor: executor)
+        } else {
+            runner = ReferenceTrainingRunner(graph: graph, tensors: initial.tensors, threads: threads)
+        }
+    }
+
+    /// The forward pass and objective: the source graph every training step is compiled from.
+    public static func lossGraph(_ config: TrainingConfig) throws -> Graph {
+        try objectiveGraph(try DiffusionTransformer(config.model), batch: config.batch, settings: config.loss)
+    }
+
+    /// The compiler pipeline of `config`'s training step.
+    public static func pipeline(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) -> Pipeline {
+        .training(optimizer: config.optimizer, precision: config.resolvedPrecision, memoryBudget: memoryBudget, fuse: fuse)
+    }
+
+    /// The compiled training step, its header carrying `config` (`TrainingPlanHeader`).
+    public static func trainingPlan(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) throws -> Plan {
+        try compile(config, pipeline: pipeline(config, memoryBudget: memoryBudget, fuse: fuse)).plan
+    }
+
+    /// Runs `pipeline` on `config`'s loss graph and stamps the plan's header.
+    public static func compile(_ config: TrainingConfig, pipeline: Pipeline) throws -> Pipeline.Output {
+        var source = try lossGraph(config)
+        source.name = try DiffusionTransformer(config.model).graphName("train")
+        var output = try pipeline.compile(source)
+        output.plan.metadata = TrainingPlanHeader.metadata(for: config)
+        return output
+    }
+
+    /// The optimised training step graph (the compiled plan's graph): its parameter table is the
+    /// checkpoint's.
+    public static func trainingGraph(_ config: TrainingConfig) throws -> Graph {
+        try trainingPlan(config).graph
+    }
+
+    /// The step in primitive ops for the reference executor: differentiated, the optimizer
+    /// unfused, no kernel fusion.
+    public static func referenceGraph(_ config: TrainingConfig) throws -> Graph {
+        try pipeline(config, fuse: false).optimize(try lossGraph(config)).graph
+    }
+
+    /// The current weights, optimizer moments, EMA and step count.
+    public var state: TrainingState { TrainingState(tensors: runner.tensors(), step: stepCount) }
+
+    /// Runs one step and returns its log line.
+    @discardableResult
+    public func step() throws -> StepLog {
+        let t = stepCount + 1
+        var feed = try inputs.inputs(step: stepCount)
+        let lr = config.learningRate(atStep: t)
+        for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
+        if config.model.igLayer != nil {
+            for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
+        }
+        let outputs = try runner.run(feed)
+        stepCount = t
+        let loss = outputs[Naming.lossOutput]!.floats[0], gradNorm = outputs[Naming.gradientNormOutput]!.floats[0]
+        guard loss.isFinite, gradNorm.isFinite else {
+            throw DiffusionError("step \(t): the loss is \(loss) and the gradient norm \(gradNorm); the weights of this step are not saved (the last checkpoint is intact) — lower --lr or check the data")
+        }
+        return StepLog(step: t, loss: loss, lossFinal: outputs["loss_final"]!.floats[0],
+                       lossInter: outputs["loss_inter"]?.floats[0], gradNorm: gradNorm,
+                       learningRate: lr)
+    }
+}
+
+/// Executes the training graph and keeps the persistent tensors.
+protocol TrainingStepRunner: AnyObject {
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor]
+    func tensors() -> [String: HostTensor]
+}
+
+/// Node-by-node reference execution; updates applied from the `update.*` outputs.
+final class ReferenceTrainingRunner: TrainingStepRunner {
+    let graph: Graph
+    var state: [String: HostTensor]
+    let executor: ReferenceExecutor
+
+    init(graph: Graph, tensors: [String: HostTensor], threads: Int) {
+        self.graph = graph
+        state = tensors
+        executor = ReferenceExecutor(threads: threads)
+    }
+
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
+        let outputs = try executor.run(graph, inputs: inputs, parameters: state)
+        for (name, value) in outputs {
+            if let key = Naming.strip(Naming.updatePrefix, from: name) { state[key] = value }
+        }
+        return outputs
+    }
+
+    func tensors() -> [String: HostTensor] { state }
+}
+
+/// A compiled plan; the weights live in its parameter region and are updated in place.
+final class PlanTrainingRunner: TrainingStepRunner {
+    let executor: PlanExecutor
+
+    init(executor: PlanExecutor) { self.executor = executor }
+
+    func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] { try executor.run(inputs: inputs) }
+
+    func tensors() -> [String: HostTensor] { executor.parameters() }
+}

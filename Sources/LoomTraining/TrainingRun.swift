@@ -1,0 +1,132 @@
+import Foundation
+import LoomCompiler
+import LoomData
+import LoomDiffusion
+import LoomGraphs
+import LoomIR
+import LoomRuntime
+
+/// A whole `loom train` run: steps until done or interrupted, progress lines, a CSV loss log, and
+/// atomic checkpoints (`checkpoint.safetensors` in the run folder) every N steps, at the end, and
+/// when Ctrl-C / SIGTERM arrives (the step in flight finishes first).
+public struct TrainingRun {
+    public var directory: String
+    public var checkpointEvery: Int
+    public var logEvery: Int
+
+    public init(directory: String, checkpointEvery: Int = 500, logEvery: Int = 10) {
+        self.directory = directory
+        self.checkpointEvery = checkpointEvery
+        self.logEvery = logEvery
+    }
+
+    public var checkpointPath: String { directory + "/checkpoint.safetensors" }
+    public var lossLogPath: String { directory + "/loss.csv" }
+
+    public enum Outcome: Equatable { case finished, interrupted }
+
+    /// Trains until `trainer.config.steps`; `report` receives progress lines.
+    public func run(_ trainer: Trainer, report: (String) -> Void) throws -> Outcome {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let log = try LossLog(path: lossLogPath, keepingStepsThrough: trainer.state.step)
+        Interruption.install()
+        let total = trainer.config.steps
+        let start = Date()
+        let firstStep = trainer.state.step
+        var outcome = Outcome.finished
+        report("training \(trainer.config.model.displayName) for steps \(firstStep + 1)…\(total), batch \(trainer.config.batch); run folder \(directory)")
+        while trainer.state.step < total {
+            let entry = try trainer.step()
+            log.append(entry)
+            let done = entry.step - firstStep
+            let elapsed = Date().timeIntervalSince(start)
+            if entry.step % logEvery == 0 || entry.step == total || entry.step == firstStep + 1 {
+                let rate = Double(done * trainer.config.batch) / max(elapsed, 1e-9)
+                let eta = elapsed / Double(done) * Double(total - entry.step)
+                var line = String(format: "step %d/%d  loss %.4f (final %.4f", entry.step, total, entry.loss, entry.lossFinal)
+                if let inter = entry.lossInter { line += String(format: ", inter %.4f", inter) }
+                line += String(format: ")  |g| %.3f  %.1f img/s  ETA %@", entry.gradNorm, rate, formatDuration(eta))
+                report(line)
+            }
+            if checkpointEvery > 0 && entry.step % checkpointEvery == 0 && entry.step < total {
+                // The log reaches the disk first: it never lags the checkpoint (rows past it are cut
+                // on resume).
+                try log.flush()
+                try trainer.state.save(to: checkpointPath, config: trainer.config)
+            }
+            if Interruption.requested {
+                outcome = .interrupted
+                break
+            }
+        }
+        try log.flush()
+        try trainer.state.save(to: checkpointPath, config: trainer.config)
+        let elapsed = Date().timeIntervalSince(start)
+        let steps = trainer.state.step - firstStep
+        if outcome == .interrupted {
+            report("interrupted at step \(trainer.state.step): checkpoint saved; continue with --resume \(checkpointPath)")
+        } else if steps > 0 {
+            report(String(format: "done: %d steps in %@ (%.1f img/s); checkpoint %@, loss log %@", steps,
+                          formatDuration(elapsed), Double(steps * trainer.config.batch) / max(elapsed, 1e-9),
+                          checkpointPath, lossLogPath))
+        }
+        return outcome
+    }
+}
+
+/// "1h02m", "3m20s", "42s".
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}
+
+/// `loss.csv`: one row per step. On resume, rows past the checkpoint's step are dropped so the
+/// log matches the run that continues.
+final class LossLog {
+    let path: String
+    private var rows: [String]
+    private var pending = 0
+
+    init(path: String, keepingStepsThrough step: Int) throws {
+        self.path = path
+        let header = "step,loss,loss_final,loss_inter,grad_norm,lr"
+        var kept = [header]
+        if step > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n").dropFirst() {
+                if let s = Int(line.split(separator: ",").first ?? ""), s <= step { kept.append(String(line)) }
+            }
+        }
+        rows = kept
+        try flush()
+    }
+
+    func append(_ entry: Trainer.StepLog) {
+        let inter = entry.lossInter.map { "\($0)" } ?? ""
+        rows.append("\(entry.step),\(entry.loss),\(entry.lossFinal),\(inter),\(entry.gradNorm),\(entry.learningRate)")
+        pending += 1
+        if pending >= 50 { try? flush() }
+    }
+
+    /// Writes the whole log to a temporary file, syncs it to the disk and renames it over the log
+    /// (atomic: a crash leaves the old or the new log, whole).
+    func flush() throws {
+        let text = rows.joined(separator: "\n") + "\n"
+        let temporary = path + ".tmp"
+        do {
+            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
+            try handle.synchronize()
+            try handle.close()
+            guard rename(temporary, path) == 0 else {
+                throw DiffusionError("cannot replace \(path): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+        pending = 0
+    }
+}
