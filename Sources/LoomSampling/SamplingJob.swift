@@ -16,15 +16,13 @@ public struct CheckpointWeights {
     /// Reads `path`; with `ema`, the EMA copy replaces each weight that has one.
     public static func load(path: String, ema: Bool) throws -> CheckpointWeights {
         let file = try SafeTensors.read(path: path)
-        guard let json = file.metadata["loom.training"] else {
-            throw DiffusionError("\(path): not a Loom training checkpoint (no \"loom.training\" metadata)")
-        }
-        let config = try TrainingConfig.from(json: json, source: path)
+        let config = try TrainingState.config(of: file, path: path)
         var weights: [String: HostTensor] = [:]
-        for (name, value) in file.tensors where !name.hasPrefix("optim.") && !name.hasPrefix("ema.") && name != "train.step" {
-            weights[name] = (ema ? file.tensors["ema." + name] : nil) ?? value
+        for (name, value) in file.tensors
+        where !name.hasPrefix(Naming.optimizerPrefix) && !name.hasPrefix(Naming.emaPrefix) && name != TrainingState.stepTensor {
+            weights[name] = (ema ? file.tensors[Naming.emaPrefix + name] : nil) ?? value
         }
-        let step = Int(file.tensors["train.step"]?.ints.first ?? 0)
+        let step = Int(file.tensors[TrainingState.stepTensor]?.ints.first ?? 0)
         return CheckpointWeights(config: config, weights: weights, step: step)
     }
 }

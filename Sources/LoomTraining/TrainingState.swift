@@ -10,6 +10,8 @@ import LoomRuntime
 /// (`optim.m.<key>`, `optim.v.<key>`), EMA weights (`ema.<key>`), and the number of steps done.
 /// Randomness is counter-based (seed + step), so the step count is the whole RNG state.
 public struct TrainingState {
+    /// The checkpoint tensor holding the step count.
+    public static let stepTensor = "train.step"
     public var tensors: [String: HostTensor]
     public var step: Int
 
@@ -32,7 +34,7 @@ public struct TrainingState {
     /// never replaces the previous checkpoint with a corrupt one.
     public func save(to path: String, config: TrainingConfig) throws {
         var entries = tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        entries.append(("train.step", HostTensor(shape: [], ints: [Int64(step)])))
+        entries.append((TrainingState.stepTensor, HostTensor(shape: [], ints: [Int64(step)])))
         let metadata = ["format": "loom-checkpoint-1", Naming.trainingConfigKey: config.json(), Naming.stepKey: String(step)]
         try SafeTensors.write(entries, metadata: metadata, to: path)
     }
@@ -41,13 +43,13 @@ public struct TrainingState {
     public static func load(path: String, graph: Graph) throws -> (TrainingState, TrainingConfig) {
         let file = try SafeTensors.read(path: path)
         let config = try TrainingState.config(of: file, path: path)
-        let stepTensor = try file.tensor("train.step", expected: TensorType(.i64, []))
+        let stepTensor = try file.tensor(TrainingState.stepTensor, expected: TensorType(.i64, []))
         var tensors: [String: HostTensor] = [:]
         for node in graph.parameterNodes {
             guard let name = node.op.parameterName else { continue }
             tensors[name] = try file.tensor(name, expected: node.type)
         }
-        try file.validateKeys(expected: Set(tensors.keys).union(["train.step"]), ignoringPrefixes: [])
+        try file.validateKeys(expected: Set(tensors.keys).union([TrainingState.stepTensor]), ignoringPrefixes: [])
         return (TrainingState(tensors: tensors, step: Int(stepTensor.ints[0])), config)
     }
 
