@@ -29,6 +29,13 @@ struct CompileCommand: ParsableCommand {
     @Flag(help: "Print the result of every stage.")
     var dumpAll = false
 
+    func validate() throws {
+        let stages = try selection.pipeline().stageNames
+        if let unknown = dumpAfter.first(where: { !stages.contains($0) }) {
+            throw ValidationError("--dump-after \(unknown): no such stage (stages: \(stages.joined(separator: ", ")))")
+        }
+    }
+
     func run() throws {
         var pipeline = try selection.pipeline()
         pipeline.dumpAll = dumpAll

@@ -13,19 +13,7 @@ final class CommandLineErrorTests: XCTestCase {
     static let root = RepositoryPaths.root
 
     func loom(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, signaled: Bool, output: String) {
-        let binary = Self.root.appendingPathComponent(".build/debug/loom")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no debug build of loom") }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+        try LoomCLI.run(arguments, environment: environment)
     }
 
     func testReproducersEndWithAClearError() throws {
