@@ -11,15 +11,16 @@ let package = Package(
         .executable(name: "loom", targets: ["loom"]),
         .library(name: "Loom", targets: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",
                                           "LoomTraining", "LoomSampling", "LoomEvaluation", "LoomExperiments",
-                                          "LoomBenchmarking"]),
+                                          "LoomBenchmarking", "LoomImport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSystemZlib", path: "Sources/CSystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // oneDNN (Debian ships no pkg-config file for it; headers and library are on the default paths).
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
@@ -35,7 +36,7 @@ let package = Package(
         .target(name: "LoomGraphs", dependencies: ["LoomIR"], path: "Graphs"),
         // The diffusion stack, bottom up: data and images; the method (objectives, schedules, losses,
         // golden checks); training; sampling; evaluation; experiments and benchmarks on top.
-        .target(name: "LoomData", dependencies: ["LoomRuntime", "CZlib", "CPNG"], path: "Sources/LoomData"),
+        .target(name: "LoomData", dependencies: ["LoomRuntime", "CSystemZlib", "CPNG"], path: "Sources/LoomData"),
         .target(name: "LoomDiffusion",
                 dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData"],
                 path: "Sources/LoomDiffusion"),
@@ -49,6 +50,11 @@ let package = Package(
         .target(name: "LoomEvaluation",
                 dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "COpenBLAS"],
                 path: "Sources/LoomEvaluation"),
+        // PyTorch checkpoints: a restricted unpickler over ZIPFoundation's zip reader.
+        .target(name: "LoomImport",
+                dependencies: ["LoomIR", "LoomRuntime", "LoomGraphs", "LoomData",
+                               .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                path: "Sources/LoomImport"),
         .target(name: "LoomExperiments",
                 dependencies: ["LoomIR", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion", "LoomTraining",
                                "LoomSampling", "LoomEvaluation"],
@@ -60,7 +66,7 @@ let package = Package(
         .executableTarget(name: "loom",
                           dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",
                                          "LoomTraining", "LoomSampling", "LoomEvaluation", "LoomExperiments", "LoomBenchmarking",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         "LoomImport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/loom"),
         // Helpers shared by the test targets (temporary folders, synthetic data).
         .target(name: "LoomTestSupport",
@@ -101,6 +107,10 @@ let package = Package(
                     dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomDiffusion", "LoomTraining",
                                    "LoomSampling", "LoomBenchmarking"],
                     path: "Tests/LoomBenchmarkingTests"),
+        .testTarget(name: "LoomImportTests",
+                    dependencies: ["LoomIR", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion", "LoomImport",
+                                   "LoomTestSupport"],
+                    path: "Tests/LoomImportTests"),
         // The command line end to end: errors, hostile files, fuzz corpora, reports.
         .testTarget(name: "loomTests",
                     dependencies: ["loom", "LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",

@@ -55,6 +55,8 @@ public enum Naming {
     public static let trainingConfigKey = "loom.training"
     /// Safetensors metadata key holding a checkpoint's step count.
     public static let stepKey = "loom.step"
+    /// Metadata key of an imported PyTorch checkpoint: the model configuration its shapes imply (JSON).
+    public static let importedConfigKey = "loom.import.config"
     /// Plan header key holding the hash of the training configuration it was compiled for.
     public static let trainingConfigHashKey = "loom.training.hash"
 
