@@ -114,7 +114,7 @@ let package = Package(
         // The command line end to end: errors, hostile files, fuzz corpora, reports.
         .testTarget(name: "loomTests",
                     dependencies: ["loom", "LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",
-                                   "LoomTraining", "LoomSampling", "LoomEvaluation", "LoomTestSupport"],
+                                   "LoomTraining", "LoomSampling", "LoomEvaluation", "LoomImport", "LoomTestSupport"],
                     path: "Tests/loomTests"),
     ],
     swiftLanguageModes: [.v5]

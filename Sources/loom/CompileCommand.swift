@@ -30,7 +30,8 @@ struct CompileCommand: ParsableCommand {
     var dumpAll = false
 
     func validate() throws {
-        let stages = try selection.pipeline().stageNames
+        // A bad --memory-budget is reported when the command runs; here only the stage names.
+        guard let stages = try? selection.pipeline().stageNames else { return }
         if let unknown = dumpAfter.first(where: { !stages.contains($0) }) {
             throw ValidationError("--dump-after \(unknown): no such stage (stages: \(stages.joined(separator: ", ")))")
         }

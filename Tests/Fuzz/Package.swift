@@ -4,7 +4,8 @@ import PackageDescription
 /// Coverage-guided fuzz targets (libFuzzer) for Loom's loaders. Not part of the main build: run
 /// `bash scripts/fuzz.sh SECONDS` from the repository root (it builds this package with
 /// `-sanitize=fuzzer,address` and runs every target over its committed corpus).
-let fuzzTargets = ["FuzzSafeTensors", "FuzzIDX", "FuzzPlan", "FuzzIRText", "FuzzCheckpointMetadata"]
+let fuzzTargets = ["FuzzSafeTensors", "FuzzIDX", "FuzzPlan", "FuzzIRText", "FuzzCheckpointMetadata",
+                   "FuzzTorchCheckpoint"]
 
 let package = Package(
     name: "LoomFuzz",

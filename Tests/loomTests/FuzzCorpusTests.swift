@@ -2,6 +2,7 @@ import Foundation
 import LoomData
 import LoomDiffusion
 import LoomEvaluation
+import LoomImport
 import LoomSampling
 import LoomTestSupport
 import LoomTraining
@@ -13,7 +14,8 @@ final class FuzzCorpusTests: XCTestCase {
     func testEveryCorpusFileLoadsOrFailsCleanly() throws {
         let corpus = CommandLineErrorTests.root.appendingPathComponent("Tests/Fuzz/corpus")
         var files = 0
-        for (target, probe) in LoaderProbes.all.sorted(by: { $0.key < $1.key }) {
+        let probes = LoaderProbes.all.merging(["FuzzTorchCheckpoint": ImportProbes.torchCheckpoint]) { a, _ in a }
+        for (target, probe) in probes.sorted(by: { $0.key < $1.key }) {
             let folder = corpus.appendingPathComponent(target)
             let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
             XCTAssertFalse(names.isEmpty, "\(target) has no corpus")
