@@ -26,8 +26,14 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var dataRoot: String?
     /// Use only the first N training images (default: all).
     public var trainLimit: Int?
-    /// Seed of training and of sampling noise (the same for every row).
+    /// Seed of training and of sampling noise (the same for every row), when `seeds` is absent.
     public var seed: UInt64
+    /// Run every variant and row once per seed (initialisation, data order and sampling noise);
+    /// results get mean ± standard deviation and paired comparisons. Checkpoints then live in
+    /// `<out>/<variant>/seed-<s>/`.
+    public var seeds: [UInt64]?
+    /// Paired differences to report (row a − row b, FID-FM, by seed) with bootstrap intervals.
+    public var comparisons: [Comparison]?
     /// Images per row (labels cycle over the classes).
     public var samples: Int
     public var sampler: SamplerConfig
@@ -69,6 +75,20 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var labelDropout: Float?
     }
 
+    /// A claim to test: row `a` against row `b`, paired by seed.
+    public struct Comparison: Codable, Equatable, Sendable {
+        public var label: String
+        public var a: String
+        public var b: String
+
+        public init(label: String, a: String, b: String) {
+            (self.label, self.a, self.b) = (label, a, b)
+        }
+    }
+
+    /// The seeds the study runs.
+    public var studySeeds: [UInt64] { seeds ?? [seed] }
+
     public struct ResultRow: Codable, Equatable, Sendable {
         public var label: String
         /// Name of the training variant to sample from.
@@ -109,6 +129,11 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
                 throw DiffusionError("experiment: bad variant name '\(v.name)' (it names a folder inside the output folder: no '/', no leading '.')")
             }
         }
+        if let seeds {
+            guard !seeds.isEmpty, Set(seeds).count == seeds.count else {
+                throw DiffusionError("experiment: seeds must be a non-empty list without repeats, got \(seeds)")
+            }
+        }
         var labels = Set<String>()
         for r in rows {
             guard labels.insert(r.label).inserted else { throw DiffusionError("experiment: duplicate row '\(r.label)'") }
@@ -126,9 +151,17 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
                 }
             }
         }
+        try validateComparisons()
     }
 
     func variant(_ name: String) -> TrainingVariant? { training.first { $0.name == name } }
+
+    func validateComparisons() throws {
+        let labels = Set(rows.map(\.label))
+        for c in comparisons ?? [] where !labels.contains(c.a) || !labels.contains(c.b) {
+            throw DiffusionError("experiment: comparison '\(c.label)' names a row that does not exist ('\(c.a)', '\(c.b)')")
+        }
+    }
 }
 
 extension ExperimentConfig.TrainingVariant {

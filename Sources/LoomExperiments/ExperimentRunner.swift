@@ -17,6 +17,9 @@ public struct ExperimentResult: Codable, Equatable, Sendable {
     public var report: EvaluationReport
     public var samplingSeconds: Double
     public var seed: UInt64
+    /// What the row and its variant were (`ExperimentRunner.rowKey`): a stored result is reused
+    /// only while they are unchanged.
+    public var rowKey: String?
 
     /// The Markdown table row.
     public var markdownRow: String {
@@ -48,9 +51,30 @@ public final class ExperimentRunner {
 
     public var resultsJSONPath: String { config.out + "/results.json" }
     public var resultsMarkdownPath: String { config.out + "/results.md" }
-    public func checkpointPath(_ variant: String) -> String { config.out + "/\(variant)/checkpoint.safetensors" }
+    /// The run folder of `variant` trained with `seed` (without `seeds` in the config: `<out>/<variant>`).
+    public func runFolder(_ variant: String, seed: UInt64? = nil) -> String {
+        let seed = seed ?? config.studySeeds[0]
+        return config.out + "/\(variant)" + (config.seeds == nil ? "" : "/seed-\(seed)")
+    }
 
-    /// Runs every row (or only `only`), training what those rows need. Returns the new results.
+    public func checkpointPath(_ variant: String, seed: UInt64? = nil) -> String {
+        runFolder(variant, seed: seed) + "/checkpoint.safetensors"
+    }
+
+    /// Identifies a row's definition and its variants' training, so results survive only while
+    /// both are unchanged.
+    func rowKey(_ row: ExperimentConfig.ResultRow) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let variants = [row.training] + (row.guide.map { [$0] } ?? [])
+        let parts = [try? encoder.encode(row)] + variants.map { try? encoder.encode(config.variant($0)) }
+            + [try? encoder.encode(config.sampler), "\(config.samples)".data(using: .utf8)]
+        return Plan.checksum(parts.map { String(decoding: $0 ?? Data(), as: UTF8.self) }.joined(separator: "|"))
+    }
+
+    /// Runs every row (or only `only`) once per seed, training what those rows need. A (row, seed)
+    /// already in results.json with an unchanged definition is kept, so an interrupted study
+    /// resumes where it stopped; rows named in `only` are evaluated again. Returns the new results.
     @discardableResult
     public func run(only: [String]? = nil) throws -> [ExperimentResult] {
         try config.validate()
@@ -70,16 +94,24 @@ public final class ExperimentRunner {
             needed.insert(row.training)
             if row.guidance == .autoguidance, let g = row.guide { needed.insert(g) }
         }
-        for variant in config.training where needed.contains(variant.name) { try train(variant) }
         var results = loadResults()
         var fresh: [ExperimentResult] = []
-        for row in rows {
-            let result = try evaluate(row)
-            fresh.append(result)
-            results.removeAll { $0.label == row.label }
-            results.append(result)
-            try writeResults(results)
+        for seed in config.studySeeds {
+            for variant in config.training where needed.contains(variant.name) { try train(variant, seed: seed) }
+            for row in rows {
+                let key = rowKey(row)
+                if only == nil, results.contains(where: { $0.label == row.label && $0.seed == seed && $0.rowKey == key }) {
+                    log("row \(row.label), seed \(seed): done before, kept")
+                    continue
+                }
+                let result = try evaluate(row, seed: seed)
+                fresh.append(result)
+                results.removeAll { $0.label == row.label && $0.seed == seed }
+                results.append(result)
+                try writeResults(results)
+            }
         }
+        try writeResults(results)
         return fresh
     }
 
@@ -93,9 +125,10 @@ public final class ExperimentRunner {
     }
 
     /// Trains `variant` up to its step count, reusing or resuming its checkpoint.
-    public func train(_ variant: ExperimentConfig.TrainingVariant) throws {
-        var trainingConfig = variant.trainingConfig(seed: config.seed)
-        let path = checkpointPath(variant.name)
+    public func train(_ variant: ExperimentConfig.TrainingVariant, seed: UInt64? = nil) throws {
+        let seed = seed ?? config.studySeeds[0]
+        var trainingConfig = variant.trainingConfig(seed: seed)
+        let path = checkpointPath(variant.name, seed: seed)
         var state: TrainingState?
         let plan = try Trainer.trainingPlan(trainingConfig)
         if FileManager.default.fileExists(atPath: path) {
@@ -115,7 +148,7 @@ public final class ExperimentRunner {
         }
         trainingConfig.steps = variant.steps
         let trainer = try Trainer(config: trainingConfig, dataset: try trainingData(), state: state, threads: threads, plan: plan)
-        let run = TrainingRun(directory: config.out + "/" + variant.name, checkpointEvery: 500,
+        let run = TrainingRun(directory: runFolder(variant.name, seed: seed), checkpointEvery: 500,
                               logEvery: max(10, variant.steps / 20))
         let outcome = try run.run(trainer) { self.log("  [\(variant.name)] " + $0) }
         if outcome == .interrupted {
@@ -169,10 +202,11 @@ public final class ExperimentRunner {
         return NoiseInterval(lo: values[0], hi: values[1])
     }
 
-    /// Samples, evaluates and grids one row.
-    public func evaluate(_ row: ExperimentConfig.ResultRow) throws -> ExperimentResult {
+    /// Samples, evaluates and grids one row for one seed (sampling noise from that seed).
+    public func evaluate(_ row: ExperimentConfig.ResultRow, seed: UInt64? = nil) throws -> ExperimentResult {
+        let seed = seed ?? config.studySeeds[0]
         let ema = config.sampler.ema ?? true
-        let loaded = try CheckpointWeights.load(path: checkpointPath(row.training), ema: ema)
+        let loaded = try CheckpointWeights.load(path: checkpointPath(row.training, seed: seed), ema: ema)
         let model = loaded.config.model
         let objective = loaded.config.loss.objective
         let kind = config.sampler.kind ?? (objective == .ddpmEps ? .ddim : .euler)
@@ -185,25 +219,26 @@ public final class ExperimentRunner {
         try guidance.validate(outChannels: model.outChannels)
         var guide: (ModelConfig, [String: HostTensor])?
         if row.guidance == .autoguidance, let name = row.guide {
-            let g = try CheckpointWeights.load(path: checkpointPath(name), ema: ema)
+            let g = try CheckpointWeights.load(path: checkpointPath(name, seed: seed), ema: ema)
             guide = (g.config.model, g.weights)
         }
         let n = config.samples
         let labels = (0..<n).map { Int64($0 % model.numClasses) }
         let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings, guidance: guidance,
-                              batch: min(config.sampler.batch ?? 50, n), seed: config.seed, threads: threads)
-        log("row \(row.label): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
+                              batch: min(config.sampler.batch ?? 50, n), seed: seed, threads: threads)
+        log("row \(row.label), seed \(seed): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
             + "\(settings.steps) steps, \(row.guidance.rawValue)")
         let started = Date()
         let samples = try job.run(labels: labels)
         let seconds = Date().timeIntervalSince(started)
-        try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(Self.fileName(row.label)).png")
+        let grid = Self.fileName(row.label) + (config.seeds == nil ? "" : ".seed-\(seed)")
+        try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(grid).png")
         let (extractor, reference) = try evaluationTools()
         let report = try SampleEvaluator.evaluate(name: row.label, images: samples, labels: labels,
                                                   extractor: extractor, reference: reference)
         log("  " + report.summary + String(format: ", %.1f s sampling", seconds))
         return ExperimentResult(label: row.label, training: row.training, guidance: Self.describe(row),
-                                report: report, samplingSeconds: seconds, seed: config.seed)
+                                report: report, samplingSeconds: seconds, seed: seed, rowKey: rowKey(row))
     }
 
     static func describe(_ row: ExperimentConfig.ResultRow) -> String {
@@ -256,34 +291,16 @@ public final class ExperimentRunner {
     }
 
     func writeResults(_ results: [ExperimentResult]) throws {
-        // Config order, then any rows no longer in the config.
-        let order = config.rows.map(\.label)
+        // Config order and seed order, then any rows no longer in the config.
+        let order = config.rows.map(\.label), seeds = config.studySeeds
         let sorted = results.sorted {
-            (order.firstIndex(of: $0.label) ?? Int.max, $0.label) < (order.firstIndex(of: $1.label) ?? Int.max, $1.label)
+            (order.firstIndex(of: $0.label) ?? Int.max, $0.label, seeds.firstIndex(of: $0.seed) ?? Int.max)
+                < (order.firstIndex(of: $1.label) ?? Int.max, $1.label, seeds.firstIndex(of: $1.seed) ?? Int.max)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(sorted).write(to: URL(fileURLWithPath: resultsJSONPath), options: .atomic)
-        var lines = [
-            "# Experiment results", "",
-            "Command: `\(command)`", "",
-            String(format: "Sampler: %@, %d steps; %d samples per row (labels cycling over the classes), seed %llu; classifier `%@`.",
-                   (config.sampler.kind ?? .euler).rawValue, config.sampler.steps, config.samples, config.seed,
-                   config.classifier),
-            "",
-            "| row | variant | guidance | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
-        ]
-        lines += sorted.map(\.markdownRow)
-        lines.append("")
-        lines.append("Training variants:")
-        lines.append("")
-        for v in config.training {
-            let t = v.trainingConfig(seed: config.seed)
-            lines.append("- `\(v.name)`: \(t.model.displayName), \(t.loss.objective.rawValue), λ \(t.loss.igLambda), "
-                         + "ω \(t.loss.omega), \(t.steps) steps × batch \(t.batch), lr \(t.learningRate)")
-        }
-        lines.append("")
-        try lines.joined(separator: "\n").write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
+        try StudyReport(config: config, command: command, results: sorted).markdown()
+            .write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
     }
 }

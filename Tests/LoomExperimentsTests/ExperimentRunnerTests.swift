@@ -83,3 +83,65 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
         }
     }
 }
+
+/// Seeds, statistics and resuming: a seconds-long study with two seeds, interrupted after one row
+/// and resumed, gives the numbers of the uninterrupted study.
+final class SeededStudyTests: TemporaryDirectoryTestCase {
+    func seededConfig(out: String, classifier: String) throws -> ExperimentConfig {
+        var config = try ExperimentConfig.load(path: ExperimentRunnerTests.tinyConfigPath)
+        config.out = out
+        config.classifier = classifier
+        config.seeds = [3, 4]
+        config.comparisons = [.init(label: "IG vs vanilla", a: config.rows[1].label, b: config.rows[0].label)]
+        for i in config.training.indices { config.training[i].steps = 8 }
+        return config
+    }
+
+    func testInterruptedStudyResumesToIdenticalNumbers() throws {
+        guard FileManager.default.fileExists(atPath: Dataset.fashionMNISTDefaultRoot) else {
+            throw XCTSkip("Fashion-MNIST is not installed at \(Dataset.fashionMNISTDefaultRoot)")
+        }
+        let classifier = directory + "/classifier.safetensors"
+        let straight = try seededConfig(out: directory + "/straight", classifier: classifier)
+        let whole = try ExperimentRunner(config: straight, command: "loom experiment seeded.json") { _ in }.run()
+        XCTAssertEqual(whole.count, straight.rows.count * 2)
+        XCTAssertEqual(Set(whole.map(\.seed)), [3, 4])
+        XCTAssertNotEqual(whole[0].report.fidFM, whole[straight.rows.count].report.fidFM, "the seed changes the run")
+
+        // "Interrupted": only the first row ran; the rerun keeps it and does the rest.
+        let resumedConfig = try seededConfig(out: directory + "/resumed", classifier: classifier)
+        var lines: [String] = []
+        let runner = ExperimentRunner(config: resumedConfig, command: "loom experiment seeded.json") { lines.append($0) }
+        XCTAssertEqual(try runner.run(only: [resumedConfig.rows[0].label]).count, 2)
+        let rest = try runner.run()
+        XCTAssertEqual(rest.count, (resumedConfig.rows.count - 1) * 2, "finished (row, seed) pairs are not run again")
+        XCTAssertTrue(lines.contains { $0.contains("done before, kept") })
+        let resumed = try JSONDecoder().decode([ExperimentResult].self,
+                                               from: Data(contentsOf: URL(fileURLWithPath: runner.resultsJSONPath)))
+        XCTAssertEqual(resumed.count, whole.count)
+        for result in whole {
+            let twin = try XCTUnwrap(resumed.first { $0.label == result.label && $0.seed == result.seed })
+            XCTAssertEqual(twin.report, result.report, "\(result.label), seed \(result.seed)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: runner.checkpointPath(resumedConfig.training[0].name, seed: 4)))
+        let markdown = try String(contentsOfFile: runner.resultsMarkdownPath, encoding: .utf8)
+        XCTAssertTrue(markdown.contains("Mean ± standard deviation over seeds"), markdown)
+        XCTAssertTrue(markdown.contains("| IG vs vanilla |"), markdown)
+    }
+
+    func testStatistics() {
+        let (mean, sd) = StudyStatistics.meanAndDeviation([1, 2, 3, 4])
+        XCTAssertEqual(mean, 2.5)
+        XCTAssertEqual(sd, (5.0 / 3).squareRoot(), accuracy: 1e-12)
+        let clear = StudyStatistics.pairedDifference([0: 1.0, 1: 1.2, 2: 0.9], [0: 2.0, 1: 2.1, 2: 2.2])!
+        XCTAssertEqual(clear.mean, (-1.0 - 0.9 - 1.3) / 3, accuracy: 1e-12)
+        XCTAssertLessThan(clear.high, 0)
+        XCTAssertEqual(clear.verdict, "lower")
+        let mixed = StudyStatistics.pairedDifference([0: 1.0, 1: 3.0], [0: 2.0, 1: 2.0])!
+        XCTAssertEqual(mixed.verdict, "undecided")
+        XCTAssertLessThanOrEqual(mixed.low, 0)
+        XCTAssertGreaterThanOrEqual(mixed.high, 0)
+        XCTAssertEqual(StudyStatistics.pairedDifference([0: 1], [0: 2])?.verdict, "undecided (one seed)")
+        XCTAssertNil(StudyStatistics.pairedDifference([0: 1], [1: 2]))
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+
+/// results.md of a study: every (row, seed) result; with several seeds, each row's mean ± standard
+/// deviation over seeds and the configured paired comparisons with their bootstrap intervals.
+struct StudyReport {
+    let config: ExperimentConfig
+    let command: String
+    /// In config and seed order.
+    let results: [ExperimentResult]
+
+    func markdown() -> String {
+        let seeds = config.studySeeds
+        var lines = [
+            "# Experiment results", "",
+            "Command: `\(command)`", "",
+            String(format: "Sampler: %@, %d steps; %d samples per row (labels cycling over the classes); seeds %@; classifier `%@`.",
+                   (config.sampler.kind ?? .euler).rawValue, config.sampler.steps, config.samples,
+                   seeds.map(String.init).joined(separator: ", "), config.classifier),
+            "",
+        ]
+        if seeds.count > 1 { lines += summary() + comparisons() + ["## Every seed", ""] }
+        lines += [
+            "| row | variant | guidance | seed | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += results.map { r in
+            String(format: "| %@ | %@ | %@ | %llu | %.3f | %.4f | %.4f | %.4f | %.2f |", r.label, r.training, r.guidance, r.seed,
+                   r.report.fidFM, r.report.precision, r.report.recall, r.report.conditionalAccuracy, r.samplingSeconds)
+        }
+        lines += ["", "Training variants:", ""]
+        for v in config.training {
+            let t = v.trainingConfig(seed: seeds[0])
+            lines.append("- `\(v.name)`: \(t.model.displayName), \(t.loss.objective.rawValue), λ \(t.loss.igLambda), "
+                         + "ω \(t.loss.omega), \(t.steps) steps × batch \(t.batch), lr \(t.learningRate)")
+        }
+        lines.append("")
+        return lines.joined(separator: "\n")
+    }
+
+    /// Mean ± sample standard deviation over seeds, per row.
+    func summary() -> [String] {
+        var lines = ["## Mean ± standard deviation over seeds", "",
+                     "| row | variant | guidance | seeds | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ |",
+                     "|---|---|---|---:|---:|---:|---:|---:|"]
+        for row in config.rows {
+            let mine = results.filter { $0.label == row.label }
+            guard let first = mine.first else { continue }
+            func stat(_ value: (ExperimentResult) -> Double, _ digits: Int) -> String {
+                let (mean, sd) = StudyStatistics.meanAndDeviation(mine.map(value))
+                return String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
+            }
+            lines.append("| \(row.label) | \(first.training) | \(first.guidance) | \(mine.count) | \(stat({ $0.report.fidFM }, 3)) | "
+                         + "\(stat({ $0.report.precision }, 4)) | \(stat({ $0.report.recall }, 4)) | "
+                         + "\(stat({ $0.report.conditionalAccuracy }, 4)) |")
+        }
+        return lines + [""]
+    }
+
+    /// Paired FID-FM differences (a − b) with 95% percentile-bootstrap intervals over seeds.
+    func comparisons() -> [String] {
+        guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
+        var lines = ["## Paired comparisons (FID-FM, a − b, by seed; 95% bootstrap interval over seeds)", "",
+                     "| claim | a | b | seeds | a − b | 95% interval | a is |", "|---|---|---|---:|---:|---|---|"]
+        func fid(_ label: String) -> [UInt64: Double] {
+            Dictionary(results.filter { $0.label == label }.map { ($0.seed, $0.report.fidFM) }, uniquingKeysWith: { a, _ in a })
+        }
+        for c in comparisons {
+            guard let d = StudyStatistics.pairedDifference(fid(c.a), fid(c.b)) else {
+                lines.append("| \(c.label) | \(c.a) | \(c.b) | 0 | – | – | not run |")
+                continue
+            }
+            lines.append(String(format: "| %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | %@ |", c.label, c.a, c.b, d.pairs,
+                                d.mean, d.low, d.high, d.verdict))
+        }
+        return lines + ["", "\"lower\" or \"higher\": the whole interval lies on that side of 0; otherwise undecided.", ""]
+    }
+}
