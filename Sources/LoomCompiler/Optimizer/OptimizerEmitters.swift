@@ -10,10 +10,9 @@ private func stateBuffers(_ b: GraphBuilder, _ key: String, _ shape: [Int], ema:
     }
 }
 
-/// The optimizer in primitive ops, formula by formula (the reference form):
-/// m' = β₁m + (1 − β₁)g, v' = β₂v + (1 − β₂)g², p' = p·(1 − lr·wd) − (lr / (1 − β₁ᵗ))·m' /
-/// (√v' / √(1 − β₂ᵗ) + ε), ema' = d·ema + (1 − d)·p', with g the clipped gradient.
-struct PrimitiveOptimizerEmitter {
+/// Writes the optimizer's update in one of its two forms; each returns (update name, new value)
+/// pairs: `grad_norm`, then per parameter m, v, the parameter and the EMA.
+struct OptimizerEmitter {
     let b: GraphBuilder
     let settings: AdamWSettings
     let scalars: OptimizerScalars
@@ -22,8 +21,10 @@ struct PrimitiveOptimizerEmitter {
         (self.b, self.settings, self.scalars) = (b, settings, scalars)
     }
 
-    /// (update name, new value) pairs: `grad_norm`, then per parameter m, v, the parameter and EMA.
-    func emit(_ targets: [OptimizerTarget]) -> [(String, Tensor)] {
+    /// The reference form, formula by formula in primitive ops:
+    /// m' = β₁m + (1 − β₁)g, v' = β₂v + (1 − β₂)g², p' = p·(1 − lr·wd) − (lr / (1 − β₁ᵗ))·m' /
+    /// (√v' / √(1 − β₂ᵗ) + ε), ema' = d·ema + (1 − d)·p', with g the clipped gradient.
+    func primitive(_ targets: [OptimizerTarget]) -> [(String, Tensor)] {
         let grads = targets.map { b.tensor($0.gradient) }
         let squares = grads.map { $0.square().sumAll() }
         let norm = squares.dropFirst().reduce(squares[0], +).sqrt()
@@ -49,22 +50,11 @@ struct PrimitiveOptimizerEmitter {
         }
         return updates
     }
-}
 
-/// The optimizer as the kernels it runs as: `sum_squares` for the norm and one `adamw` launch
-/// (operands and layout in `AdamWUpdate`) whose result `[p | m | v | ema]` is sliced into the
-/// `update.*` values.
-struct FusedOptimizerEmitter {
-    let b: GraphBuilder
-    let settings: AdamWSettings
-    let scalars: OptimizerScalars
-
-    init(_ b: GraphBuilder, _ settings: AdamWSettings, _ scalars: OptimizerScalars) {
-        (self.b, self.settings, self.scalars) = (b, settings, scalars)
-    }
-
+    /// The form it runs as: `sum_squares` for the norm and one `adamw` launch (operands and layout
+    /// in `AdamWUpdate`) whose result `[p | m | v | ema]` is sliced into the `update.*` values;
     /// `targets` in state-layout order (`OptimizerPass.layoutOrder`).
-    func emit(_ targets: [OptimizerTarget]) -> [(String, Tensor)] {
+    func fused(_ targets: [OptimizerTarget]) -> [(String, Tensor)] {
         let grads = targets.map { b.tensor($0.gradient) }
         let norm = b.append(.fused(.sumSquares), grads).sqrt()
         var updates: [(String, Tensor)] = [(Naming.gradientNormOutput, norm)]

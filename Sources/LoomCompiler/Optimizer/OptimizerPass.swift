@@ -59,9 +59,9 @@ public struct OptimizerPass: GraphPass {
         let updates: [(String, Tensor)]
         if useFused {
             let ordered = try OptimizerPass.layoutOrder(targets, graph: graph)
-            updates = b.scoped(Naming.optimizerScope) { FusedOptimizerEmitter(b, settings, scalars).emit(ordered) }
+            updates = b.scoped(Naming.optimizerScope) { OptimizerEmitter(b, settings, scalars).fused(ordered) }
         } else {
-            updates = b.scoped(Naming.optimizerScope) { PrimitiveOptimizerEmitter(b, settings, scalars).emit(targets) }
+            updates = b.scoped(Naming.optimizerScope) { OptimizerEmitter(b, settings, scalars).primitive(targets) }
         }
         var result = try b.build()
         if !keepGradients { result.outputs.removeAll { $0.name.hasPrefix(Naming.gradientPrefix) } }
