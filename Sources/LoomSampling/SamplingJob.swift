@@ -74,8 +74,10 @@ public struct SamplingJob {
                                   precision: precision)
     }
 
-    /// Samples one image per label; `initialNoise` ([N, C, H, W]) replaces the seeded noise.
-    public func run(labels: [Int64], initialNoise: HostTensor? = nil,
+    /// Samples one image per label; `initialNoise` ([N, C, H, W]) replaces the seeded noise. The
+    /// labels are images `firstSample…` of the run: their noise is that of those indices, whatever
+    /// the batch split (`SamplerLoop`).
+    public func run(labels: [Int64], firstSample: Int = 0, initialNoise: HostTensor? = nil,
                     progress: ((Int, SamplerProgress) -> Void)? = nil) throws -> HostTensor {
         guard batch > 0 else { throw DiffusionError("--batch must be positive, got \(batch)") }
         for (i, label) in labels.enumerated() where label < 0 || label > Int64(model.numClasses) {
@@ -112,7 +114,7 @@ public struct SamplingJob {
                 values += [Float](repeating: 0, count: (batch - count) * per)
                 noise = HostTensor(shape: [batch] + sampleShape, floats: values)
             }
-            let x = try loop.sample(runner: runner, labels: chunk, seed: seed, firstSample: start, initialNoise: noise) {
+            let x = try loop.sample(runner: runner, labels: chunk, seed: seed, firstSample: firstSample + start, initialNoise: noise) {
                 progress?(start, $0)
             }
             out += x.floats[0..<(count * per)]
