@@ -27,7 +27,9 @@ struct EvaluateCommand: ParsableCommand {
             test images the same way, as a reference row (what a perfect generator would get at that N).
             """)
 
-    @Option(help: "Samples file from `loom sample` (`samples` [N,1,32,32], `labels` [N]).") var samples: String
+    @Option(help: "Samples file from `loom sample` (`samples` [N,1,32,32], `labels` [N]).") var samples: String?
+    @Option(help: "A folder of sample shards from `loom sample --num-images N --out-dir D` (all shards, in image order).")
+    var samplesDir: String?
     @Option(help: "Classifier weights from `loom train-classifier`.") var classifier: String
     @Option(help: "Reference-statistics cache (default: <classifier>.reference.safetensors).") var referenceCache: String?
     @Option(help: "Also score the first N Fashion-MNIST test images as a real-data baseline.") var realTest: Int?
@@ -40,6 +42,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
 
     func validate() throws {
+        guard (samples == nil) != (samplesDir == nil) else {
+            throw ValidationError("give exactly one of --samples FILE and --samples-dir DIR")
+        }
         try FlagCheck.count(batch, "--batch", max: 1 << 16)
         try FlagCheck.count(k, "--k", max: 1 << 16)
         if let realTest { try FlagCheck.count(realTest, "--real-test", max: 1 << 20) }
@@ -61,6 +66,22 @@ struct EvaluateCommand: ParsableCommand {
         }
     }
 
+    /// The samples file, or every shard of the samples folder in image order.
+    func loadSamples() throws -> (HostTensor, [Int64]) {
+        if let samplesDir { return try ShardedSampler.load(directory: samplesDir) }
+        let samples = self.samples!
+        let file: SafeTensorsFile
+        do { file = try SafeTensors.read(path: samples) } catch { throw DiffusionError("samples '\(samples)': \(error)") }
+        guard let images = file.tensors["samples"] else {
+            throw DiffusionError("samples '\(samples)': no tensor \"samples\" (tensors: \(file.tensors.keys.sorted().joined(separator: ", ")))")
+        }
+        do {
+            return (images, try file.tensor("labels", expected: TensorType(.i64, [images.shape.first ?? 0])).ints)
+        } catch {
+            throw DiffusionError("samples '\(samples)': \(error)")
+        }
+    }
+
     func evaluate() throws {
         guard k >= 1 else { throw DiffusionError("--k must be at least 1") }
         if let realTest, realTest < 2 { throw DiffusionError("--real-test needs at least 2 images") }
@@ -69,23 +90,14 @@ struct EvaluateCommand: ParsableCommand {
         let extractor = try FeatureExtractor(weights: weights, batch: batch, threads: try Threading.resolve(threads))
 
         // Samples and their requested labels.
-        let file: SafeTensorsFile
-        do { file = try SafeTensors.read(path: samples) } catch { throw DiffusionError("samples '\(samples)': \(error)") }
-        guard let images = file.tensors["samples"] else {
-            throw DiffusionError("samples '\(samples)': no tensor \"samples\" (tensors: \(file.tensors.keys.sorted().joined(separator: ", ")))")
-        }
+        let (images, labels) = try loadSamples()
+        let sampleSource = samples ?? samplesDir!
         let expectedShape = [config.channels, config.imageSize, config.imageSize]
         guard images.dtype == .f32, images.shape.count == 4, Array(images.shape.dropFirst()) == expectedShape else {
-            throw DiffusionError("samples '\(samples)': \"samples\" is \(images.type), the classifier expects f32[N,"
+            throw DiffusionError("samples '\(sampleSource)': \"samples\" is \(images.type), the classifier expects f32[N,"
                                  + expectedShape.map(String.init).joined(separator: ",") + "]")
         }
         let count = images.shape[0]
-        let labels: [Int64]
-        do {
-            labels = try file.tensor("labels", expected: TensorType(.i64, [count])).ints
-        } catch {
-            throw DiffusionError("samples '\(samples)': \(error)")
-        }
 
         // Reference statistics of the training split, cached per classifier.
         let cache = referenceCache ?? ReferenceStats.defaultCachePath(classifierPath: classifier)
@@ -108,7 +120,7 @@ struct EvaluateCommand: ParsableCommand {
         }
         let elapsed = Date().timeIntervalSince(started)
         if json {
-            let output = EvaluationOutput(samples: samples, classifier: classifier, classifierChecksum: weights.checksum,
+            let output = EvaluationOutput(samples: sampleSource, classifier: classifier, classifierChecksum: weights.checksum,
                                           referenceCount: reference.count, results: reports)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
