@@ -1,6 +1,5 @@
 import Foundation
 import LoomData
-import LoomDiffusion
 import LoomRuntime
 import LoomTestSupport
 import XCTest
