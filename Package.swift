@@ -80,7 +80,7 @@ let package = Package(
         // The compiler's passes, lowering and plans, exercised on zoo models and training steps.
         .testTarget(name: "LoomCompilerTests",
                     dependencies: ["LoomIR", "LoomCompiler", "LoomGraphs", "LoomRuntime", "LoomData", "LoomDiffusion",
-                                   "LoomTraining", "LoomTestSupport"],
+                                   "LoomTraining", "LoomDistributed", "LoomTestSupport"],
                     path: "Tests/LoomCompilerTests"),
         .testTarget(name: "LoomDataTests", dependencies: ["LoomData", "LoomRuntime", "LoomTestSupport"],
                     path: "Tests/LoomDataTests"),
