@@ -37,10 +37,3 @@ public final class SingleProcess: Communicator {
     public func allReduceMean(_ values: UnsafeMutableBufferPointer<Float>) throws {}
     public func abort(code: Int32) -> Never { exit(code) }
 }
-
-/// A collective that failed; the message names the rank and the MPI error.
-public struct DistributedError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

@@ -27,8 +27,14 @@ public final class MPICommunicator: Communicator {
     /// The number of ranks on this machine, also set by the launcher.
     public static let localSizeVariable = "OMPI_COMM_WORLD_LOCAL_SIZE"
 
-    /// True when this process was started by `mpirun` (Open MPI sets `OMPI_COMM_WORLD_SIZE`).
+    /// True when this process was started by `mpirun` (Open MPI sets `OMPI_COMM_WORLD_SIZE`); only
+    /// then does Loom call MPI at all.
     public static var launchedByMPIRun: Bool { ProcessInfo.processInfo.environment[worldSizeVariable] != nil }
+
+    /// Ranks sharing this machine's cores: the launcher's local size, 1 without `mpirun`.
+    public static var localRanks: Int {
+        ProcessInfo.processInfo.environment[localSizeVariable].flatMap { Int($0) }.map { max(1, $0) } ?? 1
+    }
 
     /// Initialises MPI (the main thread alone calls it: `MPI_THREAD_FUNNELED`).
     public init() throws {
@@ -81,18 +87,5 @@ public final class MPICommunicator: Communicator {
         guard !finalized else { return }
         finalized = true
         MPI_Finalize()
-    }
-}
-
-/// The communicator of this process: MPI when started by `mpirun`, else one process (no MPI call
-/// at all, exactly as a run without `mpirun` always behaved).
-public enum Launch {
-    public static func communicator() throws -> Communicator {
-        MPICommunicator.launchedByMPIRun ? try MPICommunicator() : SingleProcess()
-    }
-
-    /// Ranks sharing this machine's cores: the launcher's local size, 1 without `mpirun`.
-    public static var localRanks: Int {
-        ProcessInfo.processInfo.environment[MPICommunicator.localSizeVariable].flatMap { Int($0) }.map { max(1, $0) } ?? 1
     }
 }

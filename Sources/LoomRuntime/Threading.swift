@@ -33,7 +33,7 @@ public enum Threading {
         if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), (1...maxThreads).contains(n) {
             return n
         }
-        return max(1, min(ProcessInfo.processInfo.activeProcessorCount / Launch.localRanks, maxThreads))
+        return max(1, min(ProcessInfo.processInfo.activeProcessorCount / MPICommunicator.localRanks, maxThreads))
     }
 
     /// The largest team Loom starts.
