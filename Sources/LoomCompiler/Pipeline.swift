@@ -6,7 +6,8 @@ import LoomRuntime
 /// calls `compile`; nothing else assembles stages.
 ///
 /// Stages, in order (`stageNames`): `attention-kernels` and `autodiff` (recipes that
-/// differentiate), `simplify`, `hoist` (the conditioning GEMMs), `optimizer` (training), `fusion` and
+/// differentiate), `simplify`, `hoist` (the conditioning GEMMs), `allreduce` (data-parallel
+/// training: the gradients averaged over the ranks), `optimizer` (training), `fusion` and
 /// `simplify-after-fusion` (unless fusion is off), `remat` (with a memory budget), `precision`,
 /// `lower` and `memory-plan`. Each graph stage is verified after it ran; `lower` is checked by the
 /// plan verifier after `memory-plan`. Any stage's result can be dumped (`dumpAfter`, `dumpAll`).
@@ -18,8 +19,10 @@ public struct Pipeline {
         /// A loss graph and its gradients (`grad.*` outputs), no optimizer.
         case gradients(loss: String, precision: PrecisionPolicy, fuse: Bool)
         /// A whole training step: loss, gradients, AdamW + EMA; optionally fitted to a memory
-        /// budget in bytes by rematerialisation.
-        case training(loss: String, optimizer: AdamWSettings, precision: PrecisionPolicy, memoryBudget: Int?, fuse: Bool)
+        /// budget in bytes by rematerialisation. `dataParallel`: one rank's step of a data-parallel
+        /// run, its gradients averaged over the ranks (`AllReducePass`) before the optimizer.
+        case training(loss: String, optimizer: AdamWSettings, precision: PrecisionPolicy, memoryBudget: Int?, fuse: Bool,
+                      dataParallel: Bool)
     }
 
     /// The graph after the graph stages, the plan, and the memory-budget decision.
@@ -50,8 +53,9 @@ public struct Pipeline {
 
     /// Loss graphs, differentiated, with the optimizer: one training step.
     public static func training(loss: String = Naming.lossOutput, optimizer: AdamWSettings, precision: PrecisionPolicy = .fp32,
-                                memoryBudget: Int? = nil, fuse: Bool = true) -> Pipeline {
-        Pipeline(.training(loss: loss, optimizer: optimizer, precision: precision, memoryBudget: memoryBudget, fuse: fuse))
+                                memoryBudget: Int? = nil, fuse: Bool = true, dataParallel: Bool = false) -> Pipeline {
+        Pipeline(.training(loss: loss, optimizer: optimizer, precision: precision, memoryBudget: memoryBudget, fuse: fuse,
+                           dataParallel: dataParallel))
     }
 
     /// The graph stages of this recipe, in order.
@@ -61,16 +65,17 @@ public struct Pipeline {
         switch recipe {
         case .inference(let p, let f):
             (precision, fuse) = (p, f)
-        case .gradients(let loss, let p, let f), .training(let loss, _, let p, _, let f):
+        case .gradients(let loss, let p, let f), .training(let loss, _, let p, _, let f, _):
             (precision, fuse) = (p, f)
             stages += [AttentionKernelPass(), AutodiffPass(loss: loss)]
         }
         stages += [SimplifyPass(), HoistConditioningPass()]
-        if case .training(_, let optimizer, _, _, _) = recipe {
+        if case .training(_, let optimizer, _, _, _, let dataParallel) = recipe {
+            if dataParallel { stages.append(AllReducePass()) }
             stages.append(OptimizerPass(settings: optimizer, fused: fuse))
         }
         if fuse { stages += [FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
-        if case .training(let loss, _, _, let budget?, _) = recipe {
+        if case .training(let loss, _, _, let budget?, _, _) = recipe {
             stages.append(MemoryBudgetPass(budget: budget, lossOutput: loss))
         }
         stages.append(PrecisionPass(policy: precision))

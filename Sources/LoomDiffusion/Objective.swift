@@ -96,11 +96,11 @@ public func objectiveGraph(_ model: DiffusionTransformer, batch: Int, settings: 
             finalTarget = target + gap.stopGradient() * omega
         }
         let lossFinal = headMSE(out.final, finalTarget, inChannels: config.inChannels)
-        b.output("loss_final", lossFinal)
+        b.output(Naming.finalLossOutput, lossFinal)
         var total = lossFinal
         if let inter = out.inter {
             let lossInter = headMSE(inter, target, inChannels: config.inChannels)
-            b.output("loss_inter", lossInter)
+            b.output(Naming.intermediateLossOutput, lossInter)
             total = total + lossInter * weights!.lambda
         }
         if settings.cosineLoss {

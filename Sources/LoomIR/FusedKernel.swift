@@ -32,6 +32,11 @@ public enum FusedKernel: Equatable, Sendable {
     case sumSquares
     /// The optimizer step over every trainable parameter in one launch (see `AdamWUpdate`).
     case adamw(AdamWUpdate)
+    /// The mean over the ranks of a data-parallel step of every operand, written back to back:
+    /// (x₀, x₁, …) → f32[Σᵢ |xᵢ|] (each xᵢ flattened, in operand order). Inserted by the
+    /// `allreduce` stage over the gradients; the executor runs it through its communicator (one
+    /// process: the concatenation itself).
+    case allReduce
 
     public var mnemonic: String {
         switch self {
@@ -44,6 +49,7 @@ public enum FusedKernel: Equatable, Sendable {
         case .normBackward: return "norm_backward"
         case .sumSquares: return "sum_squares"
         case .adamw: return "adamw"
+        case .allReduce: return "allreduce"
         }
     }
 }

@@ -318,7 +318,7 @@ enum IROpKind {
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
     case stopGradient
     case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward, normBackward
-    case sumSquares, adamw
+    case sumSquares, adamw, allReduce
 
     init?(_ mnemonic: String) {
         if let f = UnaryFunction(rawValue: mnemonic) { self = .unary(f); return }
@@ -359,6 +359,7 @@ enum IROpKind {
         case "norm_backward": self = .normBackward
         case "sum_squares": self = .sumSquares
         case "adamw": self = .adamw
+        case "allreduce": self = .allReduce
         default: return nil
         }
     }
@@ -382,6 +383,7 @@ enum IROpKind {
         case .tokenAttentionBackward:
             return .fused(.tokenAttentionBackward(heads: try a.int("heads"), scale: try a.float("scale")))
         case .sumSquares: return .fused(.sumSquares)
+        case .allReduce: return .fused(.allReduce)
         case .adamw:
             let update = AdamWUpdate(segments: try a.int("segments"), beta1: try a.float("beta1"), beta2: try a.float("beta2"),
                                      eps: try a.float("eps"), clip: try a.flag("clip"), decay: try a.flag("decay"),

@@ -138,7 +138,7 @@ public enum IRPrinter {
             case .attention(let scale): return ["scale=" + float(scale)]
             case .tokenAttention(let heads, let scale), .tokenAttentionBackward(let heads, let scale):
                 return ["heads=\(heads)", "scale=" + float(scale)]
-            case .sumSquares: return []
+            case .sumSquares, .allReduce: return []
             case .adamw(let u):
                 return ["segments=\(u.segments)", "beta1=" + float(u.beta1), "beta2=" + float(u.beta2), "eps=" + float(u.eps)]
                     + (u.clip ? ["clip"] : []) + (u.decay ? ["decay"] : []) + (u.ema ? ["ema"] : [])

@@ -11,6 +11,10 @@ public enum Naming {
     public static let updatePrefix = "update."
     /// The scalar loss a training graph differentiates.
     public static let lossOutput = "loss"
+    /// The final head's loss term of an objective graph.
+    public static let finalLossOutput = "loss_final"
+    /// The intermediate (IG) head's loss term, when the model has one.
+    public static let intermediateLossOutput = "loss_inter"
     /// The global gradient norm (before clipping) of a training step.
     public static let gradientNormOutput = "grad_norm"
 
@@ -59,6 +63,9 @@ public enum Naming {
     public static let importedConfigKey = "loom.import.config"
     /// Plan header key holding the hash of the training configuration it was compiled for.
     public static let trainingConfigHashKey = "loom.training.hash"
+    /// Plan header key holding the number of ranks a data-parallel step was compiled for (absent:
+    /// one process).
+    public static let ranksKey = "loom.ranks"
 
     /// `key` without `prefix`, or nil when it does not start with it.
     public static func strip(_ prefix: String, from key: String) -> String? {

@@ -146,7 +146,7 @@ public enum Op: Equatable, Sendable {
         case .concat: return nil
         case .fused(let kernel):
             switch kernel {
-            case .elementwise, .normModulate, .sumSquares, .adamw: return nil
+            case .elementwise, .normModulate, .sumSquares, .adamw, .allReduce: return nil
             case .linear, .attention: return 3
             case .tokenAttention: return 1
             case .tokenAttentionBackward, .normBackward: return 2

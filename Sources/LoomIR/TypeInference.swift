@@ -256,6 +256,11 @@ public enum TypeInference {
             return TensorType(.f32, [])
         case .adamw(let u):
             return try inferAdamW(u, inputs)
+        case .allReduce:
+            guard !inputs.isEmpty, inputs.allSatisfy({ $0.dtype == .f32 }) else {
+                throw IRError("allreduce needs at least one f32 operand; got \(inputs.map { "\($0)" }.joined(separator: ", "))")
+            }
+            return TensorType(.f32, [inputs.reduce(0) { $0 + $1.elementCount }])
         }
     }
 }

@@ -1,6 +1,7 @@
 import CLoomKernels
 import COpenBLAS
 import Foundation
+import LoomDistributed
 
 /// One owner for the cores: OpenBLAS is single-threaded for good (its worker threads spin in
 /// `sched_yield` after every multi-threaded call, stealing the core Loom's next kernel needs); Loom
@@ -25,13 +26,14 @@ public enum Threading {
         openblas_set_num_threads(1)
     }
 
-    /// Threads used when none is given: `LOOM_THREADS`, else the number of cores (an invalid
+    /// Threads used when none is given: `LOOM_THREADS`, else the number of cores shared out among
+    /// the ranks `mpirun` started on this machine (2 cores, 2 ranks: 1 thread each; an invalid
     /// `LOOM_THREADS` is reported by `validateEnvironment`; here it falls back to the cores).
     public static var defaultThreads: Int {
         if let text = ProcessInfo.processInfo.environment["LOOM_THREADS"], let n = Int(text), (1...maxThreads).contains(n) {
             return n
         }
-        return max(1, min(ProcessInfo.processInfo.activeProcessorCount, maxThreads))
+        return max(1, min(ProcessInfo.processInfo.activeProcessorCount / MPICommunicator.localRanks, maxThreads))
     }
 
     /// The largest team Loom starts.

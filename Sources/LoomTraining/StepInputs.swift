@@ -9,12 +9,16 @@ import LoomRuntime
 /// The random draws of one training step — data order, noise, timesteps, label dropout — each from
 /// its own counter-based stream at a position fixed by the step number. A resumed run therefore
 /// draws exactly what the uninterrupted run drew.
+///
+/// Every draw is indexed by the sample's position in the global batch, so rank r of a data-parallel
+/// run (`slice`) draws exactly samples r·b ..< (r+1)·b of what one process draws for the whole batch.
 public struct StepInputs {
     public let config: TrainingConfig
     public let dataset: Dataset
+    public let slice: RankSlice
     let order: DataOrder
 
-    public init(config: TrainingConfig, dataset: Dataset) throws {
+    public init(config: TrainingConfig, dataset: Dataset, slice: RankSlice = .single) throws {
         let model = config.model
         let expected = [model.inChannels, model.inputSize, model.inputSize]
         guard dataset.sampleShape == expected else {
@@ -28,20 +32,24 @@ public struct StepInputs {
         }
         self.config = config
         self.dataset = dataset
+        self.slice = slice
+        _ = try RankSlice.localBatch(config.batch, ranks: slice.ranks)
         order = DataOrder(BatchSampler(count: dataset.count, batchSize: config.batch, seed: config.seed))
     }
 
-    /// Graph inputs for 0-based step `step` (the optimizer's scalars are added by the trainer).
+    /// Graph inputs for 0-based step `step` (the optimizer's scalars are added by the trainer):
+    /// this rank's `n` samples, which start at `first` in the global batch of `global`.
     public func inputs(step: Int) throws -> [String: HostTensor] {
-        let n = config.batch, model = config.model
+        let global = config.batch, model = config.model
+        let n = global / slice.ranks, first = slice.rank * n
         // The sampler keeps the current epoch's permutation, so the shuffle runs once per epoch.
         order.sampler.position = UInt64(step)
-        let (images, labels) = dataset.batch(indices: order.sampler.next())
+        let (images, labels) = dataset.batch(indices: Array(order.sampler.next()[first..<(first + n)]))
         let pixels = images.elementCount
-        var noise = stream("noise", position: UInt64(step) * UInt64(pixels))
+        var noise = stream("noise", position: UInt64(step) * UInt64(pixels * slice.ranks) + UInt64(first * pixels / n))
         let eps = HostTensor(shape: images.shape, floats: noise.normal(pixels))
 
-        var times = stream("time", position: UInt64(step) * UInt64(n))
+        var times = stream("time", position: UInt64(step) * UInt64(global) + UInt64(first))
         var t: [Float]
         switch (config.loss.objective, config.timeSampling) {
         case (.ddpmEps, _):
@@ -51,7 +59,7 @@ public struct StepInputs {
         case (_, .logitNormal):
             t = times.normal(n).map { Float(1 / (1 + Foundation.exp(-Double($0)))) }
         }
-        var drop = stream("label_dropout", position: UInt64(step) * UInt64(n))
+        var drop = stream("label_dropout", position: UInt64(step) * UInt64(global) + UInt64(first))
         let dropped = drop.uniform(n)
         let y = zip(labels.ints, dropped).map { $1 < config.labelDropout ? Int64(model.numClasses) : $0 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import LoomCompiler
 import LoomData
+import LoomDistributed
 import LoomDiffusion
 import LoomGraphs
 import LoomIR
@@ -16,9 +17,15 @@ public enum TrainingBackend: String, CaseIterable, Sendable {
 
 /// Runs training steps: one graph per step (forward, backward, AdamW + EMA update); the new
 /// weights and optimizer state come back through the graph's `update.*` outputs.
+///
+/// Data parallel (`communicator` of more than one rank): each rank runs the step compiled for
+/// `batch / ranks` samples on its slice of the global batch; the plan's `allreduce` averages the
+/// gradients, so every rank applies the same update and holds the same weights. Losses are averaged
+/// over the ranks before they are reported.
 public final class Trainer {
     public let config: TrainingConfig
     public let graph: Graph
+    public let communicator: Communicator
     let inputs: StepInputs
     let runner: TrainingStepRunner
     public private(set) var stepCount: Int
@@ -38,27 +45,34 @@ public final class Trainer {
     /// fresh. `planSource` names the plan in errors.
     public init(config: TrainingConfig, dataset: Dataset, state: TrainingState? = nil,
                 threads: Int = Threading.defaultThreads, backend: TrainingBackend = .compiled,
-                plan: Plan? = nil, planSource: String = "the plan") throws {
+                plan: Plan? = nil, planSource: String = "the plan", communicator: Communicator = SingleProcess()) throws {
         try config.validate()
         self.config = config
+        self.communicator = communicator
+        let ranks = communicator.size
+        _ = try config.rankStep(ranks: ranks)
+        if ranks > 1 && backend == .reference {
+            throw DiffusionError("--reference runs one process; start it without mpirun (this run has \(ranks) ranks)")
+        }
         let compiled: Plan?
         if let plan {
-            try TrainingPlanHeader.check(plan, source: planSource, against: config)
+            try TrainingPlanHeader.check(plan, source: planSource, against: config, ranks: ranks)
             compiled = plan
         } else {
-            compiled = backend == .compiled ? try Trainer.trainingPlan(config) : nil
+            compiled = backend == .compiled ? try Trainer.trainingPlan(config, ranks: ranks) : nil
         }
         graph = try compiled?.graph ?? Trainer.referenceGraph(config)
         // Parameters and optimizer state are held twice while loading (host tensors and the plan's
         // region): refuse before allocating anything when that cannot fit.
         let stateBytes = graph.parameterNodes.reduce(0) { $0 + storageBytes($1.type) }
         try MachineMemory.check(stateBytes, stateBytes, what: "training \(config.model.displayName) (parameters and optimizer state)")
-        inputs = try StepInputs(config: config, dataset: config.limit.map { dataset.prefix($0) } ?? dataset)
+        inputs = try StepInputs(config: config, dataset: config.limit.map { dataset.prefix($0) } ?? dataset,
+                                slice: RankSlice(rank: communicator.rank, ranks: ranks))
         let initial = state ?? TrainingState(graph: graph, seed: config.seed)
         try initial.checkTable(against: graph)
         stepCount = initial.step
         if let compiled {
-            let executor = try PlanExecutor(plan: compiled, threads: threads)
+            let executor = try PlanExecutor(plan: compiled, threads: threads, communicator: communicator)
             try executor.setParameters(initial.tensors)
             runner = PlanTrainingRunner(executor: executor)
         } else {
@@ -66,27 +80,34 @@ public final class Trainer {
         }
     }
 
-    /// The forward pass and objective: the source graph every training step is compiled from.
-    public static func lossGraph(_ config: TrainingConfig) throws -> Graph {
-        try objectiveGraph(try DiffusionTransformer(config.model), batch: config.batch, settings: config.loss)
+    /// The forward pass and objective: the source graph every training step is compiled from
+    /// (one rank's share of the batch when `ranks` > 1).
+    public static func lossGraph(_ config: TrainingConfig, ranks: Int = 1) throws -> Graph {
+        let local = try config.rankStep(ranks: ranks)
+        return try objectiveGraph(try DiffusionTransformer(config.model), batch: local.batch, settings: config.loss)
     }
 
-    /// The compiler pipeline of `config`'s training step.
-    public static func pipeline(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) -> Pipeline {
-        .training(optimizer: config.optimizer, precision: config.resolvedPrecision, memoryBudget: memoryBudget, fuse: fuse)
+    /// The compiler pipeline of `config`'s training step; over more than one rank it averages the
+    /// gradients (`allreduce` stage).
+    public static func pipeline(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true, ranks: Int = 1) -> Pipeline {
+        .training(optimizer: config.optimizer, precision: config.resolvedPrecision, memoryBudget: memoryBudget, fuse: fuse,
+                  dataParallel: ranks > 1)
     }
 
-    /// The compiled training step, its header carrying `config` (`TrainingPlanHeader`).
-    public static func trainingPlan(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true) throws -> Plan {
-        try compile(config, pipeline: pipeline(config, memoryBudget: memoryBudget, fuse: fuse)).plan
+    /// The compiled training step (one rank's, over `ranks`), its header carrying `config`
+    /// (`TrainingPlanHeader`).
+    public static func trainingPlan(_ config: TrainingConfig, memoryBudget: Int? = nil, fuse: Bool = true,
+                                    ranks: Int = 1) throws -> Plan {
+        try compile(config, pipeline: pipeline(config, memoryBudget: memoryBudget, fuse: fuse, ranks: ranks), ranks: ranks).plan
     }
 
-    /// Runs `pipeline` on `config`'s loss graph and stamps the plan's header.
-    public static func compile(_ config: TrainingConfig, pipeline: Pipeline) throws -> Pipeline.Output {
-        var source = try lossGraph(config)
+    /// Runs `pipeline` on `config`'s loss graph (one rank's share over `ranks`) and stamps the
+    /// plan's header.
+    public static func compile(_ config: TrainingConfig, pipeline: Pipeline, ranks: Int = 1) throws -> Pipeline.Output {
+        var source = try lossGraph(config, ranks: ranks)
         source.name = try DiffusionTransformer(config.model).graphName("train")
         var output = try pipeline.compile(source)
-        output.plan.metadata = TrainingPlanHeader.metadata(for: config)
+        output.plan.metadata = TrainingPlanHeader.metadata(for: config, ranks: ranks)
         return output
     }
 
@@ -117,12 +138,15 @@ public final class Trainer {
         }
         let outputs = try runner.run(feed)
         stepCount = t
-        let loss = outputs[Naming.lossOutput]!.floats[0], gradNorm = outputs[Naming.gradientNormOutput]!.floats[0]
+        let inter = outputs[Naming.intermediateLossOutput]?.floats[0]
+        // This rank's mean losses → the global batch's (equal slices: the mean of the means).
+        let losses = try communicator.allReduceMean([outputs[Naming.lossOutput]!.floats[0],
+                                                     outputs[Naming.finalLossOutput]!.floats[0], inter ?? 0])
+        let loss = losses[0], gradNorm = outputs[Naming.gradientNormOutput]!.floats[0]
         guard loss.isFinite, gradNorm.isFinite else {
             throw DiffusionError("step \(t): the loss is \(loss) and the gradient norm \(gradNorm); the weights of this step are not saved (the last checkpoint is intact) — lower --lr or check the data")
         }
-        return StepLog(step: t, loss: loss, lossFinal: outputs["loss_final"]!.floats[0],
-                       lossInter: outputs["loss_inter"]?.floats[0], gradNorm: gradNorm,
+        return StepLog(step: t, loss: loss, lossFinal: losses[1], lossInter: inter.map { _ in losses[2] }, gradNorm: gradNorm,
                        learningRate: lr)
     }
 }

@@ -15,11 +15,16 @@ import LoomRuntime
 /// dropout, time sampling, steps, limit) is a run-time input or host-side setting, so the run's
 /// own values apply.
 public enum TrainingPlanHeader {
-    /// Header metadata for a plan compiled from `config`.
-    public static func metadata(for config: TrainingConfig) -> [String: String] {
+    /// Header metadata for a plan compiled from `config` (one rank's step over `ranks`).
+    public static func metadata(for config: TrainingConfig, ranks: Int = 1) -> [String: String] {
         let json = config.json()
-        return [Naming.trainingConfigKey: json, Naming.trainingConfigHashKey: Plan.checksum(json)]
+        var header = [Naming.trainingConfigKey: json, Naming.trainingConfigHashKey: Plan.checksum(json)]
+        if ranks > 1 { header[Naming.ranksKey] = String(ranks) }
+        return header
     }
+
+    /// The number of ranks `plan` was compiled for (1: one process).
+    public static func ranks(of plan: Plan) -> Int { plan.metadata[Naming.ranksKey].flatMap { Int($0) } ?? 1 }
 
     /// The configuration `plan` was compiled for; errors name `source`.
     public static func config(of plan: Plan, source: String) throws -> TrainingConfig {
@@ -36,9 +41,10 @@ public enum TrainingPlanHeader {
     }
 
     /// Refuses `plan` for a run with `config` when anything the compiled step fixes differs.
-    public static func check(_ plan: Plan, source: String, against config: TrainingConfig) throws {
+    public static func check(_ plan: Plan, source: String, against config: TrainingConfig, ranks: Int = 1) throws {
         let compiled = try self.config(of: plan, source: source)
         var differences: [(String, String, String)] = []
+        if self.ranks(of: plan) != ranks { differences.append(("--ranks", "\(self.ranks(of: plan))", "\(ranks) (mpirun -np)")) }
         let (a, b) = (compiled.model, config.model)
         if a != b {
             for (flag, x, y) in [("model", a.backbone.rawValue, b.backbone.rawValue), ("--hidden", "\(a.hidden)", "\(b.hidden)"),

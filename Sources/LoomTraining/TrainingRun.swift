@@ -2,6 +2,7 @@ import Foundation
 import LoomCompiler
 import LoomData
 import LoomDiffusion
+import LoomDistributed
 import LoomGraphs
 import LoomIR
 import LoomRuntime
@@ -9,6 +10,11 @@ import LoomRuntime
 /// A whole `loom train` run: steps until done or interrupted, progress lines, a CSV loss log, and
 /// atomic checkpoints (`checkpoint.safetensors` in the run folder) every N steps, at the end, and
 /// when Ctrl-C / SIGTERM arrives (the step in flight finishes first).
+///
+/// Data parallel: rank 0 alone prints, keeps the loss log and writes checkpoints (the weights are
+/// the same on every rank; the checkpoint holds the global configuration, so it does not depend on
+/// the number of ranks). The ranks agree after every step whether one of them was interrupted, so
+/// all stop after the same step.
 public struct TrainingRun {
     public var directory: String
     public var checkpointEvery: Int
@@ -26,18 +32,22 @@ public struct TrainingRun {
     public enum Outcome: Equatable { case finished, interrupted }
 
     /// Trains until `trainer.config.steps`; `report` receives progress lines.
-    public func run(_ trainer: Trainer, report: (String) -> Void) throws -> Outcome {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let log = try LossLog(path: lossLogPath, keepingStepsThrough: trainer.state.step)
+    public func run(_ trainer: Trainer, report reportAll: (String) -> Void) throws -> Outcome {
+        let leader = trainer.communicator.isLeader
+        func report(_ line: String) { if leader { reportAll(line) } }
+        if leader { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let log = leader ? try LossLog(path: lossLogPath, keepingStepsThrough: trainer.state.step) : nil
         Interruption.install()
         let total = trainer.config.steps
         let start = Date()
         let firstStep = trainer.state.step
         var outcome = Outcome.finished
-        report("training \(trainer.config.model.displayName) for steps \(firstStep + 1)…\(total), batch \(trainer.config.batch); run folder \(directory)")
+        let ranks = trainer.communicator.size
+        let share = ranks > 1 ? " over \(ranks) ranks (\(trainer.config.batch / ranks) each)" : ""
+        report("training \(trainer.config.model.displayName) for steps \(firstStep + 1)…\(total), batch \(trainer.config.batch)\(share); run folder \(directory)")
         while trainer.state.step < total {
             let entry = try trainer.step()
-            log.append(entry)
+            log?.append(entry)
             let done = entry.step - firstStep
             let elapsed = Date().timeIntervalSince(start)
             if entry.step % logEvery == 0 || entry.step == total || entry.step == firstStep + 1 {
@@ -51,16 +61,16 @@ public struct TrainingRun {
             if checkpointEvery > 0 && entry.step % checkpointEvery == 0 && entry.step < total {
                 // The log reaches the disk first: it never lags the checkpoint (rows past it are cut
                 // on resume).
-                try log.flush()
-                try trainer.state.save(to: checkpointPath, config: trainer.config)
+                try log?.flush()
+                if leader { try trainer.state.save(to: checkpointPath, config: trainer.config) }
             }
-            if Interruption.requested {
+            if try anyRankInterrupted(trainer) {
                 outcome = .interrupted
                 break
             }
         }
-        try log.flush()
-        try trainer.state.save(to: checkpointPath, config: trainer.config)
+        try log?.flush()
+        if leader { try trainer.state.save(to: checkpointPath, config: trainer.config) }
         let elapsed = Date().timeIntervalSince(start)
         let steps = trainer.state.step - firstStep
         if outcome == .interrupted {
@@ -69,8 +79,18 @@ public struct TrainingRun {
             report(String(format: "done: %d steps in %@ (%.1f img/s); checkpoint %@, loss log %@", steps,
                           formatDuration(elapsed), Double(steps * trainer.config.batch) / max(elapsed, 1e-9),
                           checkpointPath, lossLogPath))
+            if let mpi = trainer.communicator as? MPICommunicator {
+                report(String(format: "rank 0: %.2f ms per step in MPI collectives (gradient allreduce, losses, stop flag)",
+                              mpi.allReduceSeconds * 1000 / Double(steps)))
+            }
         }
         return outcome
+    }
+
+    /// Whether Ctrl-C / SIGTERM reached any rank (one process: this one).
+    func anyRankInterrupted(_ trainer: Trainer) throws -> Bool {
+        guard trainer.communicator.size > 1 else { return Interruption.requested }
+        return try trainer.communicator.allReduceMean([Interruption.requested ? 1 : 0])[0] > 0
     }
 }
 

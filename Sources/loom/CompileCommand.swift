@@ -110,6 +110,21 @@ struct CompileSelection: ParsableArguments {
     @Flag(help: "Training graphs: add the variational-bound term (DDPM + learn_sigma).")
     var vbLoss = false
 
+    @Option(help: "Training graphs: one rank's step of a data-parallel run over N ranks (`mpirun -np N loom train --plan`): --batch stays the global batch, each rank runs batch/N, and the `allreduce` stage averages the gradients.")
+    var ranks = 1
+
+    /// Ranks checked: at least 1, and only for training graphs, whose batch they divide.
+    func checkedRanks() throws -> Int {
+        guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard ranks == 1 || graph == .train else { throw ValidationError("--ranks applies to --graph train only") }
+        do {
+            _ = try RankSlice.localBatch(model.batch, ranks: ranks)
+        } catch let error as DiffusionError {
+            throw ValidationError(error.message)
+        }
+        return ranks
+    }
+
     func budgetBytes() throws -> Int? {
         try memoryBudget.map { try ByteCount.parse($0, flag: "--memory-budget") }
     }
@@ -128,7 +143,7 @@ struct CompileSelection: ParsableArguments {
     func sourceGraph() throws -> Graph {
         switch graph {
         case .forward: return try DiffusionTransformer(try model.config()).forwardGraph(batch: model.batch)
-        case .loss, .train: return try Trainer.lossGraph(try trainingConfig())
+        case .loss, .train: return try Trainer.lossGraph(try trainingConfig(), ranks: try checkedRanks())
         }
     }
 
@@ -137,13 +152,14 @@ struct CompileSelection: ParsableArguments {
         switch graph {
         case .forward: return .inference(precision: precision, fuse: !noFusion)
         case .loss: return .gradients(precision: precision, fuse: !noFusion)
-        case .train: return Trainer.pipeline(try trainingConfig(), memoryBudget: try budgetBytes(), fuse: !noFusion)
+        case .train:
+            return Trainer.pipeline(try trainingConfig(), memoryBudget: try budgetBytes(), fuse: !noFusion, ranks: try checkedRanks())
         }
     }
 
     /// Runs `pipeline` on `source`; a training plan's header carries its configuration.
     func compile(_ source: Graph, with pipeline: Pipeline) throws -> Pipeline.Output {
-        if graph == .train { return try Trainer.compile(try trainingConfig(), pipeline: pipeline) }
+        if graph == .train { return try Trainer.compile(try trainingConfig(), pipeline: pipeline, ranks: try checkedRanks()) }
         return try pipeline.compile(source)
     }
 

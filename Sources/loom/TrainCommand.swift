@@ -4,6 +4,7 @@ import LoomBenchmarking
 import LoomCompiler
 import LoomData
 import LoomDiffusion
+import LoomDistributed
 import LoomEvaluation
 import LoomExperiments
 import LoomGraphs
@@ -24,6 +25,9 @@ struct TrainCommand: ParsableCommand {
             1 channel, 10 classes. --latents DIR trains on pre-encoded latents instead (safetensors shards with
             `latents` and `labels`, optional stats.safetensors). The run folder receives checkpoint.safetensors
             and loss.csv; Ctrl-C finishes the current step, saves, and exits; --resume continues bit for bit.
+            Data parallel: `mpirun -np N loom train …` runs N ranks, each on batch/N samples of the global
+            --batch, gradients averaged by MPI before the optimizer; rank 0 logs and writes the checkpoint
+            (Docs/distributed.md).
             """)
 
     @OptionGroup var model: ModelOptions
@@ -74,11 +78,28 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try train()
-        } catch let error as DiffusionError {
-            throw ValidationError(error.message)
+        guard MPICommunicator.launchedByMPIRun else {
+            do {
+                try train(communicator: SingleProcess())
+            } catch let error as DiffusionError {
+                throw ValidationError(error.message)
+            }
+            return
         }
+        // Under mpirun an error on one rank must stop them all (the others would wait in the next
+        // allreduce): report it naming the rank, then MPI_Abort.
+        let mpi = try MPICommunicator()
+        do {
+            try train(communicator: mpi)
+        } catch let code as ExitCode {
+            mpi.finalize()
+            throw code
+        } catch {
+            let message = (error as? DiffusionError)?.message ?? "\(error)"
+            FileHandle.standardError.write(Data("Error: rank \(mpi.rank) of \(mpi.size): \(message)\n".utf8))
+            mpi.abort(code: 1)
+        }
+        mpi.finalize()
     }
 
     func loadData(limit: Int?) throws -> Dataset {
@@ -86,9 +107,10 @@ struct TrainCommand: ParsableCommand {
         return try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: model.inputSize ?? 32, limit: limit)
     }
 
-    func train() throws {
+    func train(communicator: Communicator) throws {
         let threadCount = try Threading.resolve(threads)
         let backend: TrainingBackend = reference ? .reference : .compiled
+        let ranks = communicator.size
         if let resume {
             let (_, saved) = try peekConfig(resume)
             guard saved.model.backbone == model.model else {
@@ -106,11 +128,12 @@ struct TrainCommand: ParsableCommand {
                 throw DiffusionError("--limit \(limit) differs from the checkpoint's \(config.limit.map { "\($0)" } ?? "none (all samples)") (\(resume)); a resumed run keeps its data")
             }
             let dataset = try loadData(limit: config.limit)
-            let compiled = try stepPlan(config, backend: backend)
+            let compiled = try stepPlan(config, backend: backend, ranks: ranks)
             let graph = try compiled?.plan.graph ?? Trainer.referenceGraph(config)
             let (state, _) = try TrainingState.load(path: resume, graph: graph)
             try finish(try Trainer(config: config, dataset: dataset, state: state, threads: threadCount, backend: backend,
-                                   plan: compiled?.plan, planSource: compiled?.source ?? "the plan"))
+                                   plan: compiled?.plan, planSource: compiled?.source ?? "the plan",
+                                   communicator: communicator))
             return
         }
         let existing = out + "/checkpoint.safetensors"
@@ -133,17 +156,19 @@ struct TrainCommand: ParsableCommand {
                                     steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
                                     labelDropout: labelDropout, timeSampling: timeSampling,
                                     precision: precision == .bf16 ? .bf16 : nil, limit: limit)
-        let compiled = try stepPlan(config, backend: backend)
+        let compiled = try stepPlan(config, backend: backend, ranks: ranks)
         try finish(try Trainer(config: config, dataset: dataset, threads: threadCount, backend: backend,
-                               plan: compiled?.plan, planSource: compiled?.source ?? "the plan"))
+                               plan: compiled?.plan, planSource: compiled?.source ?? "the plan", communicator: communicator))
     }
 
     /// The `--plan` file (checked by the trainer against `config` by its header), or the step
-    /// compiled now; nil for the reference backend without a plan.
-    func stepPlan(_ config: TrainingConfig, backend: TrainingBackend) throws -> (plan: Plan, source: String)? {
+    /// compiled now (one rank's share of the batch over `ranks`); nil for the reference backend
+    /// without a plan.
+    func stepPlan(_ config: TrainingConfig, backend: TrainingBackend, ranks: Int) throws -> (plan: Plan, source: String)? {
+        _ = try config.rankStep(ranks: ranks)
         if let plan { return (try Plan.read(path: plan), plan) }
         guard backend == .compiled else { return nil }
-        return (try Trainer.trainingPlan(config), "the compiled step")
+        return (try Trainer.trainingPlan(config, ranks: ranks), "the compiled step")
     }
 
     func peekConfig(_ path: String) throws -> (SafeTensorsFile, TrainingConfig) {

@@ -173,6 +173,9 @@ public enum CostModel {
             // A square and a summed element per input element, one add per extra operand.
             let elements = operands.reduce(0) { $0 + $1.elementCount }
             cost.flops = (unaryFlopsPerElement + reduceFlopsPerInputElement) * elements + operands.count - 1
+        case .allReduce:
+            // The sum over the ranks is one add per element and rank; one process copies.
+            cost.flops = out
         case .adamw(let u):
             // Per element, as the primitive graph: m (3), v (4), the denominator (3), the step (3),
             // plus the clip (1), the weight decay (1) and the EMA (3) when present.

@@ -34,6 +34,8 @@ extension KernelLibrary {
             sumSquares(x, y)
         case .adamw(let update):
             adamw(update, x, y)
+        case .allReduce:
+            concatenate(x, into: y)
         case .tokenAttention(let heads, let scale):
             let (b, t, width) = (x[0].shape[0], x[0].shape[1], x[0].shape[2] / 3)
             let d = width / heads

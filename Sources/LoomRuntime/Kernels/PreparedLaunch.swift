@@ -1,15 +1,20 @@
 import CLoomKernels
+import LoomDistributed
 import LoomIR
 
 extension KernelLibrary {
     /// One launch with every argument bound once: calling the result does the work without looking
     /// anything up again. Plans prepare all their launches when the executor is made, so a step
     /// neither dispatches on the op nor builds argument arrays (elementwise programs, strides and
-    /// operand tables and layout copies are made here, once).
+    /// operand tables and layout copies are made here, once). `allreduce` runs through
+    /// `communicator`.
     static func prepare(_ op: Op, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition?,
                         packedWeight: UnsafePointer<Float>? = nil,
-                        bf16Weight: UnsafePointer<UInt16>? = nil, libraryLayer: LibraryLinear? = nil) -> () throws -> Void {
+                        bf16Weight: UnsafePointer<UInt16>? = nil, libraryLayer: LibraryLinear? = nil,
+                        communicator: Communicator = SingleProcess()) -> () throws -> Void {
         switch op {
+        case .fused(.allReduce):
+            return { try allReduce(x, y, communicator: communicator) }
         case .fused(.elementwise(let program)):
             let launch = ElementwiseLaunch(program, x, y)
             return { launch.run() }

@@ -1,5 +1,6 @@
 import CLoomKernels
 import Foundation
+import LoomDistributed
 import LoomIR
 
 /// Runs a `Plan`: one arena and one parameter region allocated up front, then a flat walk over
@@ -32,7 +33,9 @@ public final class PlanExecutor {
     let precisions: [loom_precision]
 
     /// Throws when the plan's arena and parameter region together exceed the machine's memory.
-    public init(plan: Plan, threads: Int = Threading.defaultThreads, kernels: KernelSelection = .current) throws {
+    /// `communicator` runs the plan's `allreduce` launches (data-parallel steps); one process by default.
+    public init(plan: Plan, threads: Int = Threading.defaultThreads, kernels: KernelSelection = .current,
+                communicator: Communicator = SingleProcess()) throws {
         try MachineMemory.check(plan.memory.arenaBytes, plan.memory.parameterBytes, what: "plan \(plan.graph.name)")
         self.plan = plan
         self.threads = threads
@@ -77,7 +80,8 @@ public final class PlanExecutor {
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
                                   packedWeight: packedWeights?.panelsByLaunch[index] ?? nil,
                                   bf16Weight: packedWeights?.bf16ByLaunch[index] ?? nil,
-                                  libraryLayer: packedWeights?.libraryByLaunch[index] ?? nil)
+                                  libraryLayer: packedWeights?.libraryByLaunch[index] ?? nil,
+                                  communicator: communicator)
         }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
