@@ -53,6 +53,7 @@ struct SampleCommand: ParsableCommand {
     @Flag(help: "Report time per step and per block, and each guidance mode's cost relative to none.") var profile = false
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
+    @OptionGroup var shards: ShardOptions
 
     func validate() throws {
         try FlagCheck.count(steps, "--steps", max: 100_000)
@@ -62,6 +63,7 @@ struct SampleCommand: ParsableCommand {
         try FlagCheck.real(igWeight, "--ig-weight", -1e6...1e6)
         try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6)
         try FlagCheck.real(shift, "--shift", 1e-6...1e6)
+        try shards.validate()
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
     }
 
@@ -107,6 +109,16 @@ struct SampleCommand: ParsableCommand {
             guard perClass > 0 else { throw DiffusionError("--per-class must be positive") }
             labelList = (0..<model.numClasses).flatMap { c in [Int64](repeating: Int64(c), count: perClass) }
             rows = model.numClasses
+        }
+        if shards.numImages != nil {
+            let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings,
+                                  guidance: guidanceSettings, batch: min(batch, shards.shardSize), seed: seed,
+                                  threads: try Threading.resolve(threads), reference: reference, precision: precision)
+            let description = "\(checkpoint) step \(loaded.step)\(ema ? " EMA" : ""); \(model.displayName); \(kind.rawValue) \(steps) steps, "
+                + "shift \(shift); \(guidance.rawValue) w \(igWeight) s \(cfgScale) ig \(igInterval) cfg \(cfgInterval); "
+                + "seed \(seed); batch \(job.batch); \(precision.rawValue)"
+            try shards.run(job: job, description: description)
+            return
         }
         var noise: HostTensor?
         if let initNoise {

@@ -54,20 +54,20 @@ final class DataParallelTrainingTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(status, 0, output, file: file, line: line)
     }
 
-    /// Runs `loom train` in one process (ranks 1, no mpirun) or under `mpirun -np ranks`.
-    func run(ranks: Int, _ arguments: [String]) throws -> (Int32, String) {
+    /// Runs `loom <command>` in one process (ranks 1, no mpirun) or under `mpirun -np ranks`.
+    func run(ranks: Int, _ arguments: [String], command: String = "train") throws -> (Int32, String) {
         let loom = RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path
         guard FileManager.default.isExecutableFile(atPath: loom) else { throw XCTSkip("no debug build of loom") }
         let process = Process()
         if ranks == 1 {
             process.executableURL = URL(fileURLWithPath: loom)
-            process.arguments = ["train"] + arguments
+            process.arguments = [command] + arguments
         } else {
             guard let mpirun = Self.mpirun else {
                 throw XCTSkip("mpirun not found on PATH: install Open MPI (scripts/install-deps.sh) to run the data-parallel tests")
             }
             process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", loom, "train"] + arguments
+            process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", loom, command] + arguments
         }
         let pipe = Pipe()
         process.standardOutput = pipe
