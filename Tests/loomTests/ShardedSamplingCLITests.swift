@@ -33,3 +33,39 @@ extension DataParallelTrainingTests {
         XCTAssertEqual(again.samples.floats.map(\.bitPattern), one.samples.floats.map(\.bitPattern))
     }
 }
+
+extension DataParallelTrainingTests {
+    /// `loom sample --num-images` killed with SIGKILL after its first shards: the rerun keeps exactly
+    /// the shards that were complete and gives the images of an uninterrupted run.
+    func testKilledShardedSamplingResumes() throws {
+        let loom = RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path
+        guard FileManager.default.isExecutableFile(atPath: loom) else { throw XCTSkip("no debug build of loom") }
+        let latents = try writeLatents()
+        try train(ranks: 1, ["--latents", latents, "--steps", "2", "--out", directory + "/model"])
+        let sample = ["sample", "--checkpoint", directory + "/model/checkpoint.safetensors", "--num-images", "60",
+                      "--shard-size", "2", "--batch", "2", "--steps", "20", "--seed", "3"]
+        let folder = directory + "/killed"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: loom)
+        process.arguments = sample + ["--out-dir", folder]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        func shards() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".safetensors") }
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while shards().count < 2, process.isRunning, Date() < deadline { usleep(10_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let complete = shards().count
+        XCTAssertGreaterThanOrEqual(complete, 2)
+        XCTAssertLessThan(complete, 30, "the run finished before it could be killed; make it longer")
+        let (status, output) = try run(ranks: 1, Array(sample.dropFirst()) + ["--out-dir", folder], command: "sample")
+        XCTAssertEqual(status, 0, output)
+        XCTAssertEqual(output.components(separatedBy: "finished before, kept").count - 1, complete, output)
+        let (status2, output2) = try run(ranks: 1, Array(sample.dropFirst()) + ["--out-dir", directory + "/straight"], command: "sample")
+        XCTAssertEqual(status2, 0, output2)
+        let resumed = try ShardedSampler.load(directory: folder), straight = try ShardedSampler.load(directory: directory + "/straight")
+        XCTAssertEqual(resumed.samples.floats.map(\.bitPattern), straight.samples.floats.map(\.bitPattern))
+    }
+}
