@@ -23,6 +23,9 @@ public struct Pipeline {
         /// run, its gradients averaged over the ranks (`AllReducePass`) before the optimizer.
         case training(loss: String, optimizer: AdamWSettings, precision: PrecisionPolicy, memoryBudget: Int?, fuse: Bool,
                       dataParallel: Bool)
+        /// The optimizer alone, over a graph whose `grad.*` outputs are inputs (the update of a step
+        /// whose gradients were accumulated over micro-batches).
+        case update(optimizer: AdamWSettings, fuse: Bool)
     }
 
     /// The graph after the graph stages, the plan, and the memory-budget decision.
@@ -58,11 +61,20 @@ public struct Pipeline {
                            dataParallel: dataParallel))
     }
 
+    /// The optimizer alone (see `Recipe.update`).
+    public static func update(optimizer: AdamWSettings, fuse: Bool = true) -> Pipeline {
+        Pipeline(.update(optimizer: optimizer, fuse: fuse))
+    }
+
     /// The graph stages of this recipe, in order.
     public var graphStages: [GraphPass] {
         var stages: [GraphPass] = []
         let (precision, fuse): (PrecisionPolicy, Bool)
         switch recipe {
+        case .update(let optimizer, let f):
+            stages.append(OptimizerPass(settings: optimizer, fused: f))
+            if f { stages += [FusionPass(), SimplifyPass(name: "simplify-after-fusion")] }
+            return stages
         case .inference(let p, let f):
             (precision, fuse) = (p, f)
         case .gradients(let loss, let p, let f), .training(let loss, _, let p, _, let f, _):

@@ -27,6 +27,8 @@ public final class Trainer {
     public let graph: Graph
     public let communicator: Communicator
     let inputs: StepInputs
+    /// With `--accumulate K`: the K micro-batches of each step.
+    let microInputs: [StepInputs]
     let runner: TrainingStepRunner
     public private(set) var stepCount: Int
 
@@ -54,6 +56,30 @@ public final class Trainer {
         if ranks > 1 && backend == .reference {
             throw DiffusionError("--reference runs one process; start it without mpirun (this run has \(ranks) ranks)")
         }
+        let accumulate = config.accumulate ?? 1
+        if accumulate > 1 {
+            guard plan == nil, backend == .compiled else {
+                throw DiffusionError("--accumulate runs its own two plans (gradients, update): it takes no --plan and no --reference")
+            }
+            _ = try RankSlice.localBatch(config.batch, ranks: ranks * accumulate)
+            let gradientPlan = try Trainer.microBatchGradientPlan(config, ranks: ranks)
+            let updatePlan = try Pipeline.update(optimizer: config.optimizer).plan(
+                try AccumulatingTrainingRunner.updateGraph(gradientPlan.graph, name: gradientPlan.graph.name + "_update"))
+            graph = try Trainer.stateGraph(gradientPlan.graph, updatePlan.graph)
+            let data = config.limit.map { dataset.prefix($0) } ?? dataset
+            inputs = try StepInputs(config: config, dataset: data, slice: RankSlice(rank: communicator.rank, ranks: ranks))
+            microInputs = try (0..<accumulate).map { k in
+                try StepInputs(config: config, dataset: data, slice: RankSlice(rank: communicator.rank * accumulate + k,
+                                                                               ranks: ranks * accumulate))
+            }
+            let initial = state ?? TrainingState(graph: graph, seed: config.seed)
+            try initial.checkTable(against: graph)
+            stepCount = initial.step
+            runner = try AccumulatingTrainingRunner(gradients: gradientPlan, update: updatePlan, tensors: initial.tensors,
+                                                    threads: threads, communicator: communicator)
+            return
+        }
+        microInputs = []
         let compiled: Plan?
         if let plan {
             try TrainingPlanHeader.check(plan, source: planSource, against: config, ranks: ranks)
@@ -117,6 +143,33 @@ public final class Trainer {
         try trainingPlan(config).graph
     }
 
+    /// The gradients of one micro-batch of an accumulated step (`batch / (ranks · accumulate)`).
+    public static func microBatchGradientPlan(_ config: TrainingConfig, ranks: Int = 1) throws -> Plan {
+        let k = config.accumulate ?? 1
+        var local = config
+        local.batch = try RankSlice.localBatch(config.batch, ranks: ranks * k)
+        var source = try objectiveGraph(try DiffusionTransformer(config.model), batch: local.batch, settings: config.loss)
+        source.name = try DiffusionTransformer(config.model).graphName("grad_micro")
+        return try Pipeline.gradients(precision: config.resolvedPrecision).plan(source)
+    }
+
+    /// Every persistent tensor of an accumulated run: the model's parameters and buffers (gradient
+    /// plan) and the optimizer's state (update plan), for checkpoints and initialisation.
+    static func stateGraph(_ gradients: Graph, _ update: Graph) throws -> Graph {
+        let b = GraphBuilder(name: gradients.name + "_state")
+        var first: Tensor?
+        var seen = Set<String>()
+        b.withScope("") {
+            for node in gradients.parameterNodes + update.parameterNodes {
+                guard case .parameter(let key, let initializer, let trainable) = node.op, seen.insert(key).inserted else { continue }
+                let p = b.parameter(key, node.type.shape, initializer: initializer, trainable: trainable)
+                if first == nil { first = p }
+            }
+        }
+        if let first { b.output("state", first) }
+        return try b.build()
+    }
+
     /// The step in primitive ops for the reference executor: differentiated, the optimizer
     /// unfused, no kernel fusion.
     public static func referenceGraph(_ config: TrainingConfig) throws -> Graph {
@@ -136,7 +189,21 @@ public final class Trainer {
         if config.model.igLayer != nil {
             for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
         }
-        let outputs = try runner.run(feed)
+        let outputs: [String: HostTensor]
+        if let accumulating = runner as? AccumulatingTrainingRunner {
+            var scalars: [String: HostTensor] = [:]
+            for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { scalars[name] = .scalar(value) }
+            let micro = try microInputs.map { slice -> [String: HostTensor] in
+                var feed = try slice.inputs(step: stepCount)
+                if config.model.igLayer != nil {
+                    for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
+                }
+                return feed
+            }
+            outputs = try accumulating.run(micro: micro, scalars: scalars)
+        } else {
+            outputs = try runner.run(feed)
+        }
         stepCount = t
         let inter = outputs[Naming.intermediateLossOutput]?.floats[0]
         // This rank's mean losses → the global batch's (equal slices: the mean of the means).

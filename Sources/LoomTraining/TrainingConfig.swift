@@ -34,6 +34,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Train on the first `limit` samples only (nil: all). It changes the data order, so it lives in
     /// the checkpoint and a resumed run keeps it.
     public var limit: Int?
+    /// Gradient accumulation: each step's batch in this many micro-batches (nil or 1: none).
+    public var accumulate: Int?
 
     /// The precision the step is compiled for.
     public var resolvedPrecision: PrecisionPolicy { precision ?? .fp32 }
@@ -65,6 +67,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         guard batch > 0 else { throw DiffusionError("--batch must be positive, got \(batch)") }
         if let limit, limit <= 0 { throw DiffusionError("--limit must be positive, got \(limit)") }
+        if let accumulate {
+            guard accumulate >= 1, batch % accumulate == 0 else {
+                throw DiffusionError("--accumulate \(accumulate) must be positive and divide --batch \(batch)")
+            }
+        }
         guard steps >= 0 else { throw DiffusionError("--steps must not be negative, got \(steps)") }
         guard learningRate > 0, learningRate.isFinite else {
             throw DiffusionError("--lr must be a positive number, got \(learningRate)")

@@ -36,6 +36,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Fashion-MNIST folder.") var dataRoot = Dataset.fashionMNISTDefaultRoot
     @Option(help: "Train on a folder of latent shards instead of Fashion-MNIST.") var latents: String?
     @Option(help: "Use only the first N training samples.") var limit: Int?
+    @Option(help: "Gradient accumulation: each step's --batch in K micro-batches (activations of batch/K only; the same step to float rounding).")
+    var accumulate: Int?
     @Option(help: "Total optimizer steps.") var steps = 1000
     @Option(help: "Learning rate.") var lr: Float = 1e-4
     @Option(help: "Linear learning-rate warm-up steps.") var warmup = 0
@@ -68,6 +70,7 @@ struct TrainCommand: ParsableCommand {
         try FlagCheck.count(checkpointEvery, "--checkpoint-every", min: 0)
         try FlagCheck.count(warmup, "--warmup", min: 0)
         if let limit { try FlagCheck.count(limit, "--limit") }
+        if let accumulate { try FlagCheck.count(accumulate, "--accumulate", max: 1 << 20) }
         try FlagCheck.real(lr, "--lr", 1e-12...1e3)
         try FlagCheck.real(emaDecay, "--ema-decay", 0...0.999999999)
         try FlagCheck.real(weightDecay, "--weight-decay", 0...1e3)
@@ -152,10 +155,11 @@ struct TrainCommand: ParsableCommand {
         var settings = loss.settings(for: model.model)
         settings.omega = omega
         settings.vbLoss = vbLoss
-        let config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
+        var config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
                                     steps: steps, learningRate: lr, warmupSteps: warmup, seed: seed,
                                     labelDropout: labelDropout, timeSampling: timeSampling,
                                     precision: precision == .bf16 ? .bf16 : nil, limit: limit)
+        config.accumulate = accumulate
         let compiled = try stepPlan(config, backend: backend, ranks: ranks)
         try finish(try Trainer(config: config, dataset: dataset, threads: threadCount, backend: backend,
                                plan: compiled?.plan, planSource: compiled?.source ?? "the plan", communicator: communicator))

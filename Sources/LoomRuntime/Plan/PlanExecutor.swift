@@ -131,7 +131,8 @@ public final class PlanExecutor {
 
     /// Loads every parameter and buffer of the plan's table; names, dtypes and shapes must match
     /// exactly (extra tensors are an error too, so a mismatched checkpoint is caught).
-    public func setParameters(_ tensors: [String: HostTensor], ignoringExtra: Bool = false) throws {
+    /// `partial`: entries of the table that `tensors` lacks keep their values.
+    public func setParameters(_ tensors: [String: HostTensor], ignoringExtra: Bool = false, partial: Bool = false) throws {
         let expected = Set(table.map(\.name))
         var missing: [String] = []
         for entry in table {
@@ -145,7 +146,7 @@ public final class PlanExecutor {
             TensorRef(parameterRegion + entry.offset, entry.type).store(value)
         }
         packedWeights?.stale = true
-        if !missing.isEmpty {
+        if !missing.isEmpty && !partial {
             throw RuntimeError("missing \(missing.count) parameter(s) of the plan's table: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", …" : "")")
         }
         let extra = Set(tensors.keys).subtracting(expected)
