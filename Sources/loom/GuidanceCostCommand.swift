@@ -45,8 +45,9 @@ struct GuidanceCostCommand: ParsableCommand {
                                                batch: batch, threads: try Threading.resolve(threads),
                                                repeats: repeats)
         for entry in entries {
-            print(String(format: "  %-13@ %9.2f ms   %.3f× none", entry.mode.rawValue as NSString, entry.seconds * 1000,
-                         entry.ratio))
+            print(String(format: "  %-13@ %9.2f ms   %.3f× none   tail %7.3f ms in %d launch(es)",
+                         entry.mode.rawValue as NSString, entry.seconds * 1000, entry.ratio, entry.tailSeconds * 1000,
+                         entry.tailLaunches))
         }
     }
 }

@@ -1,6 +1,9 @@
 import LoomGraphs
 import LoomIR
 
+/// Scope of the step graph's nodes after the network (guidance and solver update).
+public let samplerScope = "sampler"
+
 /// A network traced into a step graph: `(builder, x, t, y) → (final head, intermediate head)`.
 /// x [N, C, H, W] f32, t [N] f32, y [N] i64; heads [N, C_out, H, W].
 public typealias StepNetwork = (GraphBuilder, Tensor, Tensor, Tensor) -> (final: Tensor, inter: Tensor?)
@@ -45,7 +48,7 @@ public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleSh
 
     var (netX, netT, netY) = (x, t, y)
     if cfg {
-        let null = b.scoped("sampler") { b.constant(Float(numClasses), shape: [batch]).cast(.i64) }
+        let null = b.scoped(samplerScope) { b.constant(Float(numClasses), shape: [batch]).cast(.i64) }
         netX = concat([x, x], axis: 0)
         netT = concat([t, t], axis: 0)
         netY = concat([y, null], axis: 0)
@@ -73,7 +76,7 @@ public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleSh
         throw DiffusionError("learned-variance sampling needs 2·\(channels) output channels (learn_sigma), the network has \(outChannels)")
     }
 
-    let (guided, next) = b.scoped("sampler") { () -> (Tensor, Tensor) in
+    let (guided, next) = b.scoped(samplerScope) { () -> (Tensor, Tensor) in
         let scalarShape = [Int](repeating: 1, count: 1 + sampleShape.count)
         func scalar(_ index: StepCoefficients.Index) -> Tensor {
             coef.slice(axis: 0, index.rawValue..<(index.rawValue + 1)).reshape(scalarShape)
