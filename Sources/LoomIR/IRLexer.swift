@@ -366,8 +366,11 @@ enum IROpKind {
     func makeOp(name: String?, value: Float?, operandCount: Int, attributes a: inout IRAttributes) throws -> Op {
         switch self {
         case .fusedElementwise:
-            let text = try a.string("program")
-            return .fused(.elementwise(try ElementwiseProgram.parse(text, inputCount: operandCount)))
+            var program = try ElementwiseProgram.parse(try a.string("program"), inputCount: operandCount)
+            if a.values["windows"] != nil {
+                program.windows = try ElementwiseProgram.parseWindows(try a.string("windows"), inputCount: operandCount)
+            }
+            return .fused(.elementwise(program))
         case .linear:
             guard a.values["act"] != nil else { return .fused(.linear(activation: nil)) }
             let value = try a.take("act")

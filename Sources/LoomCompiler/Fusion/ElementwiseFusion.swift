@@ -6,6 +6,8 @@ import LoomIR
 /// (read once, not an output), or when it is one unary/affine op on a value that stays in memory
 /// anyway: then each chain reading it recomputes it (one instruction per element instead of a
 /// pass that writes and re-reads a whole tensor), and once every reader has, simplify drops it.
+/// Operands cut out by `slice` nodes (halves of a doubled batch, channel ranges) are read in
+/// place through an `OperandWindow`, so the slices' copies disappear.
 enum ElementwiseFusion {
     static let maxRegisters = 48
 
@@ -44,13 +46,13 @@ enum ElementwiseFusion {
                 }
             }
             guard members.count >= 2 else { continue }
-            let (program, inputs) = compile(members.sorted(), plan)
-            let shapes = inputs.map { plan.node($0).type.shape }
+            let (program, inputs, slices) = compile(members.sorted(), plan)
+            let shapes = inputs.indices.map { program.operandShape($0, of: plan.node(inputs[$0]).type.shape) }
             guard shapes.reduce([Int](), { TypeInference.broadcastShapes($0, $1) ?? [-1] }) == root.type.shape else {
                 continue
             }
             plan.replace(root: root.id, with: .fused(.elementwise(program)), inputs: inputs,
-                         absorbing: members.subtracting(duplicates).subtracting([root.id]).sorted())
+                         absorbing: members.subtracting(duplicates).subtracting([root.id]).union(slices).sorted())
         }
     }
 
@@ -86,17 +88,49 @@ enum ElementwiseFusion {
         return external.count
     }
 
-    /// The program for `members` (in graph order; the last is the root) and its operands.
-    static func compile(_ members: [Int], _ plan: FusionPlan) -> (ElementwiseProgram, [Int]) {
-        var inputs: [Int] = []
+    /// An operand made by `slice` nodes is read in place: the kernel takes the tensor under the
+    /// slices with a window. Returns that tensor, the window, and the slices no one else reads
+    /// (absorbed into the kernel).
+    static func window(_ id: Int, readers: Set<Int>, _ plan: FusionPlan) -> (node: Int, window: OperandWindow, absorbed: [Int])? {
+        var node = id
+        var cuts: [(axis: Int, start: Int, end: Int)] = []
+        var absorbed: [Int] = []
+        var exclusive = true
+        while case .slice(let axis, let start, let end) = plan.node(node).op, !plan.isClaimed(node) {
+            let allowed = absorbed.isEmpty ? readers : [absorbed.last!]
+            exclusive = exclusive && !plan.outputs.contains(node) && plan.consumers[node].allSatisfy(allowed.contains)
+            if exclusive { absorbed.append(node) }
+            cuts.append((axis, start, end))
+            node = plan.node(node).inputs[0]
+        }
+        guard !cuts.isEmpty, plan.node(node).type.dtype == .f32 else { return nil }
+        var window = OperandWindow.whole(plan.node(node).type.shape)
+        for cut in cuts.reversed() { window = window.sliced(axis: cut.axis, start: cut.start, end: cut.end) }
+        return (node, window, absorbed)
+    }
+
+    /// The program for `members` (in graph order; the last is the root), its operands and the
+    /// slices it reads through windows instead.
+    static func compile(_ members: [Int], _ plan: FusionPlan) -> (ElementwiseProgram, [Int], [Int]) {
+        var operands: [Int] = []
         for id in members {
             for operand in plan.node(id).inputs
-            where !members.contains(operand) && fill(plan.node(operand)) == nil && !inputs.contains(operand) {
-                inputs.append(operand)
+            where !members.contains(operand) && fill(plan.node(operand)) == nil && !operands.contains(operand) {
+                operands.append(operand)
             }
         }
+        var inputs: [Int] = [], windows: [Int: OperandWindow] = [:], slices: [Int] = []
+        for (i, operand) in operands.enumerated() {
+            guard let read = window(operand, readers: Set(members), plan), !members.contains(read.node) else {
+                inputs.append(operand)
+                continue
+            }
+            inputs.append(read.node)
+            windows[i] = read.window
+            slices += read.absorbed
+        }
         var register: [Int: Int] = [:]
-        for (i, id) in inputs.enumerated() { register[id] = i }
+        for (i, id) in operands.enumerated() { register[id] = i }
         var instructions: [ElementwiseProgram.Instruction] = []
         func operand(_ id: Int) -> Int {
             if let r = register[id] { return r }
@@ -118,6 +152,7 @@ enum ElementwiseFusion {
             instructions.append(instruction)
             register[id] = inputs.count + instructions.count - 1
         }
-        return (ElementwiseProgram(inputCount: inputs.count, instructions: instructions), inputs)
+        return (ElementwiseProgram(inputCount: inputs.count, instructions: instructions, windows: windows), inputs,
+                slices)
     }
 }
