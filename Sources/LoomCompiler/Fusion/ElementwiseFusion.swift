@@ -3,7 +3,7 @@ import LoomIR
 /// Maximal chains of elementwise ops (unary, affine, binary, with fill constants folded in) that
 /// produce one value become one `fused_elementwise` kernel: a program evaluated in one pass over
 /// cache-sized tiles. An intermediate joins the chain when it has the root's shape and is private
-/// (read once, not an output), or when it is one unary/affine op on a value that stays in memory
+/// (read once, not an output) or read only by the chain (`u + s·(c − u)`), or when it is one unary/affine op on a value that stays in memory
 /// anyway: then each chain reading it recomputes it (one instruction per element instead of a
 /// pass that writes and re-reads a whole tensor), and once every reader has, simplify drops it.
 /// Operands cut out by `slice` nodes (halves of a doubled batch, channel ranges) are read in
@@ -27,22 +27,49 @@ enum ElementwiseFusion {
         for root in plan.graph.nodes.reversed() where isElementwise(root.op) && !plan.isClaimed(root.id) {
             var members: Set<Int> = [root.id]
             var duplicates: Set<Int> = []   // recomputed here, kept for their other readers
+            var deferred: Set<Int> = []     // read outside the chain so far; may join once every reader has
             var frontier = [root.id]
-            while let id = frontier.popLast() {
-                for operand in plan.node(id).inputs where !members.contains(operand) {
-                    let node = plan.node(operand)
-                    guard isElementwise(node.op), node.type.shape == root.type.shape else { continue }
-                    let recomputed = !plan.isPrivate(operand)
-                    guard !recomputed || isRecomputable(node, plan) else { continue }
-                    if recomputed { duplicates.insert(operand) }
-                    members.insert(operand)
-                    if members.count + externalCount(members, plan) + constantCount(members, plan) > maxRegisters {
-                        members.remove(operand)
-                        duplicates.remove(operand)
-                        plan.refuse("fused_elementwise", at: root.id, "chain would need more than \(maxRegisters) registers")
+            func fits() -> Bool {
+                guard members.count + externalCount(members, plan) + constantCount(members, plan) > maxRegisters else {
+                    return true
+                }
+                plan.refuse("fused_elementwise", at: root.id, "chain would need more than \(maxRegisters) registers")
+                return false
+            }
+            while true {
+                while let id = frontier.popLast() {
+                    for operand in plan.node(id).inputs where !members.contains(operand) {
+                        let node = plan.node(operand)
+                        guard isElementwise(node.op), node.type.shape == root.type.shape else { continue }
+                        let recomputed = !plan.isPrivate(operand) && !isInternal(operand, members.subtracting(duplicates), plan)
+                        guard !recomputed || isRecomputable(node, plan) else {
+                            deferred.insert(operand)
+                            continue
+                        }
+                        if recomputed { duplicates.insert(operand) }
+                        members.insert(operand)
+                        guard fits() else {
+                            members.remove(operand)
+                            duplicates.remove(operand)
+                            continue
+                        }
+                        if !recomputed { frontier.append(operand) }
+                    }
+                }
+                // A value whose readers all joined the chain is computed once inside it (the halves
+                // of a CFG step read the unconditional value twice).
+                let computed = members.subtracting(duplicates)
+                let ready = deferred.union(duplicates).filter { isInternal($0, computed, plan) }.sorted()
+                guard !ready.isEmpty else { break }
+                for id in ready {
+                    deferred.remove(id)
+                    let wasMember = duplicates.remove(id) != nil
+                    members.insert(id)
+                    guard wasMember || fits() else {
+                        members.remove(id)
                         continue
                     }
-                    if !recomputed { frontier.append(operand) }
+                    frontier.append(id)
                 }
             }
             guard members.count >= 2 else { continue }
@@ -54,6 +81,12 @@ enum ElementwiseFusion {
             plan.replace(root: root.id, with: .fused(.elementwise(program)), inputs: inputs,
                          absorbing: members.subtracting(duplicates).subtracting([root.id]).union(slices).sorted())
         }
+    }
+
+    /// A value every reader of which is computed by the chain (not merely recomputed there for
+    /// readers outside it), and that is not an output or claimed.
+    static func isInternal(_ id: Int, _ members: Set<Int>, _ plan: FusionPlan) -> Bool {
+        !plan.outputs.contains(id) && !plan.isClaimed(id) && plan.consumers[id].allSatisfy(members.contains)
     }
 
     /// A shared unary or affine op whose operand is never absorbed into another chain (it is not
