@@ -5,7 +5,7 @@ import LoomIR
 import LoomRuntime
 import XCTest
 
-/// Records what the loop asks of the runner; echoes x (x_next = x, guided = x).
+/// Records what the loop asks of the runner; echoes x (x_next = x).
 final class RecordingRunner: StepRunner {
     struct Call { let cfg: Bool; let w: Float; let s: Float; let t: Float; let coef: [Float] }
     var calls: [Call] = []
@@ -13,7 +13,7 @@ final class RecordingRunner: StepRunner {
     func run(_ inputs: [String: HostTensor], cfg: Bool) throws -> [String: HostTensor] {
         let coef = inputs["coef"]!.floats
         calls.append(Call(cfg: cfg, w: coef[0], s: coef[1], t: inputs["t"]!.floats[0], coef: coef))
-        return ["x_next": inputs["x"]!, "guided": inputs["x"]!]
+        return ["x_next": inputs["x"]!]
     }
 }
 
