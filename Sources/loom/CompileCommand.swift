@@ -82,8 +82,9 @@ struct CompileCommand: ParsableCommand {
 struct CompileSelection: ParsableArguments {
     @OptionGroup var model: ModelOptions
     @OptionGroup var loss: LossOptions
+    @OptionGroup var step: SamplerStepOptions
 
-    @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
+    @Option(help: "forward, loss (forward + objective + gradients), train (… + AdamW/EMA update) or sampler-step.")
     var graph: CompiledGraphKind = .train
 
     @Flag(help: "Skip the fusion pass.")
@@ -104,6 +105,7 @@ struct CompileSelection: ParsableArguments {
         let settings = loss.settings(for: model.model)
         switch graph {
         case .forward: return try network.forwardGraph(batch: model.batch)
+        case .samplerStep: return try step.graph(model: try model.config(), batch: model.batch)
         case .loss:
             return try Autodiff.differentiate(try lossGraph(network, batch: model.batch, settings: settings), loss: "loss")
         case .train:
@@ -130,4 +132,5 @@ struct CompileSelection: ParsableArguments {
 /// The graphs `loom compile` can build.
 enum CompiledGraphKind: String, ExpressibleByArgument, CaseIterable {
     case forward, loss, train
+    case samplerStep = "sampler-step"
 }
