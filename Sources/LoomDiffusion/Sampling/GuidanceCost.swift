@@ -28,14 +28,14 @@ public enum GuidanceCost {
         let guideModel = try guide.map { try DiffusionTransformer($0.0) }
         var parameters = weights
         for (name, value) in guide?.1 ?? [:] { parameters["guide." + name] = value }
-        var candidates: [GuidanceMode] = modes ?? [.none, .ig, .cfg, .igCfg, .autoguidance]
+        var candidates: [GuidanceMode] = modes ?? [.none, .ig, .cfg, .igCfg, .autoguidance, .autoguidanceCfg]
         if config.igLayer == nil { candidates.removeAll { $0.usesIG } }
-        if guide == nil { candidates.removeAll { $0 == .autoguidance } }
+        if guide == nil { candidates.removeAll { $0.usesGuideNetwork } }
         // Compile every plan first, then time them in rounds so machine noise hits all alike.
         var executors: [(GuidanceMode, PlanExecutor, [String: HostTensor], BlockAttribution, Set<Int>)] = []
         for mode in candidates {
             let settings = GuidanceSettings(mode: mode, weight: 1.5, cfgScale: 1.5)
-            let graph = try samplerStepGraph(model: model, guideModel: mode == .autoguidance ? guideModel : nil,
+            let graph = try samplerStepGraph(model: model, guideModel: mode.usesGuideNetwork ? guideModel : nil,
                                              batch: batch, guidance: settings, cfg: mode.usesCFG)
             let plan = try PlanCompiler.compile(graph)
             let executor = try PlanExecutor(plan: plan, threads: threads)

@@ -47,7 +47,7 @@ final class GuidanceCompositionTests: XCTestCase {
             let f = Self.finalHead(x, t, label)
             switch mode {
             case .ig, .igCfg: let i = Self.interHead(x, t, label); return i + w * (f - i)
-            case .autoguidance: let g = Self.guideHead(x, t, label); return g + w * (f - g)
+            case .autoguidance, .autoguidanceCfg: let g = Self.guideHead(x, t, label); return g + w * (f - g)
             case .none, .cfg: return f
             }
         }
@@ -61,11 +61,11 @@ final class GuidanceCompositionTests: XCTestCase {
         let guidance = GuidanceSettings(mode: mode, weight: w, cfgScale: s, cfgChannels: channels)
         let graph = try samplerStepGraph(batch: batch, sampleShape: shape, numClasses: classes, guidance: guidance,
                                          cfg: cfg, network: network,
-                                         guideNetwork: mode == .autoguidance ? guideNetwork : nil)
+                                         guideNetwork: mode.usesGuideNetwork ? guideNetwork : nil)
         let c = StepCoefficients(weight: w, cfgScale: s, cx: 0.9, cd: -0.35, cz: 0.12, ca: 0.4)
         let inputs = randomInputs(coefficients: c)
         var parameters: [String: HostTensor] = [:]
-        if mode == .autoguidance { parameters["guide.scale"] = HostTensor(shape: [1], floats: [Float(Self.guideScale)]) }
+        if mode.usesGuideNetwork { parameters["guide.scale"] = HostTensor(shape: [1], floats: [Float(Self.guideScale)]) }
         let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)
         let plane = shape[1] * shape[2], perSample = shape.reduce(1, *)
         let name = "\(mode.rawValue) cfg \(cfg) channels \(channels.map(String.init) ?? "all") w \(w) s \(s)"
@@ -98,9 +98,9 @@ final class GuidanceCompositionTests: XCTestCase {
             let guidance = GuidanceSettings(mode: mode, weight: 2, cfgScale: 3)
             let graph = try samplerStepGraph(batch: batch, sampleShape: shape, numClasses: classes, guidance: guidance,
                                              cfg: false, network: network,
-                                             guideNetwork: mode == .autoguidance ? guideNetwork : nil)
+                                             guideNetwork: mode.usesGuideNetwork ? guideNetwork : nil)
             let inputs = randomInputs(coefficients: StepCoefficients(weight: 1, cfgScale: 3, cd: 1))
-            let params = mode == .autoguidance ? ["guide.scale": HostTensor(shape: [1], floats: [1.3])] : [:]
+            let params = mode.usesGuideNetwork ? ["guide.scale": HostTensor(shape: [1], floats: [1.3])] : [:]
             let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: params)
             let perSample = shape.reduce(1, *)
             for index in 0..<(batch * perSample) {

@@ -46,7 +46,7 @@ final class SamplerPlanTests: XCTestCase {
                 for inside in [true, false] {
                     let settings = GuidanceSettings(mode: mode, weight: 1.7, cfgScale: 2.5, cfgChannels: cfgChannels)
                     let cfg = mode.usesCFG && inside
-                    let graph = try samplerStepGraph(model: network, guideModel: mode == .autoguidance ? guideNetwork : nil,
+                    let graph = try samplerStepGraph(model: network, guideModel: mode.usesGuideNetwork ? guideNetwork : nil,
                                                      batch: batch, guidance: settings, cfg: cfg)
                     let plan = try PlanCompiler.compile(graph)
                     let coefficients = StepCoefficients(weight: inside ? 1.7 : 1, cfgScale: cfg ? 2.5 : 1, cx: 0.9,
