@@ -65,8 +65,8 @@ public struct SamplerLoop {
     /// The coefficients and graph choice of evaluation `e` under the guidance settings.
     public func resolve(_ e: SamplerEvaluation) -> (coefficients: StepCoefficients, cfg: Bool) {
         var c = e.coefficients
-        let cfg = guidance.cfgActive(sigma: e.sigma)
-        c.weight = guidance.effectiveWeight(sigma: e.sigma)
+        let cfg = guidance.cfgActive(sigma: e.guidanceSigma)
+        c.weight = guidance.effectiveWeight(sigma: e.guidanceSigma)
         c.cfgScale = cfg ? guidance.cfgScale : 1
         return (c, cfg)
     }

@@ -72,12 +72,26 @@ public struct SamplerEvaluation: Equatable, Sendable {
     /// Index of the integration interval / respaced step (0 first).
     public var step: Int
     public var stage: Stage
-    /// Noise level σ of this evaluation (guidance intervals are tested against it).
+    /// Noise level σ of this evaluation.
     public var sigma: Double
+    /// The σ the guidance intervals are tested against: `sigma`, except for a Heun corrector of a
+    /// `flow_repa` run, which (as in REPA's and the IG code's `euler_sampler`) keeps the decision
+    /// made at the start of its interval.
+    public var guidanceSigma: Double
     /// Time fed to the network (flow: t per convention; DDPM: the original integer step).
     public var modelTime: Double
     /// Solver coefficients; `weight` and `cfgScale` are filled in by the loop from the guidance.
     public var coefficients: StepCoefficients
+
+    public init(step: Int, stage: Stage, sigma: Double, guidanceSigma: Double? = nil, modelTime: Double,
+                coefficients: StepCoefficients) {
+        self.step = step
+        self.stage = stage
+        self.sigma = sigma
+        self.guidanceSigma = guidanceSigma ?? sigma
+        self.modelTime = modelTime
+        self.coefficients = coefficients
+    }
 }
 
 /// Turns sampler settings into the list of network evaluations with their coefficients.
@@ -112,6 +126,7 @@ public enum SamplerPlan {
             if heun {
                 plan.append(SamplerEvaluation(
                     step: i, stage: .corrector, sigma: next,
+                    guidanceSigma: settings.objective == .flowRepa ? sigma : next,
                     modelTime: TimeGrid.modelTime(sigma: next, objective: settings.objective),
                     coefficients: StepCoefficients(cx: 0.5, cd: sign * dt / 2, ca: 0.5)))
             }

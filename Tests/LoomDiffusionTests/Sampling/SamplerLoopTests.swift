@@ -84,9 +84,19 @@ final class SamplerLoopTests: XCTestCase {
     }
 
     func testPlans() throws {
-        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa)).count, 10)
+        // Heun's last interval by default: Euler for flow_repa (REPA / IG code), full for flow_sit.
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa)).count, 9)
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit)).count, 10)
         XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa,
+                                                                   heunLastStepEuler: false)).count, 10)
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit,
                                                                    heunLastStepEuler: true)).count, 9)
+        // A REPA corrector keeps the guidance decision of its interval's start; a SiT one tests its own σ.
+        let repa = try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa))
+        XCTAssertEqual(repa[1].stage, .corrector)
+        XCTAssertEqual(repa[1].guidanceSigma, repa[0].sigma, accuracy: 1e-12)
+        let sitHeun = try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit))
+        XCTAssertEqual(sitHeun[1].guidanceSigma, sitHeun[1].sigma, accuracy: 1e-12)
         // Euler–Maruyama: x_next = (1 + dt)x + dt(2 − σ)v + √(2σ|dt|)z, deterministic last step.
         let em = try SamplerPlan.evaluations(SamplerSettings(kind: .eulerMaruyama, steps: 3, objective: .flowRepa))
         XCTAssertEqual(em.count, 3)
