@@ -366,11 +366,8 @@ enum IROpKind {
     func makeOp(name: String?, value: Float?, operandCount: Int, attributes a: inout IRAttributes) throws -> Op {
         switch self {
         case .fusedElementwise:
-            var program = try ElementwiseProgram.parse(try a.string("program"), inputCount: operandCount)
-            if a.values["windows"] != nil {
-                program.windows = try ElementwiseProgram.parseWindows(try a.string("windows"), inputCount: operandCount)
-            }
-            return .fused(.elementwise(program))
+            let windows = a.values["windows"] != nil ? try a.string("windows") : nil
+            return .fused(.elementwise(try ElementwiseProgram.parse(try a.string("program"), windows: windows, inputCount: operandCount)))
         case .linear:
             guard a.values["act"] != nil else { return .fused(.linear(activation: nil)) }
             let value = try a.take("act")

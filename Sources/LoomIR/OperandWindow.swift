@@ -80,6 +80,13 @@ extension ElementwiseProgram {
         return windows
     }
 
+    /// Parses a program and its optional `windowsText` (the IR attributes of `fused_elementwise`).
+    public static func parse(_ text: String, windows: String?, inputCount: Int) throws -> ElementwiseProgram {
+        var program = try parse(text, inputCount: inputCount)
+        if let windows { program.windows = try parseWindows(windows, inputCount: inputCount) }
+        return program
+    }
+
     /// The shape operand `i` contributes to the kernel: its window's, or its own.
     public func operandShape(_ i: Int, of operand: [Int]) -> [Int] { windows[i]?.shape ?? operand }
 }
