@@ -9,7 +9,7 @@ import LoomRuntime
 struct GuidanceCostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "guidance-cost",
-        abstract: "Time one compiled sampler step for none, IG, CFG, IG+CFG and autoguidance on the same weights.",
+        abstract: "Time one compiled sampler step for none, IG, CFG, IG+CFG and autoguidance (alone and with CFG) on the same weights, and the tail after the network.",
         discussion: "Weights are random (cost does not depend on their values) unless --checkpoint is given. The autoguidance guide is the same model at --guide-depth blocks. Runs are interleaved; medians reported.")
 
     @OptionGroup var model: ModelOptions

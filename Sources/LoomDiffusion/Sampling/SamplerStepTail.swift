@@ -92,8 +92,9 @@ final class SamplerStepTail {
         var next = scalar(.cx) * x + scalar(.cd) * denoiser(0..<channels) + scalar(.cz) * z + scalar(.ca) * anchor
         if learnedVariance {
             let f = denoiser(channels..<outChannels).affine(scale: 0.5, shift: 0.5)
+            // log β̃ + f(log β − log β̃), written on [B, C, H, W] values only (no launch on coef alone).
             let lo = scalar(.logBetaTilde), hi = scalar(.logBeta)
-            next = next + scalar(.cVar) * ((lo + f * (hi - lo)) * 0.5).exp() * z
+            next = next + scalar(.cVar) * ((lo + f * hi - f * lo) * 0.5).exp() * z
         }
         return next
     }
