@@ -91,9 +91,11 @@ let package = Package(
                     path: "Tests/LoomCompilerTests"),
         .testTarget(name: "LoomDataTests", dependencies: ["LoomData", "LoomRuntime", "LoomTestSupport"],
                     path: "Tests/LoomDataTests"),
+        // The method against independent references (naive transformer, finite differences, the
+        // official sampler loop written plainly).
         .testTarget(name: "LoomDiffusionTests",
                     dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",
-                                   "LoomTestSupport"],
+                                   "LoomTraining", "LoomSampling", "LoomTestSupport"],
                     path: "Tests/LoomDiffusionTests"),
         .testTarget(name: "LoomTrainingTests",
                     dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",

@@ -140,7 +140,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
             guard names.contains(r.training) else {
                 throw DiffusionError("experiment: row '\(r.label)' names unknown training variant '\(r.training)'")
             }
-            if r.guidance == .autoguidance {
+            if r.guidance.usesGuideNetwork {
                 guard let g = r.guide, names.contains(g) else {
                     throw DiffusionError("experiment: autoguidance row '\(r.label)' needs a known guide variant")
                 }

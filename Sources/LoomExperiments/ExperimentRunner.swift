@@ -92,7 +92,7 @@ public final class ExperimentRunner {
         var needed = Set<String>()
         for row in rows {
             needed.insert(row.training)
-            if row.guidance == .autoguidance, let g = row.guide { needed.insert(g) }
+            if row.guidance.usesGuideNetwork, let g = row.guide { needed.insert(g) }
         }
         var results = loadResults()
         var fresh: [ExperimentResult] = []
@@ -218,7 +218,7 @@ public final class ExperimentRunner {
                                         cfgInterval: Self.interval(row.cfgInterval))
         try guidance.validate(outChannels: model.outChannels)
         var guide: (ModelConfig, [String: HostTensor])?
-        if row.guidance == .autoguidance, let name = row.guide {
+        if row.guidance.usesGuideNetwork, let name = row.guide {
             let g = try CheckpointWeights.load(path: checkpointPath(name, seed: seed), ema: ema)
             guide = (g.config.model, g.weights)
         }
@@ -252,6 +252,8 @@ public final class ExperimentRunner {
         case .cfg: return "CFG s=\(row.s ?? 1)" + iv(row.cfgInterval)
         case .igCfg: return "IG w=\(row.w ?? 1)" + iv(row.igInterval) + " + CFG s=\(row.s ?? 1)" + iv(row.cfgInterval)
         case .autoguidance: return "autoguidance w=\(row.w ?? 1) (guide \(row.guide ?? "?"))"
+        case .autoguidanceCfg:
+            return "autoguidance w=\(row.w ?? 1) (guide \(row.guide ?? "?"))" + " + CFG s=\(row.s ?? 1)" + iv(row.cfgInterval)
         }
     }
 

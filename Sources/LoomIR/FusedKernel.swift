@@ -56,7 +56,8 @@ public enum FusedKernel: Equatable, Sendable {
 
 /// A straight-line program over registers: registers 0..<inputCount hold the operands, each
 /// instruction defines the next register, and the last register is the result.
-/// Text form: `mul(r0,r1);affine(r2,0.5,1.0);gelu_tanh(r3);add(r4,r2);const(2.0)`.
+/// Text form: `mul(r0,r1);affine(r2,0.5,1.0);gelu_tanh(r3);add(r4,r2);const(2.0)` (windows have
+/// their own attribute, `windowsText`).
 public struct ElementwiseProgram: Equatable, Sendable {
     public enum Instruction: Equatable, Sendable {
         case unary(UnaryFunction, Int)
@@ -67,10 +68,14 @@ public struct ElementwiseProgram: Equatable, Sendable {
 
     public var inputCount: Int
     public var instructions: [Instruction]
+    /// Operands read in place through a window (operand index → box), e.g. one half of a doubled
+    /// batch; the others are read whole.
+    public var windows: [Int: OperandWindow]
 
-    public init(inputCount: Int, instructions: [Instruction]) {
+    public init(inputCount: Int, instructions: [Instruction], windows: [Int: OperandWindow] = [:]) {
         self.inputCount = inputCount
         self.instructions = instructions
+        self.windows = windows
     }
 
     public var registerCount: Int { inputCount + instructions.count }
@@ -83,6 +88,9 @@ public struct ElementwiseProgram: Equatable, Sendable {
         guard !instructions.isEmpty else { throw IRError("elementwise program has no instructions") }
         guard registerCount <= Self.maxRegisters else {
             throw IRError("elementwise program needs \(registerCount) registers; the kernel has \(Self.maxRegisters)")
+        }
+        for i in windows.keys where i < 0 || i >= inputCount {
+            throw IRError("elementwise program has a window on operand \(i); it reads \(inputCount) operand(s)")
         }
         for (i, instruction) in instructions.enumerated() {
             let limit = inputCount + i

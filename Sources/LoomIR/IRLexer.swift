@@ -367,8 +367,8 @@ enum IROpKind {
     func makeOp(name: String?, value: Float?, operandCount: Int, attributes a: inout IRAttributes) throws -> Op {
         switch self {
         case .fusedElementwise:
-            let text = try a.string("program")
-            return .fused(.elementwise(try ElementwiseProgram.parse(text, inputCount: operandCount)))
+            let windows = a.values["windows"] != nil ? try a.string("windows") : nil
+            return .fused(.elementwise(try ElementwiseProgram.parse(try a.string("program"), windows: windows, inputCount: operandCount)))
         case .linear:
             guard a.values["act"] != nil else { return .fused(.linear(activation: nil)) }
             let value = try a.take("act")

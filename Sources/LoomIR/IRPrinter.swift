@@ -132,7 +132,8 @@ public enum IRPrinter {
             return ["to=" + dtype.rawValue]
         case .fused(let kernel):
             switch kernel {
-            case .elementwise(let program): return ["program=" + quote(program.text)]
+            case .elementwise(let program):
+                return ["program=" + quote(program.text)] + (program.windows.isEmpty ? [] : ["windows=" + quote(program.windowsText)])
             case .linear(let activation): return activation.map { ["act=" + $0.rawValue] } ?? []
             case .normModulate(let eps, let rms), .normBackward(let eps, let rms): return ["eps=" + float(eps)] + (rms ? ["rms"] : [])
             case .attention(let scale): return ["scale=" + float(scale)]

@@ -202,9 +202,11 @@ public enum TypeInference {
                 throw IRError("program reads \(program.inputCount) operand(s), got \(inputs.count)")
             }
             var shape: [Int] = []
-            for t in inputs {
-                guard let b = broadcastShapes(shape, t.shape) else {
-                    throw IRError("cannot broadcast \(describeShape(shape)) with \(describeShape(t.shape))")
+            for (i, t) in inputs.enumerated() {
+                try program.windows[i]?.validate(in: t.shape)
+                let operand = program.operandShape(i, of: t.shape)
+                guard let b = broadcastShapes(shape, operand) else {
+                    throw IRError("cannot broadcast \(describeShape(shape)) with \(describeShape(operand))")
                 }
                 shape = b
             }

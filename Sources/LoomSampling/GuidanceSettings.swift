@@ -15,19 +15,22 @@ import LoomTraining
 /// - `igCfg`: IG first on each half, then CFG: `g = I + w(F − I)` per half, `D = g_u + s(g_c − g_u)`.
 /// - `autoguidance`: `D = D₀ + w·(D₁ − D₀)`, `D₁` the main model's final head, `D₀` a second, weaker
 ///   network traced in scope `guide` (parameter keys `guide.…`).
+/// - `autoguidanceCfg`: autoguidance on each half of the doubled batch (both networks see `[y; ∅]`),
+///   then CFG: `g = D₀ + w(D₁ − D₀)` per half, `D = g_u + s(g_c − g_u)`.
 public enum GuidanceMode: String, CaseIterable, Sendable, Codable {
     case none
     case cfg
     case ig
     case igCfg = "ig+cfg"
     case autoguidance
+    case autoguidanceCfg = "autoguidance+cfg"
 
     /// The batch is doubled with the null label (inside the CFG interval).
-    public var usesCFG: Bool { self == .cfg || self == .igCfg }
+    public var usesCFG: Bool { self == .cfg || self == .igCfg || self == .autoguidanceCfg }
     /// The intermediate head is read and combined with weight w.
     public var usesIG: Bool { self == .ig || self == .igCfg }
     /// A second network is run and combined with weight w.
-    public var usesGuideNetwork: Bool { self == .autoguidance }
+    public var usesGuideNetwork: Bool { self == .autoguidance || self == .autoguidanceCfg }
     /// `w` (IG or autoguidance weight) takes part.
     public var usesWeight: Bool { usesIG || usesGuideNetwork }
 }

@@ -53,8 +53,10 @@ public struct SamplerSettings: Equatable, Sendable, Codable {
     /// Timestep shift s (`t' = s·t/(1+(s−1)t)` on data-time τ = 1 − σ, LightningDiT: 0.3). Flow kinds
     /// only; 1 is no shift.
     public var shift: Double
-    /// Heun: replace the last interval's correction by a plain Euler step (REPA/EDM-style, one NFE
-    /// fewer). The default, false, is SiT's / torchdiffeq's `heun2`: the full Heun step every interval.
+    /// Heun: replace the last interval's correction by a plain Euler step (one NFE fewer). The
+    /// default follows the objective's official sampler: true for `flow_repa` (REPA's and the IG
+    /// code's `euler_sampler` corrects only while `i < num_steps − 1`), false otherwise (SiT's and
+    /// LightningDiT's torchdiffeq `heun2`: the full Heun step every interval).
     public var heunLastStepEuler: Bool
     /// Euler–Maruyama: the last grid point before the final deterministic step (IG-SiT: 0.04).
     public var sdeLastSigma: Double
@@ -66,18 +68,21 @@ public struct SamplerSettings: Equatable, Sendable, Codable {
     public var trainSteps: Int
 
     public init(kind: SamplerKind, steps: Int, objective: Objective, shift: Double = 1,
-                heunLastStepEuler: Bool = false, sdeLastSigma: Double = 0.04, ddimEta: Double = 0,
+                heunLastStepEuler: Bool? = nil, sdeLastSigma: Double = 0.04, ddimEta: Double = 0,
                 ddpmVariance: DDPMVariance = .fixedSmall, trainSteps: Int = 1000) {
         self.kind = kind
         self.steps = steps
         self.objective = objective
         self.shift = shift
-        self.heunLastStepEuler = heunLastStepEuler
+        self.heunLastStepEuler = heunLastStepEuler ?? Self.officialHeunLastStepEuler(objective)
         self.sdeLastSigma = sdeLastSigma
         self.ddimEta = ddimEta
         self.ddpmVariance = ddpmVariance
         self.trainSteps = trainSteps
     }
+
+    /// Whether the official sampler of models trained with `objective` ends Heun with an Euler step.
+    public static func officialHeunLastStepEuler(_ objective: Objective) -> Bool { objective == .flowRepa }
 
     /// The ancestral DDPM run uses the learned-variance tail of the step graph.
     public var learnedVariance: Bool { kind == .ddpm && ddpmVariance == .learned }

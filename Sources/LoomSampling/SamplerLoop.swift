@@ -70,8 +70,8 @@ public struct SamplerLoop {
     /// The coefficients and graph choice of evaluation `e` under the guidance settings.
     public func resolve(_ e: SamplerEvaluation) -> (coefficients: StepCoefficients, cfg: Bool) {
         var c = e.coefficients
-        let cfg = guidance.cfgActive(sigma: e.sigma)
-        c.weight = guidance.effectiveWeight(sigma: e.sigma)
+        let cfg = guidance.cfgActive(sigma: e.guidanceSigma)
+        c.weight = guidance.effectiveWeight(sigma: e.guidanceSigma)
         c.cfgScale = cfg ? guidance.cfgScale : 1
         return (c, cfg)
     }
@@ -95,7 +95,7 @@ public struct SamplerLoop {
         }
         let zeros = HostTensor(zeros: type)
         let y = HostTensor(shape: [batch], ints: labels)
-        var anchor = zeros, carry = zeros
+        var anchor = zeros
         for (index, e) in plan.enumerated() {
             let (c, cfg) = resolve(e)
             let z = c.usesNoise
@@ -106,40 +106,17 @@ public struct SamplerLoop {
                 "t": HostTensor(shape: [batch], floats: [Float](repeating: Float(e.modelTime), count: batch)),
                 "y": y, "z": z,
                 "anchor": e.stage == .corrector ? anchor : zeros,
-                "carry": e.stage == .corrector ? carry : zeros,
                 "coef": HostTensor(shape: [StepCoefficients.count], floats: c.values),
             ]
             let outputs = try runner.run(inputs, cfg: cfg)
             guard let next = outputs["x_next"], next.type == type else {
                 throw DiffusionError("step runner returned no x_next of type \(type)")
             }
-            if e.stage == .predictor {
-                guard let guided = outputs["guided"] else {
-                    throw DiffusionError("Heun needs the step graph's guided output")
-                }
-                anchor = x
-                carry = try Self.leadingChannels(guided, sampleShape[0])
-            }
+            if e.stage == .predictor { anchor = x }
             x = next
             progress?(SamplerProgress(evaluation: index, evaluations: plan.count, step: e.step, stage: e.stage,
                                       sigma: e.sigma, modelTime: e.modelTime, cfg: cfg, weight: c.weight))
         }
         return x
-    }
-
-    /// `tensor[:, :channels]` of an [N, C_out, H, W] tensor.
-    static func leadingChannels(_ tensor: HostTensor, _ channels: Int) throws -> HostTensor {
-        guard tensor.shape.count == 4, tensor.shape[1] >= channels else {
-            throw DiffusionError("guided output \(tensor.type) has fewer than \(channels) channels")
-        }
-        if tensor.shape[1] == channels { return tensor }
-        let (n, total, plane) = (tensor.shape[0], tensor.shape[1], tensor.shape[2] * tensor.shape[3])
-        var out: [Float] = []
-        out.reserveCapacity(n * channels * plane)
-        for i in 0..<n {
-            let start = i * total * plane
-            out.append(contentsOf: tensor.floats[start..<(start + channels * plane)])
-        }
-        return HostTensor(shape: [n, channels, tensor.shape[2], tensor.shape[3]], floats: out)
     }
 }

@@ -6,15 +6,18 @@ import LoomIR
 import LoomRuntime
 import LoomTraining
 
+/// Scope of the step graph's nodes after the network (guidance and solver update).
+public let samplerScope = "sampler"
+
 /// A network traced into a step graph: `(builder, x, t, y) → (final head, intermediate head)`.
 /// x [N, C, H, W] f32, t [N] f32, y [N] i64; heads [N, C_out, H, W].
 public typealias StepNetwork = (GraphBuilder, Tensor, Tensor, Tensor) -> (final: Tensor, inter: Tensor?)
 
 /// Builds one sampler step as a graph: network evaluation(s), guidance and the solver update, so the
-/// compiler can fuse the whole tail into one elementwise kernel.
+/// compiler can fuse everything after the heads into one elementwise kernel (`SamplerStepTail`).
 ///
 /// Inputs: `x` [B, C, H, W] the current state; `t` [B] f32 the model time (DDPM: the original integer
-/// step); `y` [B] i64 labels; `z`, `anchor`, `carry` [B, C, H, W]; `coef` f32 [`StepCoefficients.count`]
+/// step); `y` [B] i64 labels; `z`, `anchor` [B, C, H, W]; `coef` f32 [`StepCoefficients.count`]
 /// (layout in `StepCoefficients`).
 ///
 /// With `cfg` the network runs on the doubled batch `[x; x]`, `[t; t]`, `[y; ∅]` (∅ = `numClasses`)
@@ -23,9 +26,8 @@ public typealias StepNetwork = (GraphBuilder, Tensor, Tensor, Tensor) -> (final:
 /// guided by IG (`I + w(F − I)`) or autoguidance (`D₀ + w(D₁ − D₀)`, D₀ from `guideNetwork` traced in
 /// scope `guide`, so its parameter keys are `guide.…`); without either, F is used.
 ///
-/// Outputs: `guided` D [B, C_out, H, W] and `x_next` = `cx·x + cd·D[:, :C] + cz·z + ca·anchor +
-/// cc·carry`, plus, with `learnedVariance` (C_out = 2C), `c_var·exp(½(f·log β + (1−f)·log β̃))·z`
-/// with `f = (D[:, C:] + 1)/2`.
+/// Output: `x_next` = `cx·x + cd·D[:, :C] + cz·z + ca·anchor`, plus, with `learnedVariance`
+/// (C_out = 2C), `c_var·exp(½(f·log β + (1−f)·log β̃))·z` with `f = (D[:, C:] + 1)/2`.
 public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleShape: [Int], numClasses: Int,
                              guidance: GuidanceSettings, cfg: Bool, learnedVariance: Bool = false,
                              network: StepNetwork, guideNetwork: StepNetwork? = nil) throws -> Graph {
@@ -45,12 +47,11 @@ public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleSh
     let y = b.input("y", TensorType(.i64, [batch]))
     let z = b.input("z", imageType)
     let anchor = b.input("anchor", imageType)
-    let carry = b.input("carry", imageType)
     let coef = b.input("coef", TensorType(.f32, [StepCoefficients.count]))
 
     var (netX, netT, netY) = (x, t, y)
     if cfg {
-        let null = b.scoped("sampler") { b.constant(Float(numClasses), shape: [batch]).cast(.i64) }
+        let null = b.constant(Float(numClasses), shape: [batch]).cast(.i64)
         netX = concat([x, x], axis: 0)
         netT = concat([t, t], axis: 0)
         netY = concat([y, null], axis: 0)
@@ -78,41 +79,12 @@ public func samplerStepGraph(name: String = "sampler_step", batch: Int, sampleSh
         throw DiffusionError("learned-variance sampling needs 2·\(channels) output channels (learn_sigma), the network has \(outChannels)")
     }
 
-    let (guided, next) = b.scoped("sampler") { () -> (Tensor, Tensor) in
-        let scalarShape = [Int](repeating: 1, count: 1 + sampleShape.count)
-        func scalar(_ index: StepCoefficients.Index) -> Tensor {
-            coef.slice(axis: 0, index.rawValue..<(index.rawValue + 1)).reshape(scalarShape)
-        }
-        // IG / autoguidance on each half.
-        var g = final
-        if guidance.mode.usesIG, let inter = heads.inter {
-            g = inter + scalar(.weight) * (final - inter)
-        } else if guidance.mode.usesGuideNetwork, let weak = guideHead {
-            g = weak + scalar(.weight) * (final - weak)
-        }
-        // CFG across the halves.
-        if cfg {
-            let conditional = g.slice(axis: 0, 0..<batch), unconditional = g.slice(axis: 0, batch..<(2 * batch))
-            let s = scalar(.cfgScale)
-            if let k = guidance.cfgChannels, k < outChannels {
-                let cu = unconditional.slice(axis: 1, 0..<k), cc = conditional.slice(axis: 1, 0..<k)
-                g = concat([cu + s * (cc - cu), conditional.slice(axis: 1, k..<outChannels)], axis: 1)
-            } else {
-                g = unconditional + s * (conditional - unconditional)
-            }
-        }
-        let mean = outChannels == channels ? g : g.slice(axis: 1, 0..<channels)
-        var next = scalar(.cx) * x + scalar(.cd) * mean + scalar(.cz) * z
-            + scalar(.ca) * anchor + scalar(.cc) * carry
-        if learnedVariance {
-            let f = (g.slice(axis: 1, channels..<outChannels) + 1) * 0.5
-            let lo = scalar(.logBetaTilde), hi = scalar(.logBeta)
-            let logVariance = lo + f * (hi - lo)
-            next = next + scalar(.cVar) * (logVariance * 0.5).exp() * z
-        }
-        return (g, next)
+    let next = b.scoped(samplerScope) { () -> Tensor in
+        let weak = guidance.mode.usesIG ? heads.inter : guidance.mode.usesGuideNetwork ? guideHead : nil
+        let tail = SamplerStepTail(builder: b, guidance: guidance, cfg: cfg, batch: batch, final: final, weak: weak,
+                                   coef: coef)
+        return tail.next(x: x, z: z, anchor: anchor, learnedVariance: learnedVariance)
     }
-    b.output("guided", guided)
     b.output("x_next", next)
     return try b.build()
 }

@@ -16,13 +16,12 @@ import LoomTraining
 /// 3. `cd` — weight of the guided denoiser output `D[:, :C]`
 /// 4. `cz` — weight of the noise `z`
 /// 5. `ca` — weight of `anchor` (Heun: the state at the start of the interval)
-/// 6. `cc` — weight of `carry` (Heun: the first evaluation's D)
-/// 7. `c_var` — learned-variance DDPM: weight of `exp(½(f·log β + (1−f)·log β̃))·z`, f = (D[:, C:] + 1)/2
-/// 8. `log β` — upper end of the learned log-variance range
-/// 9. `log β̃` — lower end (clipped posterior log-variance)
+/// 6. `c_var` — learned-variance DDPM: weight of `exp(½(f·log β + (1−f)·log β̃))·z`, f = (D[:, C:] + 1)/2
+/// 7. `log β` — upper end of the learned log-variance range
+/// 8. `log β̃` — lower end (clipped posterior log-variance)
 ///
-/// `x_next = cx·x + cd·D[:, :C] + cz·z + ca·anchor + cc·carry (+ c_var·exp(…)·z)`. Entries 7–9 are
-/// read only by graphs built with `learnedVariance: true`.
+/// `x_next = cx·x + cd·D[:, :C] + cz·z + ca·anchor (+ c_var·exp(…)·z)`. Entries 6–8 are read only
+/// by graphs built with `learnedVariance: true`.
 public struct StepCoefficients: Equatable, Sendable {
     public var weight: Double = 1
     public var cfgScale: Double = 1
@@ -30,28 +29,26 @@ public struct StepCoefficients: Equatable, Sendable {
     public var cd: Double = 0
     public var cz: Double = 0
     public var ca: Double = 0
-    public var cc: Double = 0
     public var cVar: Double = 0
     public var logBeta: Double = 0
     public var logBetaTilde: Double = 0
 
     /// Length of the `coef` input.
-    public static let count = 10
+    public static let count = 9
 
     /// Positions in `coef`.
     public enum Index: Int, CaseIterable {
-        case weight, cfgScale, cx, cd, cz, ca, cc, cVar, logBeta, logBetaTilde
+        case weight, cfgScale, cx, cd, cz, ca, cVar, logBeta, logBetaTilde
     }
 
     public init(weight: Double = 1, cfgScale: Double = 1, cx: Double = 0, cd: Double = 0, cz: Double = 0,
-                ca: Double = 0, cc: Double = 0, cVar: Double = 0, logBeta: Double = 0, logBetaTilde: Double = 0) {
+                ca: Double = 0, cVar: Double = 0, logBeta: Double = 0, logBetaTilde: Double = 0) {
         self.weight = weight
         self.cfgScale = cfgScale
         self.cx = cx
         self.cd = cd
         self.cz = cz
         self.ca = ca
-        self.cc = cc
         self.cVar = cVar
         self.logBeta = logBeta
         self.logBetaTilde = logBetaTilde
@@ -59,7 +56,7 @@ public struct StepCoefficients: Equatable, Sendable {
 
     /// The `coef` vector, in the layout above.
     public var values: [Float] {
-        [weight, cfgScale, cx, cd, cz, ca, cc, cVar, logBeta, logBetaTilde].map { Float($0) }
+        [weight, cfgScale, cx, cd, cz, ca, cVar, logBeta, logBetaTilde].map { Float($0) }
     }
 
     /// The step uses the noise input.
@@ -71,28 +68,43 @@ public struct SamplerEvaluation: Equatable, Sendable {
     public enum Stage: String, Sendable {
         /// A one-evaluation step: `x ← x_next`.
         case single
-        /// Heun's first evaluation: the loop keeps `x` as the anchor and D as the carry, and runs
-        /// the corrector on `x_next` (the Euler prediction).
+        /// Heun's first evaluation: the loop keeps `x` as the anchor and runs the corrector on
+        /// `x_next` (the Euler prediction `x̃ = anchor + dt·D₁`).
         case predictor
-        /// Heun's second evaluation at the interval's end: `x ← anchor + dt/2·carry + dt/2·D`.
+        /// Heun's second evaluation, at x̃ and the interval's end:
+        /// `x ← anchor + dt/2·(D₁ + D₂) = ½·anchor + ½·x̃ + dt/2·D₂`.
         case corrector
     }
 
     /// Index of the integration interval / respaced step (0 first).
     public var step: Int
     public var stage: Stage
-    /// Noise level σ of this evaluation (guidance intervals are tested against it).
+    /// Noise level σ of this evaluation.
     public var sigma: Double
+    /// The σ the guidance intervals are tested against: `sigma`, except for a Heun corrector of a
+    /// `flow_repa` run, which (as in REPA's and the IG code's `euler_sampler`) keeps the decision
+    /// made at the start of its interval.
+    public var guidanceSigma: Double
     /// Time fed to the network (flow: t per convention; DDPM: the original integer step).
     public var modelTime: Double
     /// Solver coefficients; `weight` and `cfgScale` are filled in by the loop from the guidance.
     public var coefficients: StepCoefficients
+
+    public init(step: Int, stage: Stage, sigma: Double, guidanceSigma: Double? = nil, modelTime: Double,
+                coefficients: StepCoefficients) {
+        self.step = step
+        self.stage = stage
+        self.sigma = sigma
+        self.guidanceSigma = guidanceSigma ?? sigma
+        self.modelTime = modelTime
+        self.coefficients = coefficients
+    }
 }
 
 /// Turns sampler settings into the list of network evaluations with their coefficients.
 ///
 /// Flow kinds are derived in σ (REPA time, `v = ε − x₀ = dx/dσ`); in the SiT convention the
-/// network predicts `u = x₀ − ε = −v`, so every coefficient applied to D (cd, cc) flips sign.
+/// network predicts `u = x₀ − ε = −v`, so the coefficient applied to D (cd) flips sign.
 public enum SamplerPlan {
     public static func evaluations(_ settings: SamplerSettings) throws -> [SamplerEvaluation] {
         try settings.validate()
@@ -121,8 +133,9 @@ public enum SamplerPlan {
             if heun {
                 plan.append(SamplerEvaluation(
                     step: i, stage: .corrector, sigma: next,
+                    guidanceSigma: settings.objective == .flowRepa ? sigma : next,
                     modelTime: TimeGrid.modelTime(sigma: next, objective: settings.objective),
-                    coefficients: StepCoefficients(cx: 0, cd: sign * dt / 2, ca: 1, cc: sign * dt / 2)))
+                    coefficients: StepCoefficients(cx: 0.5, cd: sign * dt / 2, ca: 0.5)))
             }
         }
         return plan

@@ -7,8 +7,7 @@ import LoomRuntime
 import LoomTraining
 
 /// Runs one sampler step graph: the undoubled one, or with `cfg` the doubled (CFG) one. Inputs and
-/// outputs are those of `samplerStepGraph` (`x`, `t`, `y`, `z`, `anchor`, `carry`, `coef` →
-/// `guided`, `x_next`).
+/// outputs are those of `samplerStepGraph` (`x`, `t`, `y`, `z`, `anchor`, `coef` → `x_next`).
 public protocol StepRunner {
     func run(_ inputs: [String: HostTensor], cfg: Bool) throws -> [String: HostTensor]
 }

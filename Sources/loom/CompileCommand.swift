@@ -91,8 +91,9 @@ struct CompileCommand: ParsableCommand {
 struct CompileSelection: ParsableArguments {
     @OptionGroup var model: ModelOptions
     @OptionGroup var loss: LossOptions
+    @OptionGroup var step: SamplerStepOptions
 
-    @Option(help: "forward, loss (forward + objective + gradients) or train (… + AdamW/EMA update).")
+    @Option(help: "forward, loss (forward + objective + gradients), train (… + AdamW/EMA update) or sampler-step.")
     var graph: CompiledGraphKind = .train
 
     @Flag(help: "Skip kernel fusion (the optimizer stays in primitive ops too).")
@@ -143,6 +144,7 @@ struct CompileSelection: ParsableArguments {
     func sourceGraph() throws -> Graph {
         switch graph {
         case .forward: return try DiffusionTransformer(try model.config()).forwardGraph(batch: model.batch)
+        case .samplerStep: return try step.graph(model: try model.config(), batch: model.batch)
         case .loss, .train: return try Trainer.lossGraph(try trainingConfig(), ranks: try checkedRanks())
         }
     }
@@ -150,7 +152,7 @@ struct CompileSelection: ParsableArguments {
     /// The compiler pipeline of this selection.
     func pipeline() throws -> Pipeline {
         switch graph {
-        case .forward: return .inference(precision: precision, fuse: !noFusion)
+        case .forward, .samplerStep: return .inference(precision: precision, fuse: !noFusion)
         case .loss: return .gradients(precision: precision, fuse: !noFusion)
         case .train:
             return Trainer.pipeline(try trainingConfig(), memoryBudget: try budgetBytes(), fuse: !noFusion, ranks: try checkedRanks())
@@ -176,4 +178,5 @@ struct CompileSelection: ParsableArguments {
 /// The graphs `loom compile` can build.
 enum CompiledGraphKind: String, ExpressibleByArgument, CaseIterable {
     case forward, loss, train
+    case samplerStep = "sampler-step"
 }

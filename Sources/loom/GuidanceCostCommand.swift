@@ -15,7 +15,7 @@ import LoomTraining
 struct GuidanceCostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "guidance-cost",
-        abstract: "Time one compiled sampler step for none, IG, CFG, IG+CFG and autoguidance on the same weights.",
+        abstract: "Time one compiled sampler step for none, IG, CFG, IG+CFG and autoguidance (alone and with CFG) on the same weights, and the tail after the network.",
         discussion: "Weights are random (cost does not depend on their values) unless --checkpoint is given. The autoguidance guide is the same model at --guide-depth blocks. Runs are interleaved; medians reported.")
 
     @OptionGroup var model: ModelOptions
@@ -51,8 +51,9 @@ struct GuidanceCostCommand: ParsableCommand {
                                                batch: batch, threads: try Threading.resolve(threads),
                                                repeats: repeats)
         for entry in entries {
-            print(String(format: "  %-13@ %9.2f ms   %.3f× none", entry.mode.rawValue as NSString, entry.seconds * 1000,
-                         entry.ratio))
+            print(String(format: "  %-13@ %9.2f ms   %.3f× none   tail %7.3f ms in %d launch(es)",
+                         entry.mode.rawValue as NSString, entry.seconds * 1000, entry.ratio, entry.tailSeconds * 1000,
+                         entry.tailLaunches))
         }
     }
 }

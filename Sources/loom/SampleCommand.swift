@@ -15,7 +15,15 @@ extension SamplerKind: ExpressibleByArgument {}
 extension GuidanceMode: ExpressibleByArgument {}
 extension DDPMVariance: ExpressibleByArgument {}
 
-/// `loom sample`: images from a checkpoint with IG, CFG, both, or autoguidance.
+/// `--heun-last-step`: how Heun's last interval ends.
+enum HeunLastStep: String, CaseIterable, ExpressibleByArgument {
+    /// A plain Euler step (REPA's and the IG code's sampler).
+    case euler
+    /// The full Heun correction (SiT's and LightningDiT's torchdiffeq `heun2`).
+    case heun
+}
+
+/// `loom sample`: images from a checkpoint with IG, CFG, both, or autoguidance (with or without CFG).
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
@@ -33,7 +41,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Sampling steps.") var steps = 50
     @Option(help: "Timestep shift s for the SiT convention (t' = s·t/(1+(s−1)t)); 1 is none.") var shift: Double = 1
     @Option(help: "DDPM variance: fixed_small, fixed_large or learned (learn_sigma models).") var ddpmVariance: DDPMVariance?
-    @Option(help: "Guidance: none, cfg, ig, ig+cfg or autoguidance.") var guidance: GuidanceMode = .igCfg
+    @Option(help: "Heun's last interval: euler or heun (default: the official sampler of the objective, euler for flow_repa, heun for flow_sit).")
+    var heunLastStep: HeunLastStep?
+    @Option(help: "DDIM η (0: deterministic; 1: the ancestral variance).") var ddimEta: Double?
+    @Option(help: "Guidance: \(GuidanceMode.allCases.map(\.rawValue).joined(separator: ", ")).") var guidance: GuidanceMode = .igCfg
     @Option(help: "IG weight w (D_i + w·(D_f − D_i)); also the autoguidance weight.") var igWeight: Double = 1.5
     @Option(help: "CFG scale s.") var cfgScale: Double = 1.5
     @Option(help: "IG interval in σ, as lo,hi.") var igInterval = "0,1"
@@ -64,6 +75,10 @@ struct SampleCommand: ParsableCommand {
         try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6)
         try FlagCheck.real(shift, "--shift", 1e-6...1e6)
         try shards.validate()
+        if let ddimEta { try FlagCheck.real(ddimEta, "--ddim-eta", 0...1e6) }
+        if heunLastStep != nil && sampler != .heun {
+            throw ValidationError("--heun-last-step applies to --sampler heun only")
+        }
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
     }
 
@@ -85,7 +100,12 @@ struct SampleCommand: ParsableCommand {
         let objective = loaded.config.loss.objective
         let kind = sampler ?? (objective == .ddpmEps ? .ddim : .euler)
         let variance = ddpmVariance ?? (model.learnSigma ? .learned : .fixedSmall)
-        let settings = SamplerSettings(kind: kind, steps: steps, objective: objective, shift: shift, ddpmVariance: variance)
+        if ddimEta != nil && kind != .ddim {
+            throw DiffusionError("--ddim-eta applies to --sampler ddim only, the sampler is \(kind.rawValue)")
+        }
+        let settings = SamplerSettings(kind: kind, steps: steps, objective: objective, shift: shift,
+                                       heunLastStepEuler: heunLastStep.map { $0 == .euler }, ddimEta: ddimEta ?? 0,
+                                       ddpmVariance: variance)
         try settings.validate()
         let guidanceSettings = GuidanceSettings(mode: guidance, weight: igWeight, cfgScale: cfgScale,
                                                 igInterval: try interval(igInterval, "--ig-interval"),

@@ -8,8 +8,8 @@ import LoomTestSupport
 import LoomTraining
 import XCTest
 
-/// The step graph's `guided` and `x_next` equal the unfused formulas, computed here in double from
-/// fake networks whose heads are known closed forms, for every guidance mode.
+/// The step graph's `x_next` equals the unfused formulas, computed here in double from fake networks
+/// whose heads are known closed forms, for every guidance mode.
 final class GuidanceCompositionTests: XCTestCase {
     let batch = 3, shape = [4, 2, 2], classes = 5
     let labels: [Int64] = [0, 2, 4]
@@ -38,20 +38,20 @@ final class GuidanceCompositionTests: XCTestCase {
         var random = RandomStream(seed: 7, stream: 1)
         let count = batch * shape.reduce(1, *)
         func image() -> HostTensor { HostTensor(shape: [batch] + shape, floats: random.normal(count)) }
-        return ["x": image(), "z": image(), "anchor": image(), "carry": image(),
+        return ["x": image(), "z": image(), "anchor": image(),
                 "t": HostTensor(shape: [batch], floats: [0.2, 0.5, 0.9]),
                 "y": HostTensor(shape: [batch], ints: labels),
                 "coef": HostTensor(shape: [StepCoefficients.count], floats: coefficients.values)]
     }
 
-    /// The unfused guided output at one element.
+    /// The unfused guided denoiser D at one element.
     func expectedGuided(_ mode: GuidanceMode, cfg: Bool, channels: Int?, w: Double, s: Double,
                         x: Double, t: Double, y: Double, channel: Int) -> Double {
         func inner(_ label: Double) -> Double {
             let f = Self.finalHead(x, t, label)
             switch mode {
             case .ig, .igCfg: let i = Self.interHead(x, t, label); return i + w * (f - i)
-            case .autoguidance: let g = Self.guideHead(x, t, label); return g + w * (f - g)
+            case .autoguidance, .autoguidanceCfg: let g = Self.guideHead(x, t, label); return g + w * (f - g)
             case .none, .cfg: return f
             }
         }
@@ -65,11 +65,11 @@ final class GuidanceCompositionTests: XCTestCase {
         let guidance = GuidanceSettings(mode: mode, weight: w, cfgScale: s, cfgChannels: channels)
         let graph = try samplerStepGraph(batch: batch, sampleShape: shape, numClasses: classes, guidance: guidance,
                                          cfg: cfg, network: network,
-                                         guideNetwork: mode == .autoguidance ? guideNetwork : nil)
-        let c = StepCoefficients(weight: w, cfgScale: s, cx: 0.9, cd: -0.35, cz: 0.12, ca: 0.4, cc: -0.25)
+                                         guideNetwork: mode.usesGuideNetwork ? guideNetwork : nil)
+        let c = StepCoefficients(weight: w, cfgScale: s, cx: 0.9, cd: -0.35, cz: 0.12, ca: 0.4)
         let inputs = randomInputs(coefficients: c)
         var parameters: [String: HostTensor] = [:]
-        if mode == .autoguidance { parameters["guide.scale"] = HostTensor(shape: [1], floats: [Float(Self.guideScale)]) }
+        if mode.usesGuideNetwork { parameters["guide.scale"] = HostTensor(shape: [1], floats: [Float(Self.guideScale)]) }
         let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: parameters)
         let plane = shape[1] * shape[2], perSample = shape.reduce(1, *)
         let name = "\(mode.rawValue) cfg \(cfg) channels \(channels.map(String.init) ?? "all") w \(w) s \(s)"
@@ -79,8 +79,7 @@ final class GuidanceCompositionTests: XCTestCase {
             let d = expectedGuided(mode, cfg: cfg, channels: channels, w: w, s: s, x: x,
                                    t: Double(inputs["t"]!.floats[n]), y: Double(labels[n]), channel: channel)
             let next = c.cx * x + c.cd * d + c.cz * Double(inputs["z"]!.floats[index])
-                + c.ca * Double(inputs["anchor"]!.floats[index]) + c.cc * Double(inputs["carry"]!.floats[index])
-            XCTAssertEqual(Double(out["guided"]!.floats[index]), d, accuracy: 2e-6 * Swift.max(1, Swift.abs(d)), "\(name) guided[\(index)]")
+                + c.ca * Double(inputs["anchor"]!.floats[index])
             XCTAssertEqual(Double(out["x_next"]!.floats[index]), next, accuracy: 2e-6 * Swift.max(1, Swift.abs(next)), "\(name) x_next[\(index)]")
         }
     }
@@ -103,9 +102,9 @@ final class GuidanceCompositionTests: XCTestCase {
             let guidance = GuidanceSettings(mode: mode, weight: 2, cfgScale: 3)
             let graph = try samplerStepGraph(batch: batch, sampleShape: shape, numClasses: classes, guidance: guidance,
                                              cfg: false, network: network,
-                                             guideNetwork: mode == .autoguidance ? guideNetwork : nil)
+                                             guideNetwork: mode.usesGuideNetwork ? guideNetwork : nil)
             let inputs = randomInputs(coefficients: StepCoefficients(weight: 1, cfgScale: 3, cd: 1))
-            let params = mode == .autoguidance ? ["guide.scale": HostTensor(shape: [1], floats: [1.3])] : [:]
+            let params = mode.usesGuideNetwork ? ["guide.scale": HostTensor(shape: [1], floats: [1.3])] : [:]
             let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: params)
             let perSample = shape.reduce(1, *)
             for index in 0..<(batch * perSample) {
@@ -133,11 +132,11 @@ final class GuidanceCompositionTests: XCTestCase {
         let zeros = [Float](repeating: 0, count: count)
         let inputs: [String: HostTensor] = [
             "x": HostTensor(shape: [batch] + shape, floats: x), "z": HostTensor(shape: [batch] + shape, floats: z),
-            "anchor": HostTensor(shape: [batch] + shape, floats: zeros), "carry": HostTensor(shape: [batch] + shape, floats: zeros),
+            "anchor": HostTensor(shape: [batch] + shape, floats: zeros),
             "t": HostTensor(shape: [batch], floats: [500, 500, 500]), "y": HostTensor(shape: [batch], ints: labels),
             "coef": HostTensor(shape: [StepCoefficients.count], floats: c.values)]
         let out = try ReferenceExecutor(threads: 1).run(graph, inputs: inputs, parameters: [:])
-        XCTAssertEqual(out["guided"]!.shape, [batch, 4, 2, 2])
+        XCTAssertEqual(out["x_next"]!.shape, [batch] + shape)
         for n in 0..<batch {
             for p in 0..<8 {
                 let index = n * 8 + p, xv = Double(x[index])

@@ -9,7 +9,7 @@ import LoomTestSupport
 import LoomTraining
 import XCTest
 
-/// Records what the loop asks of the runner; echoes x (x_next = x, guided = x).
+/// Records what the loop asks of the runner; echoes x (x_next = x).
 final class RecordingRunner: StepRunner {
     struct Call { let cfg: Bool; let w: Float; let s: Float; let t: Float; let coef: [Float] }
     var calls: [Call] = []
@@ -17,7 +17,7 @@ final class RecordingRunner: StepRunner {
     func run(_ inputs: [String: HostTensor], cfg: Bool) throws -> [String: HostTensor] {
         let coef = inputs["coef"]!.floats
         calls.append(Call(cfg: cfg, w: coef[0], s: coef[1], t: inputs["t"]!.floats[0], coef: coef))
-        return ["x_next": inputs["x"]!, "guided": inputs["x"]!]
+        return ["x_next": inputs["x"]!]
     }
 }
 
@@ -88,9 +88,19 @@ final class SamplerLoopTests: XCTestCase {
     }
 
     func testPlans() throws {
-        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa)).count, 10)
+        // Heun's last interval by default: Euler for flow_repa (REPA / IG code), full for flow_sit.
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa)).count, 9)
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit)).count, 10)
         XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa,
+                                                                   heunLastStepEuler: false)).count, 10)
+        XCTAssertEqual(try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit,
                                                                    heunLastStepEuler: true)).count, 9)
+        // A REPA corrector keeps the guidance decision of its interval's start; a SiT one tests its own σ.
+        let repa = try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowRepa))
+        XCTAssertEqual(repa[1].stage, .corrector)
+        XCTAssertEqual(repa[1].guidanceSigma, repa[0].sigma, accuracy: 1e-12)
+        let sitHeun = try SamplerPlan.evaluations(SamplerSettings(kind: .heun, steps: 5, objective: .flowSit))
+        XCTAssertEqual(sitHeun[1].guidanceSigma, sitHeun[1].sigma, accuracy: 1e-12)
         // Euler–Maruyama: x_next = (1 + dt)x + dt(2 − σ)v + √(2σ|dt|)z, deterministic last step.
         let em = try SamplerPlan.evaluations(SamplerSettings(kind: .eulerMaruyama, steps: 3, objective: .flowRepa))
         XCTAssertEqual(em.count, 3)

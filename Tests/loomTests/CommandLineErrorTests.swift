@@ -25,6 +25,8 @@ final class CommandLineErrorTests: XCTestCase {
             (["train-classifier", "--shift", "33"], [:], 64, "--shift 33"),
             (["sample", "--checkpoint", "x", "--steps", "9223372036854775807"], [:], 64, "--steps"),
             (["sample", "--checkpoint", "x", "--per-class", "100000000000"], [:], 64, "--per-class"),
+            (["sample", "--checkpoint", "x", "--ddim-eta", "-0.5"], [:], 64, "--ddim-eta"),
+            (["sample", "--checkpoint", "x", "--sampler", "euler", "--heun-last-step", "heun"], [:], 64, "--heun-last-step"),
             (["evaluate", "--samples", "a", "--classifier", "b", "--batch", "1099511627776"], [:], 64, "--batch"),
             (["params", "sit", "--hidden", "4611686018427387904"], [:], 1, "hidden 4611686018427387904"),
             (["params", "sit", "--input-size", "2147483648"], [:], 1, "input size 2147483648"),
@@ -96,6 +98,9 @@ final class CommandLineErrorTests: XCTestCase {
         let empty = try loom(["sample", "--checkpoint", checkpoint, "--labels", "", "--steps", "2", "--out", samples])
         XCTAssertEqual(empty.status, 1, empty.output)
         XCTAssertTrue(empty.output.contains("--labels: no labels given"), empty.output)
+        let eta = try loom(["sample", "--checkpoint", checkpoint, "--labels", "1", "--steps", "2", "--ddim-eta", "1", "--out", samples])
+        XCTAssertEqual(eta.status, 1, eta.output)
+        XCTAssertTrue(eta.output.contains("--ddim-eta applies to --sampler ddim only"), eta.output)
         let good = try loom(["sample", "--checkpoint", checkpoint, "--labels", "1,2", "--steps", "2", "--guidance", "cfg", "--out", samples])
         XCTAssertEqual(good.status, 0, good.output)
         let written = try FileManager.default.contentsOfDirectory(atPath: samples).sorted()

@@ -137,6 +137,10 @@ public enum CostModel {
             // One op per element for each unary, binary or affine instruction; constants are free.
             let ops = program.instructions.filter { if case .constant = $0 { return false } else { return true } }
             cost.flops = ops.count * out
+            // A windowed operand is read only inside its box.
+            cost.bytesRead = operands.indices.reduce(0) { sum, i in
+                sum + program.operandShape(i, of: operands[i].shape).reduce(operands[i].dtype.byteSize, *)
+            }
         case .linear(let activation):
             // x [..., K] · weight [N, K]ᵀ + bias [N], then the optional activation.
             let k = operands[0].shape.last ?? 1

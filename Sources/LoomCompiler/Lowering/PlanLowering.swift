@@ -207,6 +207,9 @@ public enum PlanLowering {
     static func readsElsewhere(_ node: Node, _ candidate: Int, _ buffers: Buffers) -> Bool {
         if case .fused(.normModulate) = node.op, buffers.root[node.inputs[0]] != candidate { return true }
         if case .rotatePairs = node.op { return true }  // reads the neighbour of each element
+        // A window reads a box of its operand, not element i at position i.
+        if case .fused(.elementwise(let program)) = node.op,
+           program.windows.keys.contains(where: { buffers.root[node.inputs[$0]] == candidate }) { return true }
         return false
     }
 }

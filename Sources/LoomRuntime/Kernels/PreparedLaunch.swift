@@ -61,8 +61,25 @@ final class ElementwiseLaunch {
             }
         }
         shape = y.shape.map(Int64.init)
-        strides = x.flatMap { KernelLibrary.broadcastStrides($0.shape, to: y.shape) }
-        pointers = x.map { UnsafePointer($0.floats) }
+        var strides: [Int64] = [], pointers: [UnsafePointer<Float>?] = []
+        for (i, operand) in x.enumerated() {
+            guard let window = program.windows[i] else {
+                strides += KernelLibrary.broadcastStrides(operand.shape, to: y.shape)
+                pointers.append(UnsafePointer(operand.floats))
+                continue
+            }
+            // A window reads the operand in place: its own row-major strides, from the box's corner.
+            let own = rowMajorStrides(operand.shape)
+            let pad = y.shape.count - window.shape.count
+            strides += y.shape.indices.map { i in
+                guard i >= pad else { return 0 }
+                return window.shape[i - pad] == 1 && y.shape[i] != 1 ? 0 : Int64(own[i - pad])
+            }
+            let corner = zip(window.offsets, own).reduce(0) { $0 + $1.0 * $1.1 }
+            pointers.append(UnsafePointer(operand.floats + corner))
+        }
+        self.strides = strides
+        self.pointers = pointers
         output = y.floats
         count = y.count
     }

@@ -13,8 +13,8 @@ public final class PlanExecutor {
     let parameterRegion: UnsafeMutableRawPointer
     /// Resolved memory of every node.
     let refs: [TensorRef]
-    /// Launch list: node ids that do work (not leaves bound to memory, not views).
-    let launches: [Int]
+    /// Launch list: node ids that do work (not leaves bound to memory, not views), in order.
+    public let launches: [Int]
     let operands: [[TensorRef]]
     /// (update output, parameter) pairs copied after each run; empty when updates are in place.
     let writeBacks: [(TensorRef, TensorRef)]
