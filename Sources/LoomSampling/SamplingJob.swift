@@ -13,6 +13,10 @@ public struct CheckpointWeights {
     public var weights: [String: HostTensor]
     public var step: Int
 
+    public init(config: TrainingConfig, weights: [String: HostTensor], step: Int) {
+        (self.config, self.weights, self.step) = (config, weights, step)
+    }
+
     /// Reads `path`; with `ema`, the EMA copy replaces each weight that has one.
     public static func load(path: String, ema: Bool) throws -> CheckpointWeights {
         let file = try SafeTensors.read(path: path)

@@ -34,7 +34,8 @@ struct SampleCommand: ParsableCommand {
             conditional half runs. The grid has one row per class (--per-class images each) unless --labels is given.
             """)
 
-    @Option(help: "Checkpoint written by `loom train`.") var checkpoint: String
+    @Option(help: "Checkpoint written by `loom train` (or --weights).") var checkpoint: String?
+    @OptionGroup var official: OfficialWeightsOptions
     @Flag(inversion: .prefixedNo, help: "Use the EMA weights (default) or the raw weights.") var ema = true
     @Option(help: "Sampler: euler, heun, euler_maruyama, ddpm or ddim (default: euler for flow models, ddim for DDPM).")
     var sampler: SamplerKind?
@@ -75,6 +76,9 @@ struct SampleCommand: ParsableCommand {
         try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6)
         try FlagCheck.real(shift, "--shift", 1e-6...1e6)
         try shards.validate()
+        guard (checkpoint == nil) != (official.weights == nil) else {
+            throw ValidationError("give exactly one of --checkpoint (a `loom train` checkpoint) and --weights (official keys)")
+        }
         if let ddimEta { try FlagCheck.real(ddimEta, "--ddim-eta", 0...1e6) }
         if heunLastStep != nil && sampler != .heun {
             throw ValidationError("--heun-last-step applies to --sampler heun only")
@@ -95,7 +99,8 @@ struct SampleCommand: ParsableCommand {
     }
 
     func sample() throws {
-        let loaded = try CheckpointWeights.load(path: checkpoint, ema: ema)
+        let loaded = try checkpoint.map { try CheckpointWeights.load(path: $0, ema: ema) } ?? official.load()
+        let source = checkpoint ?? official.weights!
         let model = loaded.config.model
         let objective = loaded.config.loss.objective
         let kind = sampler ?? (objective == .ddpmEps ? .ddim : .euler)
@@ -134,7 +139,7 @@ struct SampleCommand: ParsableCommand {
             let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings,
                                   guidance: guidanceSettings, batch: min(batch, shards.shardSize), seed: seed,
                                   threads: try Threading.resolve(threads), reference: reference, precision: precision)
-            let description = "\(checkpoint) step \(loaded.step)\(ema ? " EMA" : ""); \(model.displayName); \(kind.rawValue) \(steps) steps, "
+            let description = "\(source) step \(loaded.step)\(ema ? " EMA" : ""); \(model.displayName); \(kind.rawValue) \(steps) steps, "
                 + "shift \(shift); \(guidance.rawValue) w \(igWeight) s \(cfgScale) ig \(igInterval) cfg \(cfgInterval); "
                 + "seed \(seed); batch \(job.batch); \(precision.rawValue)"
             try shards.run(job: job, description: description)
@@ -168,7 +173,7 @@ struct SampleCommand: ParsableCommand {
         defer { for path in [staging.grid, staging.samples] { unlink(path) } }
         try ImageGrid.write(samples, rows: rows, to: staging.grid, padding: 2, scale: scale)
         try SafeTensors.write([("samples", samples), ("labels", HostTensor(shape: [labelList.count], ints: labelList))],
-                              metadata: ["checkpoint": checkpoint, "sampler": kind.rawValue, "guidance": guidance.rawValue],
+                              metadata: ["checkpoint": source, "sampler": kind.rawValue, "guidance": guidance.rawValue],
                               to: staging.samples)
         guard rename(staging.samples, out + "/samples.safetensors") == 0 else {
             throw DiffusionError("cannot write \(out)/samples.safetensors: \(String(cString: strerror(errno)))")
