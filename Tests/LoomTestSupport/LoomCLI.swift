@@ -1,15 +1,31 @@
 import Foundation
 import XCTest
 
-/// Runs the debug build of the `loom` command line (skips the test when it is not built).
+/// Runs the debug build of the `loom` command line, in one process or under `mpirun -np ranks`
+/// (skips the test when the build or Open MPI's launcher is missing).
 public enum LoomCLI {
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws
+    public static var binary: String { RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path }
+
+    /// `mpirun` on PATH, if any.
+    public static var mpirun: String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public static func run(_ arguments: [String], environment: [String: String] = [:], ranks: Int = 1) throws
         -> (status: Int32, signaled: Bool, output: String) {
-        let binary = RepositoryPaths.root.appendingPathComponent(".build/debug/loom")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no debug build of loom") }
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("no debug build of loom") }
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if ranks == 1 {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        } else {
+            guard let mpirun else {
+                throw XCTSkip("mpirun not found on PATH: install Open MPI (scripts/install-deps.sh) to run the multi-process tests")
+            }
+            process.executableURL = URL(fileURLWithPath: mpirun)
+            process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", binary] + arguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe

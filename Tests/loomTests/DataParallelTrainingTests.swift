@@ -56,32 +56,11 @@ final class DataParallelTrainingTests: TemporaryDirectoryTestCase {
 
     /// Runs `loom <command>` in one process (ranks 1, no mpirun) or under `mpirun -np ranks`.
     func run(ranks: Int, _ arguments: [String], command: String = "train") throws -> (Int32, String) {
-        let loom = RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path
-        guard FileManager.default.isExecutableFile(atPath: loom) else { throw XCTSkip("no debug build of loom") }
-        let process = Process()
-        if ranks == 1 {
-            process.executableURL = URL(fileURLWithPath: loom)
-            process.arguments = [command] + arguments
-        } else {
-            guard let mpirun = Self.mpirun else {
-                throw XCTSkip("mpirun not found on PATH: install Open MPI (scripts/install-deps.sh) to run the data-parallel tests")
-            }
-            process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", loom, command] + arguments
-        }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try LoomCLI.run([command] + arguments, ranks: ranks)
+        return (result.status, result.output)
     }
 
-    static var mpirun: String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    static var mpirun: String? { LoomCLI.mpirun }
 
     /// Loss log rows (every column) within 1e-5 relative, every checkpoint tensor within 1e-5.
     func assertSameRun(_ a: String, _ b: String, steps: Int, file: StaticString = #filePath, line: UInt = #line) throws {
