@@ -19,6 +19,8 @@ import LoomRuntime
 /// activation scale, which pulls off-data images toward the real feature manifold and inflates
 /// their k-NN precision/recall.
 public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStringConvertible {
+    /// The network family (nil: the patch-MLP, as in files written before the field existed).
+    public var architecture: ClassifierArchitecture?
     public var imageSize: Int
     public var channels: Int
     public var patch: Int
@@ -51,6 +53,14 @@ public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStrin
     public static let standard = FeatureClassifierConfig()
     /// A small variant for tests (trains a few hundred steps in seconds).
     public static let tiny = FeatureClassifierConfig(patchWidth: 8, hidden: 128, depth: 1, featureDim: 32)
+    /// The second, independent feature space: a strided-convolution network (`ClassifierArchitecture`).
+    public static let stridedConv: FeatureClassifierConfig = {
+        var config = FeatureClassifierConfig(patchWidth: 32, hidden: 0, depth: 2, featureDim: 128)
+        config.architecture = .stridedConv
+        return config
+    }()
+
+    public var resolvedArchitecture: ClassifierArchitecture { architecture ?? .patchMLP }
 
     /// Patches per image, (S/p)².
     public var tokens: Int { (imageSize / patch) * (imageSize / patch) }
@@ -58,6 +68,16 @@ public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStrin
     public func validate() throws {
         guard imageSize > 0, channels > 0, patch > 0, imageSize % patch == 0 else {
             throw DiffusionError("classifier: image size \(imageSize) must be a positive multiple of the patch size \(patch)")
+        }
+        if resolvedArchitecture == .stridedConv {
+            let stages = depth + 1
+            guard stages < 16, patchWidth > 0, imageSize % (1 << stages) == 0, patchWidth << depth <= 1 << 16 else {
+                throw DiffusionError("classifier: a strided-conv network of \(stages) stages needs an image size divisible by \(1 << min(stages, 15)) (got \(imageSize)) and a positive width")
+            }
+            guard featureDim > 0, numClasses >= 2 else {
+                throw DiffusionError("classifier: feature dim \(featureDim) and classes \(numClasses) must be positive (≥ 2 classes)")
+            }
+            return
         }
         guard patchWidth > 0, hidden > 0, depth >= 1 else {
             throw DiffusionError("classifier: patch width \(patchWidth), hidden width \(hidden) and depth \(depth) must be positive")
@@ -68,7 +88,11 @@ public struct FeatureClassifierConfig: Codable, Equatable, Sendable, CustomStrin
     }
 
     public var description: String {
-        "patch-MLP p\(patch)×\(patchWidth) → \(depth)×\(hidden)\(layerNorm ? " (LayerNorm)" : "") → \(featureDim)-d features → \(numClasses) classes"
+        if resolvedArchitecture == .stridedConv {
+            let widths = (0...depth).map { String(patchWidth << $0) }.joined(separator: "→")
+            return "strided-conv 2×2/2 ×\(depth + 1) (widths \(widths)) → mean pool → \(featureDim)-d features → \(numClasses) classes"
+        }
+        return "patch-MLP p\(patch)×\(patchWidth) → \(depth)×\(hidden)\(layerNorm ? " (LayerNorm)" : "") → \(featureDim)-d features → \(numClasses) classes"
     }
 }
 
@@ -80,6 +104,7 @@ public enum FeatureClassifier {
     /// Traces the network on `images` [N, C, S, S]; returns features [N, F] and logits [N, classes].
     public static func forward(_ b: GraphBuilder, images: Tensor, config c: FeatureClassifierConfig)
         -> (features: Tensor, logits: Tensor) {
+        if c.resolvedArchitecture == .stridedConv { return stridedConvForward(b, images: images, config: c) }
         let n = images.shape[0]
         let local = b.scoped("stem") { linear(b, "fc", images.patchify(c.patch), c.patchWidth).geluTanh() }  // [N, T, L]
         var h = local.reshape([n, c.tokens * c.patchWidth])

@@ -10,6 +10,8 @@ import LoomRuntime
 import LoomSampling
 import LoomTraining
 
+extension ClassifierArchitecture: ExpressibleByArgument {}
+
 /// `loom evaluate`: FID-FM, precision/recall and conditional accuracy of generated samples,
 /// measured in the feature space of a Loom-trained Fashion-MNIST classifier.
 struct EvaluateCommand: ParsableCommand {
@@ -190,6 +192,8 @@ struct TrainClassifierCommand: ParsableCommand {
     var layerNorm = false
     @Option(help: "Feature dimension (the space the metrics use).") var featureDim = FeatureClassifierConfig.standard.featureDim
     @Option(help: "Seed for weights, data order and augmentation.") var seed: UInt64 = 0
+    @Option(help: "Network family: patch-mlp (default) or strided-conv (the second feature space: 2×2 stride-2 convolutions, widths --patch-width·2^stage over --depth + 1 stages, mean pool).")
+    var architecture: ClassifierArchitecture = .patchMLP
     @Option(help: "Print progress every N steps.") var logEvery = 50
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
 
@@ -213,8 +217,9 @@ struct TrainClassifierCommand: ParsableCommand {
     }
 
     func train() throws {
-        let config = FeatureClassifierConfig(patch: patch, patchWidth: patchWidth, hidden: hidden, depth: depth,
+        var config = FeatureClassifierConfig(patch: patch, patchWidth: patchWidth, hidden: hidden, depth: depth,
                                              featureDim: featureDim, layerNorm: layerNorm)
+        if architecture == .stridedConv { config.architecture = .stridedConv }
         try config.validate()
         var settings = ClassifierTrainingSettings()
         settings.epochs = epochs
