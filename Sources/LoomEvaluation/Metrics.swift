@@ -238,10 +238,14 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
     /// Reference features used for precision/recall (a fixed random subset of the reference set).
     public var manifoldReferenceCount: Int
     public var k: Int
+    /// Standard error of `fidFM` from a bootstrap over the samples (resampled with replacement);
+    /// nil where not computed.
+    public var fidStandardError: Double?
 
     enum CodingKeys: String, CodingKey {
         case name, count
         case fidFM = "fid_fm"
+        case fidStandardError = "fid_standard_error"
         case precision, recall
         case conditionalAccuracy = "conditional_accuracy"
         case manifoldReferenceCount = "manifold_reference_count"
@@ -264,7 +268,7 @@ public enum SampleEvaluator {
     public static func evaluate(name: String = "samples", images: HostTensor, labels: [Int64],
                                 extractor: FeatureExtractor, reference: ReferenceStats,
                                 manifoldReference: Int? = nil, k: Int = 3, clamp: Bool = true,
-                                seed: UInt64 = 0) throws -> EvaluationReport {
+                                seed: UInt64 = 0, bootstrap: Int = 0) throws -> EvaluationReport {
         guard images.shape.count == 4, images.shape[0] == labels.count else {
             throw DiffusionError("\(name): \(images.shape.first ?? 0) images but \(labels.count) labels")
         }
@@ -286,7 +290,31 @@ public enum SampleEvaluator {
         let pr = ManifoldMetrics.precisionRecall(real: subset.features, realCount: subset.count,
                                                  generated: out.features, generatedCount: n, dim: dim, k: k)
         let accuracy = ConditionalAccuracy.compute(logits: out.logits, classes: extractor.config.numClasses, labels: labels)
-        return EvaluationReport(name: name, count: n, fidFM: fid, precision: pr.precision, recall: pr.recall,
-                                conditionalAccuracy: accuracy, manifoldReferenceCount: subset.count, k: k)
+        var report = EvaluationReport(name: name, count: n, fidFM: fid, precision: pr.precision, recall: pr.recall,
+                                      conditionalAccuracy: accuracy, manifoldReferenceCount: subset.count, k: k)
+        if bootstrap > 1 {
+            report.fidStandardError = try fidStandardError(out.features, count: n, dim: dim, reference: reference.gaussian,
+                                                           resamples: bootstrap, seed: seed)
+        }
+        return report
+    }
+
+    /// Sample standard deviation of the FID over `resamples` bootstrap resamples of the feature
+    /// rows (with replacement, from a fixed stream).
+    static func fidStandardError(_ features: [Float], count n: Int, dim: Int, reference: GaussianStats,
+                                 resamples: Int, seed: UInt64) throws -> Double {
+        var stream = RandomStream(seed: seed, stream: RandomStream.streamID("loom.fid.bootstrap"))
+        var values: [Double] = []
+        var picked = [Float](repeating: 0, count: n * dim)
+        for _ in 0..<resamples {
+            let draws = stream.uniform(n)
+            for (row, u) in draws.enumerated() {
+                let source = min(n - 1, Int(u * Float(n)))
+                picked.replaceSubrange((row * dim)..<((row + 1) * dim), with: features[(source * dim)..<((source + 1) * dim)])
+            }
+            values.append(try FrechetDistance.compute(GaussianStats(features: picked, count: n, dim: dim), reference))
+        }
+        let mean = values.reduce(0, +) / Double(values.count)
+        return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
     }
 }

@@ -18,6 +18,12 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var classifier: String
     /// When the classifier file is missing, train a tiny one for this many steps (smoke configs).
     public var classifierSteps: Int?
+    /// A second classifier of another architecture (`strided-conv`), for FID in a second feature
+    /// space; trained with its own seed (seed + 1) when missing and `secondClassifierSteps` is set.
+    public var secondClassifier: String?
+    public var secondClassifierSteps: Int?
+    /// Bootstrap resamples for each FID's standard error (default 20; 0 for none).
+    public var fidBootstrap: Int?
     /// Reference-statistics cache (default: next to the classifier).
     public var referenceCache: String?
     /// Compute the reference statistics from only the first N training images (default: all 60,000).

@@ -20,6 +20,8 @@ public struct ExperimentResult: Codable, Equatable, Sendable {
     /// What the row and its variant were (`ExperimentRunner.rowKey`): a stored result is reused
     /// only while they are unchanged.
     public var rowKey: String?
+    /// The same samples scored in the second feature space (`secondClassifier`), if any.
+    public var secondReport: EvaluationReport?
 
     /// The Markdown table row.
     public var markdownRow: String {
@@ -40,8 +42,7 @@ public final class ExperimentRunner {
     public var dataRoot: String { config.dataRoot ?? Dataset.fashionMNISTDefaultRoot }
 
     private var dataset: Dataset?
-    private var extractor: FeatureExtractor?
-    private var reference: ReferenceStats?
+    private var spaces: [String: (FeatureExtractor, ReferenceStats)] = [:]
 
     public init(config: ExperimentConfig, command: String, log: @escaping (String) -> Void = { print($0) }) {
         self.config = config
@@ -68,7 +69,8 @@ public final class ExperimentRunner {
         encoder.outputFormatting = [.sortedKeys]
         let variants = [row.training] + (row.guide.map { [$0] } ?? [])
         let parts = [try? encoder.encode(row)] + variants.map { try? encoder.encode(config.variant($0)) }
-            + [try? encoder.encode(config.sampler), "\(config.samples)".data(using: .utf8)]
+            + [try? encoder.encode(config.sampler), "\(config.samples)".data(using: .utf8),
+               "\(config.secondClassifier ?? "-") \(config.fidBootstrap ?? 20)".data(using: .utf8)]
         return Plan.checksum(parts.map { String(decoding: $0 ?? Data(), as: UTF8.self) }.joined(separator: "|"))
     }
 
@@ -159,9 +161,27 @@ public final class ExperimentRunner {
     // MARK: Evaluation
 
     func evaluationTools() throws -> (FeatureExtractor, ReferenceStats) {
-        if let extractor, let reference { return (extractor, reference) }
-        if !FileManager.default.fileExists(atPath: config.classifier), let steps = config.classifierSteps {
-            log("classifier \(config.classifier) missing: training a tiny one for \(steps) steps")
+        try featureSpace(path: config.classifier, steps: config.classifierSteps, architecture: .tiny, seed: config.seed,
+                         cache: config.referenceCache)
+    }
+
+    /// The second feature space, when the study names one.
+    func secondFeatureSpace() throws -> (FeatureExtractor, ReferenceStats)? {
+        guard let path = config.secondClassifier else { return nil }
+        var conv = FeatureClassifierConfig.stridedConv
+        conv.patchWidth = 16
+        conv.featureDim = 32
+        return try featureSpace(path: path, steps: config.secondClassifierSteps, architecture: conv, seed: config.seed + 1,
+                                cache: nil)
+    }
+
+    /// A classifier's extractor and the reference statistics of the training set in its features;
+    /// a missing classifier with `steps` is trained first (`architecture`, `seed`).
+    func featureSpace(path: String, steps: Int?, architecture: FeatureClassifierConfig, seed: UInt64,
+                      cache: String?) throws -> (FeatureExtractor, ReferenceStats) {
+        if let known = spaces[path] { return known }
+        if !FileManager.default.fileExists(atPath: path), let steps {
+            log("classifier \(path) missing: training a \(architecture.resolvedArchitecture.rawValue) one for \(steps) steps")
             var settings = ClassifierTrainingSettings()
             settings.batch = 50
             settings.maxSteps = steps
@@ -169,31 +189,30 @@ public final class ExperimentRunner {
             settings.learningRate = 4e-3
             settings.warmupSteps = min(20, steps)
             settings.augment = false
-            settings.seed = config.seed
-            let trainer = try ClassifierTrainer(config: .tiny, settings: settings, threads: threads)
+            settings.seed = seed
+            let trainer = try ClassifierTrainer(config: architecture, settings: settings, threads: threads)
             try trainer.train(on: try trainingData())
-            let directory = (config.classifier as NSString).deletingLastPathComponent
+            let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            try trainer.weights(metadata: ["steps": String(steps)]).save(path: config.classifier)
+            try trainer.weights(metadata: ["steps": String(steps)]).save(path: path)
         }
-        let weights = try ClassifierWeights.load(path: config.classifier)
+        let weights = try ClassifierWeights.load(path: path)
         let extractor = try FeatureExtractor(weights: weights, batch: 250, threads: threads)
         let source = "fashion-mnist train" + (config.referenceLimit.map { " (first \($0))" } ?? "")
-        let cache = config.referenceCache ?? ReferenceStats.defaultCachePath(classifierPath: config.classifier)
+        let cachePath = cache ?? ReferenceStats.defaultCachePath(classifierPath: path)
         let computed = try ReferenceStats.loadOrCompute(
-            cachePath: cache, extractor: extractor, source: source,
+            cachePath: cachePath, extractor: extractor, source: source,
             images: { try Dataset.fashionMNIST(root: self.dataRoot, split: .train, limit: self.config.referenceLimit).images }, log: log)
         // Freshly computed statistics are reloaded from the cache so that later runs (which read
         // the cache) give bit-identical numbers.
         var reference = computed.stats
-        if !computed.cached, let reloaded = try? ReferenceStats.load(path: cache),
+        if !computed.cached, let reloaded = try? ReferenceStats.load(path: cachePath),
            reloaded.classifierChecksum == weights.checksum {
             reference = reloaded
         }
-        self.extractor = extractor
-        self.reference = reference
+        spaces[path] = (extractor, reference)
         return (extractor, reference)
     }
 
@@ -234,11 +253,16 @@ public final class ExperimentRunner {
         let grid = Self.fileName(row.label) + (config.seeds == nil ? "" : ".seed-\(seed)")
         try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(grid).png")
         let (extractor, reference) = try evaluationTools()
+        let bootstrap = config.fidBootstrap ?? 20
         let report = try SampleEvaluator.evaluate(name: row.label, images: samples, labels: labels,
-                                                  extractor: extractor, reference: reference)
+                                                  extractor: extractor, reference: reference, bootstrap: bootstrap)
+        let second = try secondFeatureSpace().map { space in
+            try SampleEvaluator.evaluate(name: row.label, images: samples, labels: labels, extractor: space.0,
+                                         reference: space.1, bootstrap: bootstrap)
+        }
         log("  " + report.summary + String(format: ", %.1f s sampling", seconds))
         return ExperimentResult(label: row.label, training: row.training, guidance: Self.describe(row),
-                                report: report, samplingSeconds: seconds, seed: seed, rowKey: rowKey(row))
+                                report: report, samplingSeconds: seconds, seed: seed, rowKey: rowKey(row), secondReport: second)
     }
 
     static func describe(_ row: ExperimentConfig.ResultRow) -> String {

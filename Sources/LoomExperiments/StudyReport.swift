@@ -1,4 +1,5 @@
 import Foundation
+import LoomEvaluation
 
 /// results.md of a study: every (row, seed) result; with several seeds, each row's mean ± standard
 /// deviation over seeds and the configured paired comparisons with their bootstrap intervals.
@@ -20,12 +21,13 @@ struct StudyReport {
         ]
         if seeds.count > 1 { lines += summary() + comparisons() + ["## Every seed", ""] }
         lines += [
-            "| row | variant | guidance | seed | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+            "| row | variant | guidance | seed | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += results.map { r in
-            String(format: "| %@ | %@ | %@ | %llu | %.3f | %.4f | %.4f | %.4f | %.2f |", r.label, r.training, r.guidance, r.seed,
-                   r.report.fidFM, r.report.precision, r.report.recall, r.report.conditionalAccuracy, r.samplingSeconds)
+            String(format: "| %@ | %@ | %@ | %llu | %@ | %@ | %.4f | %.4f | %.4f | %.2f |", r.label, r.training, r.guidance, r.seed,
+                   Self.fid(r.report), r.secondReport.map(Self.fid) ?? "–", r.report.precision, r.report.recall,
+                   r.report.conditionalAccuracy, r.samplingSeconds)
         }
         lines += ["", "Training variants:", ""]
         for v in config.training {
@@ -37,11 +39,16 @@ struct StudyReport {
         return lines.joined(separator: "\n")
     }
 
+    /// `12.345 ± 0.210` (the bootstrap standard error over samples), or the value alone.
+    static func fid(_ report: EvaluationReport) -> String {
+        report.fidStandardError.map { String(format: "%.3f ± %.3f", report.fidFM, $0) } ?? String(format: "%.3f", report.fidFM)
+    }
+
     /// Mean ± sample standard deviation over seeds, per row.
     func summary() -> [String] {
         var lines = ["## Mean ± standard deviation over seeds", "",
-                     "| row | variant | guidance | seeds | FID-FM ↓ | precision ↑ | recall ↑ | cond. acc. ↑ |",
-                     "|---|---|---|---:|---:|---:|---:|---:|"]
+                     "| row | variant | guidance | seeds | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ |",
+                     "|---|---|---|---:|---:|---:|---:|---:|---:|"]
         for row in config.rows {
             let mine = results.filter { $0.label == row.label }
             guard let first = mine.first else { continue }
@@ -49,7 +56,8 @@ struct StudyReport {
                 let (mean, sd) = StudyStatistics.meanAndDeviation(mine.map(value))
                 return String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
             }
-            lines.append("| \(row.label) | \(first.training) | \(first.guidance) | \(mine.count) | \(stat({ $0.report.fidFM }, 3)) | "
+            let second = mine.allSatisfy { $0.secondReport != nil } ? stat({ $0.secondReport!.fidFM }, 3) : "–"
+            lines.append("| \(row.label) | \(first.training) | \(first.guidance) | \(mine.count) | \(stat({ $0.report.fidFM }, 3)) | \(second) | "
                          + "\(stat({ $0.report.precision }, 4)) | \(stat({ $0.report.recall }, 4)) | "
                          + "\(stat({ $0.report.conditionalAccuracy }, 4)) |")
         }
@@ -59,19 +67,27 @@ struct StudyReport {
     /// Paired FID-FM differences (a − b) with 95% percentile-bootstrap intervals over seeds.
     func comparisons() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
-        var lines = ["## Paired comparisons (FID-FM, a − b, by seed; 95% bootstrap interval over seeds)", "",
-                     "| claim | a | b | seeds | a − b | 95% interval | a is |", "|---|---|---|---:|---:|---|---|"]
-        func fid(_ label: String) -> [UInt64: Double] {
-            Dictionary(results.filter { $0.label == label }.map { ($0.seed, $0.report.fidFM) }, uniquingKeysWith: { a, _ in a })
+        var lines = ["## Paired comparisons (FID, a − b, by seed; 95% bootstrap interval over seeds)", "",
+                     "| claim | a | b | space | seeds | a − b | 95% interval | a is |", "|---|---|---|---|---:|---:|---|---|"]
+        func fid(_ label: String, _ space: (ExperimentResult) -> EvaluationReport?) -> [UInt64: Double] {
+            Dictionary(results.filter { $0.label == label }.compactMap { r in space(r).map { (r.seed, $0.fidFM) } },
+                       uniquingKeysWith: { a, _ in a })
         }
+        let spaces: [(String, (ExperimentResult) -> EvaluationReport?)] = [("FID-FM", { $0.report }), ("2nd", { $0.secondReport })]
         for c in comparisons {
-            guard let d = StudyStatistics.pairedDifference(fid(c.a), fid(c.b)) else {
-                lines.append("| \(c.label) | \(c.a) | \(c.b) | 0 | – | – | not run |")
-                continue
+            var verdicts: [String] = []
+            for (name, space) in spaces {
+                guard let d = StudyStatistics.pairedDifference(fid(c.a, space), fid(c.b, space)) else { continue }
+                verdicts.append(d.verdict)
+                lines.append(String(format: "| %@ | %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | %@ |", c.label, c.a, c.b, name,
+                                    d.pairs, d.mean, d.low, d.high, d.verdict))
             }
-            lines.append(String(format: "| %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | %@ |", c.label, c.a, c.b, d.pairs,
-                                d.mean, d.low, d.high, d.verdict))
+            if verdicts.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | not run |") }
+            if verdicts.count == 2 {
+                let agreed = verdicts[0] == verdicts[1] && !verdicts[0].hasPrefix("undecided")
+                lines.append("| \(c.label) | | | both | | | | \(agreed ? "holds in both spaces: \(verdicts[0])" : "undecided (the spaces disagree or an interval spans 0)") |")
+            }
         }
-        return lines + ["", "\"lower\" or \"higher\": the whole interval lies on that side of 0; otherwise undecided.", ""]
+        return lines + ["", "\"lower\" or \"higher\": the whole interval lies on that side of 0; otherwise undecided. A claim holds only where both feature spaces agree.", ""]
     }
 }

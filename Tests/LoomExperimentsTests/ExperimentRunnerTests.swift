@@ -93,6 +93,8 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
         config.classifier = classifier
         config.seeds = [3, 4]
         config.comparisons = [.init(label: "IG vs vanilla", a: config.rows[1].label, b: config.rows[0].label)]
+        config.secondClassifier = (classifier as NSString).deletingLastPathComponent + "/conv.safetensors"
+        config.secondClassifierSteps = 20
         for i in config.training.indices { config.training[i].steps = 8 }
         return config
     }
@@ -127,6 +129,13 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
         let markdown = try String(contentsOfFile: runner.resultsMarkdownPath, encoding: .utf8)
         XCTAssertTrue(markdown.contains("Mean ± standard deviation over seeds"), markdown)
         XCTAssertTrue(markdown.contains("| IG vs vanilla |"), markdown)
+        XCTAssertTrue(markdown.contains("FID, 2nd space") && markdown.contains("| both |"), markdown)
+        for result in whole {
+            let second = try XCTUnwrap(result.secondReport, "\(result.label): scored in the second feature space")
+            XCTAssertNotEqual(second.fidFM, result.report.fidFM)
+            XCTAssertGreaterThan(try XCTUnwrap(result.report.fidStandardError), 0)
+            XCTAssertGreaterThan(try XCTUnwrap(second.fidStandardError), 0)
+        }
     }
 
     func testStatistics() {
