@@ -79,6 +79,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         /// 0 or null disables the EMA copy.
         public var emaDecay: Float?
         public var labelDropout: Float?
+        /// Operand precision of the training step (default fp32; bf16 where the CPU has it is the
+        /// fastest plan).
+        public var precision: PrecisionPolicy?
     }
 
     /// A claim to test: row `a` against row `b`, paired by seed.
@@ -110,6 +113,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var cfgInterval: [Double]?
         /// Training variant used as the weaker guide (autoguidance).
         public var guide: String?
+        /// Sample with seed + this offset (same checkpoint, other noise): a row and its copy with an
+        /// offset measure the sampling-noise floor of FID.
+        public var samplingSeedOffset: UInt64?
     }
 
     public static func load(path: String) throws -> ExperimentConfig {
@@ -183,6 +189,6 @@ extension ExperimentConfig.TrainingVariant {
         optimizer.emaDecay = decay > 0 ? decay : nil
         return TrainingConfig(model: model, loss: loss, optimizer: optimizer, batch: batch, steps: steps,
                               learningRate: lr, warmupSteps: warmup ?? 0, seed: seed,
-                              labelDropout: labelDropout ?? 0.1)
+                              labelDropout: labelDropout ?? 0.1, precision: precision == .bf16 ? .bf16 : nil)
     }
 }

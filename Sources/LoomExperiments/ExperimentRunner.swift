@@ -244,7 +244,8 @@ public final class ExperimentRunner {
         let n = config.samples
         let labels = (0..<n).map { Int64($0 % model.numClasses) }
         let job = SamplingJob(model: model, weights: loaded.weights, guide: guide, sampler: settings, guidance: guidance,
-                              batch: min(config.sampler.batch ?? 50, n), seed: seed, threads: threads)
+                              batch: min(config.sampler.batch ?? 50, n), seed: seed &+ (row.samplingSeedOffset ?? 0),
+                              threads: threads)
         log("row \(row.label), seed \(seed): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
             + "\(settings.steps) steps, \(row.guidance.rawValue)")
         let started = Date()

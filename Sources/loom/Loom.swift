@@ -4,7 +4,9 @@ import LoomBenchmarking
 import LoomData
 import LoomDiffusion
 import LoomEvaluation
+import LoomDistributed
 import LoomExperiments
+import LoomIR
 import LoomRuntime
 import LoomSampling
 import LoomTraining
@@ -36,10 +38,20 @@ struct Loom: ParsableCommand {
             Foundation.exit(code.rawValue)
         } catch let error as CleanExit {
             exit(withError: error)
-        } catch {
+        } catch let error where isFailureWhileRunning(error) {
             FileHandle.standardError.write(Data("Error: \(message(of: error))\n".utf8))
             Foundation.exit(1)
+        } catch {
+            // ArgumentParser's own, e.g. the help request its `help` subcommand and `--help` throw
+            // from `run()`: printed its way (help text, exit 0).
+            exit(withError: error)
         }
+    }
+
+    /// Errors of a command that failed while running (as opposed to ArgumentParser's own).
+    static func isFailureWhileRunning(_ error: Error) -> Bool {
+        error is ValidationError || error is RuntimeError || error is DiffusionError || error is IRError
+            || error is DistributedError || error is LocalizedError || error is CocoaError
     }
 
     /// The message of any error a command throws, without type names.

@@ -154,3 +154,15 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
         XCTAssertNil(StudyStatistics.pairedDifference([0: 1], [1: 2]))
     }
 }
+
+extension SeededStudyTests {
+    /// The seeded study of the paper's claims parses and names only known rows and variants.
+    func testSeededStudyConfigParses() throws {
+        let path = RepositoryPaths.root.appendingPathComponent("Benchmarks/study/ig-study-seeds.json").path
+        let config = try ExperimentConfig.load(path: path)
+        XCTAssertEqual(config.studySeeds, [0, 1, 2])
+        XCTAssertEqual(config.samples, 5000)
+        XCTAssertEqual(config.comparisons?.count, 8)
+        XCTAssertTrue(config.training.allSatisfy { $0.precision == .bf16 && ($0.steps >= 19000 || $0.name == "guide-short") })
+    }
+}

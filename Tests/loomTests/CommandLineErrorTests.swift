@@ -107,3 +107,16 @@ final class CommandLineErrorTests: XCTestCase {
         XCTAssertEqual(written, ["grid.png", "samples.safetensors"], "no staging files may remain")
     }
 }
+
+extension CommandLineErrorTests {
+    /// Help is printed, not reported as an error.
+    func testHelpIsPrinted() throws {
+        for (arguments, fragment) in [(["--help"], "SUBCOMMANDS"), (["sample", "--help"], "--num-images"),
+                                      (["help", "train"], "--accumulate"), (["import", "--help"], "--key")] {
+            let result = try loom(arguments)
+            XCTAssertEqual(result.status, 0, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains(fragment), "\(arguments): \(result.output)")
+            XCTAssertFalse(result.output.contains("Error:"), "\(arguments): \(result.output)")
+        }
+    }
+}
