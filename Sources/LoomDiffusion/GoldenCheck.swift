@@ -100,7 +100,7 @@ public struct GoldenCheck {
             let reference = precision == .bf16 ? try PrecisionPass(policy: .bf16).run(graph) : graph
             computed = try ReferenceExecutor(threads: threads).run(reference, inputs: inputs, parameters: parameters)
         }
-        for name in ["xt", "target", "out_final", "out_inter", "loss_final", "loss_inter", "loss"] + goldenGradients {
+        for name in ["xt", "target", "out_final", "out_inter", Naming.finalLossOutput, Naming.intermediateLossOutput, Naming.lossOutput] + goldenGradients {
             guard let golden = goldens[name], file.tensors[name] != nil else { continue }
             if precision == .bf16, let mine = computed[name], let fp32 = file.tensors[name] {
                 fp32Drift.append(Row(name: name, error: GoldenCheck.relativeError(mine, fp32), passed: true))

@@ -115,7 +115,7 @@ public func objectiveGraph(_ model: DiffusionTransformer, batch: Int, settings: 
         }
         return total
     }
-    b.output("loss", loss)
+    b.output(Naming.lossOutput, loss)
     return try b.build()
 }
 

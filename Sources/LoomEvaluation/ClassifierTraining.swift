@@ -141,7 +141,7 @@ public final class ClassifierTrainer {
         for (name, value) in settings.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
         let outputs = try executor.run(inputs: feed)
         stepCount = t
-        let loss = outputs["loss"]!.floats[0]
+        let loss = outputs[Naming.lossOutput]!.floats[0]
         guard loss.isFinite else { throw DiffusionError("classifier step \(t): the loss is \(loss); lower the learning rate") }
         let predicted = ConditionalAccuracy.argmax(outputs["logits"]!.floats, classes: config.numClasses)
         let hits = zip(predicted, labels).reduce(0) { $0 + (Int64($1.0) == $1.1 ? 1 : 0) }

@@ -146,7 +146,7 @@ public enum FeatureClassifier {
             let logProbabilities = z - logSumExp                            // [N, classes]
             return (logProbabilities * targets).sumAll() * (-1 / Float(batch))
         }
-        b.output("loss", loss)
+        b.output(Naming.lossOutput, loss)
         b.output("logits", logits)
         return try b.build()
     }
