@@ -36,6 +36,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var limit: Int?
     /// Gradient accumulation: each step's batch in this many micro-batches (nil or 1: none).
     public var accumulate: Int?
+    /// The folder of latent shards the run trains on (nil: Fashion-MNIST). A resumed run keeps it.
+    public var latents: String?
 
     /// The precision the step is compiled for.
     public var resolvedPrecision: PrecisionPolicy { precision ?? .fp32 }

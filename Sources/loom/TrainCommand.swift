@@ -105,7 +105,7 @@ struct TrainCommand: ParsableCommand {
         mpi.finalize()
     }
 
-    func loadData(limit: Int?) throws -> Dataset {
+    func loadData(limit: Int?, latents: String?) throws -> Dataset {
         if let latents { return try LatentFolder.load(path: latents, numClasses: model.classes) }
         return try Dataset.fashionMNIST(root: dataRoot, split: .train, padTo: model.inputSize ?? 32, limit: limit)
     }
@@ -130,7 +130,14 @@ struct TrainCommand: ParsableCommand {
             if let limit, limit != config.limit {
                 throw DiffusionError("--limit \(limit) differs from the checkpoint's \(config.limit.map { "\($0)" } ?? "none (all samples)") (\(resume)); a resumed run keeps its data")
             }
-            let dataset = try loadData(limit: config.limit)
+            switch (config.latents, latents) {
+            case (nil, let given?):
+                throw DiffusionError("--latents \(given): \(resume) was trained on Fashion-MNIST; a resumed run keeps its data")
+            case (let saved?, nil):
+                print("resuming on the latents the run was trained on: \(saved)")
+            default: break
+            }
+            let dataset = try loadData(limit: config.limit, latents: latents ?? config.latents)
             let compiled = try stepPlan(config, backend: backend, ranks: ranks)
             let graph = try compiled?.plan.graph ?? Trainer.referenceGraph(config)
             let (state, _) = try TrainingState.load(path: resume, graph: graph)
@@ -143,7 +150,7 @@ struct TrainCommand: ParsableCommand {
         if !overwrite && FileManager.default.fileExists(atPath: existing) {
             throw RuntimeError("\(existing) already exists: continue it with --resume \(existing), or start afresh with --overwrite (replaces it and loss.csv)")
         }
-        let dataset = try loadData(limit: limit)
+        let dataset = try loadData(limit: limit, latents: latents)
         var modelConfig = try model.config()
         if model.inputSize == nil { modelConfig.inputSize = dataset.height }
         if model.channels == nil { modelConfig.inChannels = dataset.channels }
@@ -160,6 +167,7 @@ struct TrainCommand: ParsableCommand {
                                     labelDropout: labelDropout, timeSampling: timeSampling,
                                     precision: precision == .bf16 ? .bf16 : nil, limit: limit)
         config.accumulate = accumulate
+        config.latents = latents
         let compiled = try stepPlan(config, backend: backend, ranks: ranks)
         try finish(try Trainer(config: config, dataset: dataset, threads: threadCount, backend: backend,
                                plan: compiled?.plan, planSource: compiled?.source ?? "the plan", communicator: communicator))

@@ -85,3 +85,17 @@ final class DataParallelTrainingTests: TemporaryDirectoryTestCase {
         XCTAssertGreaterThan(one.tensors.count, 0, file: file, line: line)
     }
 }
+
+extension DataParallelTrainingTests {
+    /// The data a run trains on lives in its checkpoint: a resume without --latents continues on the
+    /// run's own latents, and a Fashion-MNIST run refuses --latents.
+    func testResumeKeepsTheRunsData() throws {
+        let latents = try writeLatents()
+        try train(ranks: 1, ["--latents", latents, "--steps", "2", "--out", directory + "/a"])
+        let (status, output) = try run(ranks: 1, Self.model + ["--steps", "3", "--out", directory + "/a",
+                                                               "--resume", directory + "/a/checkpoint.safetensors"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("resuming on the latents the run was trained on: \(latents)"), output)
+        XCTAssertTrue(output.contains("step 3/3"), output)
+    }
+}
