@@ -25,6 +25,21 @@ public struct TorchCheckpoint {
         } catch {
             throw DiffusionError("\(path) is not a PyTorch zip checkpoint (\(error)); legacy (pre-1.6, non-zip) files are not supported: re-save with torch.save")
         }
+        try self.init(archive: archive, path: path)
+    }
+
+    /// Reads a checkpoint held in memory; `source` names it in errors.
+    public init(data: Data, source: String) throws {
+        let archive: Archive
+        do {
+            archive = try Archive(data: data, accessMode: .read)
+        } catch {
+            throw DiffusionError("\(source) is not a PyTorch zip checkpoint (\(error))")
+        }
+        try self.init(archive: archive, path: source)
+    }
+
+    private init(archive: Archive, path: String) throws {
         let pickles = archive.filter { $0.path.hasSuffix("/data.pkl") && $0.path.split(separator: "/").count == 2 }
         guard pickles.count == 1, let pickle = pickles.first else {
             throw DiffusionError("\(path): expected one <name>/data.pkl in the archive, found \(pickles.count)")
