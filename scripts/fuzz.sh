@@ -22,7 +22,12 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$crashes"
   cp -n Tests/Fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
   log="$scratch/$target.log"
-  if ! "$bin/$target" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 \
+  # ZIPFoundation's archives (its in-memory file and Foundation's path conversion) leak about 1 KB
+  # per archive opened; leak detection is off for the target that opens one per input, so that
+  # only crashes, hangs and memory errors count there.
+  leaks=1
+  [ "$target" = FuzzTorchCheckpoint ] && leaks=0
+  if ! "$bin/$target" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -detect_leaks="$leaks" \
        -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1; then
     status=1
     echo "$target: FAILED, see $log and $crashes/"

@@ -28,16 +28,8 @@ public struct TorchCheckpoint {
         try self.init(archive: archive, path: path)
     }
 
-    /// Reads a checkpoint held in memory; `source` names it in errors.
-    public init(data: Data, source: String) throws {
-        let archive: Archive
-        do {
-            archive = try Archive(data: data, accessMode: .read)
-        } catch {
-            throw DiffusionError("\(source) is not a PyTorch zip checkpoint (\(error))")
-        }
-        try self.init(archive: archive, path: source)
-    }
+    // No in-memory reading: ZIPFoundation's memory-backed archive traps on some damaged inputs
+    // (a range past the end of its buffer, found by fuzzing); its file-backed reader reports them.
 
     private init(archive: Archive, path: String) throws {
         let pickles = archive.filter { $0.path.hasSuffix("/data.pkl") && $0.path.split(separator: "/").count == 2 }

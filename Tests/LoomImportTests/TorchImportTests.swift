@@ -104,15 +104,6 @@ final class TorchImportTests: TemporaryDirectoryTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.marker), "a payload ran")
     }
 
-    /// A checkpoint held in memory reads like the file.
-    func testInMemoryArchiveReadsLikeTheFile() throws {
-        let path = fixture("state_dict.pt")
-        let fromFile = try TorchCheckpoint(path: path).stateDict(key: nil)
-        let fromData = try TorchCheckpoint(data: try Data(contentsOf: URL(fileURLWithPath: path)), source: "memory").stateDict(key: nil)
-        XCTAssertEqual(fromData.map(\.0), fromFile.map(\.0))
-        XCTAssertEqual(fromData.map(\.1), fromFile.map(\.1))
-    }
-
     /// Cut and damaged files end in an error naming the file, never a trap.
     func testDamagedFilesFailCleanly() throws {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: fixture("state_dict.pt")))
