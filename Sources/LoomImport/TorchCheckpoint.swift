@@ -19,6 +19,7 @@ public struct TorchCheckpoint {
     /// Opens `path` and unpickles its `data.pkl`; errors name the file and what is wrong.
     public init(path: String) throws {
         if let problem = FileKind.problem(with: path) { throw DiffusionError("cannot read \(path): it \(problem)") }
+        try ZipPrecheck.check(path: path)
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
