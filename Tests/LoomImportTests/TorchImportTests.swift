@@ -104,6 +104,20 @@ final class TorchImportTests: TemporaryDirectoryTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.marker), "a payload ran")
     }
 
+    /// A directory offset past the file (here 2⁶³ + …, which would trap the zip reader) is refused
+    /// before the archive is read.
+    func testOutOfRangeZipOffsetsAreRefused() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("state_dict.pt"))))
+        let signature: [UInt8] = [0x50, 0x4B, 0x06, 0x06]
+        let record = try XCTUnwrap((0...(bytes.count - 56)).last { Array(bytes[$0..<($0 + 4)]) == signature })
+        for i in 0..<8 { bytes[record + 48 + i] = i < 4 ? 0 : 0xFF }       // offset of the directory
+        let path = directory + "/offset.pt"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try TorchCheckpoint(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("damaged zip archive") && "\(error)".contains(path), "\(error)")
+        }
+    }
+
     /// Cut and damaged files end in an error naming the file, never a trap.
     func testDamagedFilesFailCleanly() throws {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: fixture("state_dict.pt")))
