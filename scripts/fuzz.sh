@@ -27,7 +27,7 @@ for target in "${targets[@]}"; do
   # only crashes, hangs and memory errors count there.
   leaks=1
   [ "$target" = FuzzTorchCheckpoint ] && leaks=0
-  if ! "$bin/$target" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -detect_leaks="$leaks" \
+  if ! ASAN_OPTIONS="detect_leaks=$leaks" "$bin/$target" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -detect_leaks="$leaks" \
        -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1; then
     status=1
     echo "$target: FAILED, see $log and $crashes/"
