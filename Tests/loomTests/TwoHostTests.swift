@@ -12,6 +12,20 @@ extension DataParallelTrainingTests {
         }
         guard Self.mpirun != nil else { throw XCTSkip("mpirun not found on PATH (scripts/install-deps.sh)") }
         guard FileManager.default.fileExists(atPath: Dataset.fashionMNISTDefaultRoot) else { throw XCTSkip("Fashion-MNIST is not installed") }
+        // Network namespaces need CAP_NET_ADMIN and a writable /run/netns: probe before relying on them.
+        let probe = "loomprobe\(getpid())"
+        func ip(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        guard try ip(["netns", "add", probe]) == 0 else { throw XCTSkip("network namespaces are not permitted here") }
+        _ = try ip(["netns", "del", probe])
         let loom = RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path
         guard FileManager.default.isExecutableFile(atPath: loom) else { throw XCTSkip("no debug build of loom") }
         let process = Process()
