@@ -13,6 +13,7 @@ import LoomTraining
 
 extension SamplerKind: ExpressibleByArgument {}
 extension GuidanceMode: ExpressibleByArgument {}
+extension SampleRecipe: ExpressibleByArgument {}
 extension DDPMVariance: ExpressibleByArgument {}
 
 /// `--heun-last-step`: how Heun's last interval ends.
@@ -35,6 +36,8 @@ struct SampleCommand: ParsableCommand {
             """)
 
     @Option(help: "Checkpoint written by `loom train` (or --weights).") var checkpoint: String?
+    @Option(help: "A paper's sampler settings: \(SampleRecipe.allCases.map(\.rawValue).joined(separator: ", ")) (Docs/conventions.md §1); flags given explicitly still win.")
+    var recipe: SampleRecipe?
     @OptionGroup var official: OfficialWeightsOptions
     @Flag(inversion: .prefixedNo, help: "Use the EMA weights (default) or the raw weights.") var ema = true
     @Option(help: "Sampler: euler, heun, euler_maruyama, ddpm or ddim (default: euler for flow models, ddim for DDPM).")
@@ -99,6 +102,22 @@ struct SampleCommand: ParsableCommand {
     }
 
     func sample() throws {
+        // A recipe fills every setting still at its default (these locals shadow the flags).
+        let preset = recipe?.settings
+        let sampler = self.sampler ?? preset?.sampler
+        let steps = self.steps == 50 ? preset?.steps ?? self.steps : self.steps
+        let shift = self.shift == 1 ? preset?.shift ?? 1 : self.shift
+        let guidance = self.guidance == .igCfg ? preset?.guidance ?? .igCfg : self.guidance
+        let igWeight = self.igWeight == 1.5 ? preset?.igWeight ?? 1.5 : self.igWeight
+        let cfgScale = self.cfgScale == 1.5 ? preset?.cfgScale ?? 1.5 : self.cfgScale
+        let igInterval = self.igInterval == "0,1" ? preset.map { "\($0.igInterval.lo),\($0.igInterval.hi)" } ?? "0,1" : self.igInterval
+        let cfgInterval = self.cfgInterval == "0,1" ? preset.map { "\($0.cfgInterval.lo),\($0.cfgInterval.hi)" } ?? "0,1" : self.cfgInterval
+        let cfgChannels = self.cfgChannels ?? preset?.cfgChannels
+        if let recipe {
+            print("recipe \(recipe.rawValue): \(sampler?.rawValue ?? "?") \(steps) steps, shift \(shift), \(guidance.rawValue), "
+                  + "IG w \(igWeight) on σ∈[\(igInterval)], CFG s \(cfgScale) on σ∈[\(cfgInterval)]"
+                  + (cfgChannels.map { ", CFG on the first \($0) channels" } ?? ""))
+        }
         let loaded = try checkpoint.map { try CheckpointWeights.load(path: $0, ema: ema) } ?? official.load()
         let source = checkpoint ?? official.weights!
         let model = loaded.config.model

@@ -26,6 +26,14 @@ final class OfficialWeightsSamplingTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         let samples = try SafeTensors.read(path: directory + "/out/samples.safetensors").tensors["samples"]!
 
+        // A paper recipe fills the settings left at their defaults; explicit flags (--steps) win.
+        let recipe = try LoomCLI.run(["sample", "--weights", weights, "--backbone", "sit", "--heads", "4", "--ig-layer", "2",
+                                      "--recipe", "sit-xl-ig", "--steps", "3", "--per-class", "1", "--batch", "10",
+                                      "--out", directory + "/recipe"])
+        XCTAssertEqual(recipe.status, 0, recipe.output)
+        XCTAssertTrue(recipe.output.contains("recipe sit-xl-ig: euler_maruyama 3 steps") && recipe.output.contains("IG w 1.4")
+                      && recipe.output.contains("CFG s 1.35 on σ∈[0.0,0.7]"), recipe.output)
+
         // The same model from the golden file's own configuration and parameters.
         let golden = try SafeTensors.read(path: RepositoryPaths.fixtures.appendingPathComponent("sit_ig_tiny.safetensors").path)
         var parameters: [String: HostTensor] = [:]
