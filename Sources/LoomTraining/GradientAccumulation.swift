@@ -17,15 +17,15 @@ final class AccumulatingTrainingRunner: TrainingStepRunner {
     let gradients: PlanExecutor
     let update: PlanExecutor
     let communicator: Communicator
-    /// Trainable parameter keys, in the gradient plan's order.
-    let trainable: [String]
+    /// Trainable parameter keys and types, in the gradient plan's order.
+    let trainable: [(key: String, type: TensorType)]
 
     init(gradients: Plan, update: Plan, tensors: [String: HostTensor], threads: Int, communicator: Communicator) throws {
         self.gradients = try PlanExecutor(plan: gradients, threads: threads)
         self.update = try PlanExecutor(plan: update, threads: threads)
         self.communicator = communicator
         trainable = gradients.graph.parameterNodes.compactMap { node in
-            if case .parameter(let key, _, true) = node.op { return key } else { return nil }
+            if case .parameter(let key, _, true) = node.op { return (key, node.type) } else { return nil }
         }
         try self.gradients.setParameters(tensors, ignoringExtra: true)
         try self.update.setParameters(tensors, ignoringExtra: true)
@@ -37,28 +37,31 @@ final class AccumulatingTrainingRunner: TrainingStepRunner {
     /// One step: every micro-batch's gradients, averaged, then the update. Returns the mean losses
     /// over the micro-batches and the update's outputs (the gradient norm).
     func run(micro feeds: [[String: HostTensor]], scalars: [String: HostTensor]) throws -> [String: HostTensor] {
-        var sums: [String: [Float]] = [:]
+        // One flat buffer of every gradient, in `trainable` order: summed over the micro-batches,
+        // averaged, then averaged over the ranks in one exchange.
+        let total = trainable.reduce(0) { $0 + $1.type.elementCount }
+        var flat = [Float](repeating: 0, count: total)
         var losses: [String: Float] = [:]
         for feed in feeds {
             let out = try gradients.run(inputs: feed)
-            for key in trainable {
+            var offset = 0
+            for (key, type) in trainable {
                 let g = out[Naming.gradientPrefix + key]!.floats
-                if let s = sums[key] { sums[key] = zip(s, g).map { $0 + $1 } } else { sums[key] = g }
+                for i in 0..<g.count { flat[offset + i] += g[i] }
+                offset += type.elementCount
             }
             for name in [Naming.lossOutput, Naming.finalLossOutput, Naming.intermediateLossOutput] {
                 if let value = out[name]?.floats.first { losses[name, default: 0] += value }
             }
         }
         let k = Float(feeds.count)
-        var flat = trainable.flatMap { sums[$0]!.map { $0 / k } }
+        for i in flat.indices { flat[i] /= k }
         if communicator.size > 1 { flat = try communicator.allReduceMean(flat) }
         var feed = scalars
         var offset = 0
-        for key in trainable {
-            let count = sums[key]!.count
-            let shape = gradients.parameterEntries.first { $0.name == key }!.type.shape
-            feed[Naming.gradientPrefix + key] = HostTensor(shape: shape, floats: Array(flat[offset..<(offset + count)]))
-            offset += count
+        for (key, type) in trainable {
+            feed[Naming.gradientPrefix + key] = HostTensor(shape: type.shape, floats: Array(flat[offset..<(offset + type.elementCount)]))
+            offset += type.elementCount
         }
         var outputs = try update.run(inputs: feed)
         try gradients.setParameters(update.parameters(), ignoringExtra: true, partial: true)

@@ -183,26 +183,22 @@ public final class Trainer {
     @discardableResult
     public func step() throws -> StepLog {
         let t = stepCount + 1
-        var feed = try inputs.inputs(step: stepCount)
         let lr = config.learningRate(atStep: t)
-        for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { feed[name] = .scalar(value) }
-        if config.model.igLayer != nil {
-            for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
+        var scalars: [String: HostTensor] = [:]
+        for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { scalars[name] = .scalar(value) }
+        // The batch (or one micro-batch) of this step with the loss weights λ, ω.
+        func batch(_ slice: StepInputs) throws -> [String: HostTensor] {
+            var feed = try slice.inputs(step: stepCount)
+            if config.model.igLayer != nil {
+                for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
+            }
+            return feed
         }
         let outputs: [String: HostTensor]
         if let accumulating = runner as? AccumulatingTrainingRunner {
-            var scalars: [String: HostTensor] = [:]
-            for (name, value) in config.optimizer.stepInputs(step: t, lr: lr) { scalars[name] = .scalar(value) }
-            let micro = try microInputs.map { slice -> [String: HostTensor] in
-                var feed = try slice.inputs(step: stepCount)
-                if config.model.igLayer != nil {
-                    for (name, value) in config.loss.runtimeInputs { feed[name] = .scalar(value) }
-                }
-                return feed
-            }
-            outputs = try accumulating.run(micro: micro, scalars: scalars)
+            outputs = try accumulating.run(micro: try microInputs.map(batch), scalars: scalars)
         } else {
-            outputs = try runner.run(feed)
+            outputs = try runner.run(try batch(inputs).merging(scalars) { _, scalar in scalar })
         }
         stepCount = t
         let inter = outputs[Naming.intermediateLossOutput]?.floats[0]

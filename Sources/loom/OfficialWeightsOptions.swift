@@ -50,6 +50,7 @@ struct OfficialWeightsOptions: ParsableArguments {
         let fallback: Objective = backbone == .dit ? .ddpmEps : backbone == .sit ? .flowRepa : .flowSit
         var tensors: [String: HostTensor] = [:]
         let graph = try DiffusionTransformer(model).forwardGraph(batch: 1)
+        var computed: [String: HostTensor]?
         for node in graph.parameterNodes {
             guard case .parameter(let key, let initializer, let trainable) = node.op else { continue }
             if let value = file.tensors[key] {
@@ -59,7 +60,8 @@ struct OfficialWeightsOptions: ParsableArguments {
                 tensors[key] = value
             } else if !trainable, Self.isComputedBuffer(initializer) {
                 // RoPE tables are buffers the official code computes, not always saved: compute them.
-                tensors[key] = ParameterInitializer.initialize(graph, seed: 0)[key]
+                if computed == nil { computed = ParameterInitializer.initialize(graph, seed: 0) }
+                tensors[key] = computed![key]
             } else {
                 throw DiffusionError("\(path): no tensor \(key), which \(model.displayName) needs")
             }
