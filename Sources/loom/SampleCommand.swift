@@ -42,17 +42,17 @@ struct SampleCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Use the EMA weights (default) or the raw weights.") var ema = true
     @Option(help: "Sampler: euler, heun, euler_maruyama, ddpm or ddim (default: euler for flow models, ddim for DDPM).")
     var sampler: SamplerKind?
-    @Option(help: "Sampling steps.") var steps = 50
-    @Option(help: "Timestep shift s for the SiT convention (t' = s·t/(1+(s−1)t)); 1 is none.") var shift: Double = 1
+    @Option(help: "Sampling steps (default 50, or the recipe's).") var steps: Int?
+    @Option(help: "Timestep shift s for the SiT convention (t' = s·t/(1+(s−1)t)); default 1, none (or the recipe's).") var shift: Double?
     @Option(help: "DDPM variance: fixed_small, fixed_large or learned (learn_sigma models).") var ddpmVariance: DDPMVariance?
     @Option(help: "Heun's last interval: euler or heun (default: the official sampler of the objective, euler for flow_repa, heun for flow_sit).")
     var heunLastStep: HeunLastStep?
     @Option(help: "DDIM η (0: deterministic; 1: the ancestral variance).") var ddimEta: Double?
-    @Option(help: "Guidance: \(GuidanceMode.allCases.map(\.rawValue).joined(separator: ", ")).") var guidance: GuidanceMode = .igCfg
-    @Option(help: "IG weight w (D_i + w·(D_f − D_i)); also the autoguidance weight.") var igWeight: Double = 1.5
-    @Option(help: "CFG scale s.") var cfgScale: Double = 1.5
-    @Option(help: "IG interval in σ, as lo,hi.") var igInterval = "0,1"
-    @Option(help: "CFG interval in σ, as lo,hi.") var cfgInterval = "0,1"
+    @Option(help: "Guidance: \(GuidanceMode.allCases.map(\.rawValue).joined(separator: ", ")) (default ig+cfg, or the recipe's).") var guidance: GuidanceMode?
+    @Option(help: "IG weight w (D_i + w·(D_f − D_i)); also the autoguidance weight (default 1.5, or the recipe's).") var igWeight: Double?
+    @Option(help: "CFG scale s (default 1.5, or the recipe's).") var cfgScale: Double?
+    @Option(help: "IG interval in σ, as lo,hi (default 0,1, or the recipe's).") var igInterval: String?
+    @Option(help: "CFG interval in σ, as lo,hi (default 0,1, or the recipe's).") var cfgInterval: String?
     @Option(help: "Guide only the first N output channels with CFG (the original DiT code uses 3); default all.")
     var cfgChannels: Int?
     @Option(help: "Autoguidance: the weaker model's checkpoint.") var guideCheckpoint: String?
@@ -71,19 +71,19 @@ struct SampleCommand: ParsableCommand {
     @OptionGroup var shards: ShardOptions
 
     func validate() throws {
-        try FlagCheck.count(steps, "--steps", max: 100_000)
+        if let steps { try FlagCheck.count(steps, "--steps", max: 100_000) }
         try FlagCheck.count(perClass, "--per-class", max: 1_000_000)
         try FlagCheck.count(batch, "--batch", max: 1 << 20)
         try FlagCheck.count(scale, "--scale", max: 64)
-        try FlagCheck.real(igWeight, "--ig-weight", -1e6...1e6)
-        try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6)
-        try FlagCheck.real(shift, "--shift", 1e-6...1e6)
+        if let igWeight { try FlagCheck.real(igWeight, "--ig-weight", -1e6...1e6) }
+        if let cfgScale { try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6) }
+        if let shift { try FlagCheck.real(shift, "--shift", 1e-6...1e6) }
         try shards.validate()
         guard (checkpoint == nil) != (official.weights == nil) else {
             throw ValidationError("give exactly one of --checkpoint (a `loom train` checkpoint) and --weights (official keys)")
         }
         if let ddimEta { try FlagCheck.real(ddimEta, "--ddim-eta", 0...1e6) }
-        if heunLastStep != nil && sampler != .heun {
+        if heunLastStep != nil && (sampler ?? recipe?.settings.sampler) != .heun {
             throw ValidationError("--heun-last-step applies to --sampler heun only")
         }
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
@@ -102,16 +102,16 @@ struct SampleCommand: ParsableCommand {
     }
 
     func sample() throws {
-        // A recipe fills every setting still at its default (these locals shadow the flags).
+        // Each setting: the flag, else the recipe's, else the default (these locals shadow the flags).
         let preset = recipe?.settings
         let sampler = self.sampler ?? preset?.sampler
-        let steps = self.steps == 50 ? preset?.steps ?? self.steps : self.steps
-        let shift = self.shift == 1 ? preset?.shift ?? 1 : self.shift
-        let guidance = self.guidance == .igCfg ? preset?.guidance ?? .igCfg : self.guidance
-        let igWeight = self.igWeight == 1.5 ? preset?.igWeight ?? 1.5 : self.igWeight
-        let cfgScale = self.cfgScale == 1.5 ? preset?.cfgScale ?? 1.5 : self.cfgScale
-        let igInterval = self.igInterval == "0,1" ? preset.map { "\($0.igInterval.lo),\($0.igInterval.hi)" } ?? "0,1" : self.igInterval
-        let cfgInterval = self.cfgInterval == "0,1" ? preset.map { "\($0.cfgInterval.lo),\($0.cfgInterval.hi)" } ?? "0,1" : self.cfgInterval
+        let steps = self.steps ?? preset?.steps ?? 50
+        let shift = self.shift ?? preset?.shift ?? 1
+        let guidance = self.guidance ?? preset?.guidance ?? .igCfg
+        let igWeight = self.igWeight ?? preset?.igWeight ?? 1.5
+        let cfgScale = self.cfgScale ?? preset?.cfgScale ?? 1.5
+        let igInterval = self.igInterval ?? preset.map { "\($0.igInterval.lo),\($0.igInterval.hi)" } ?? "0,1"
+        let cfgInterval = self.cfgInterval ?? preset.map { "\($0.cfgInterval.lo),\($0.cfgInterval.hi)" } ?? "0,1"
         let cfgChannels = self.cfgChannels ?? preset?.cfgChannels
         if let recipe {
             print("recipe \(recipe.rawValue): \(sampler?.rawValue ?? "?") \(steps) steps, shift \(shift), \(guidance.rawValue), "
