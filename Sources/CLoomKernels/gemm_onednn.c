@@ -174,6 +174,38 @@ static int thread_resources(size_t bytes) {
 /// Executes a matmul primitive on the calling thread's stream and scratchpad with src, weights,
 /// dst (and bias when `has_bias`) at the given addresses: on the calling thread alone when `team`
 /// is 0, else over an OpenMP team of `team` threads. 1 on success.
+int loom_onednn_ensure_engine(void) {
+    pthread_mutex_lock(&table_lock);
+    int ok = engine || dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
+    pthread_mutex_unlock(&table_lock);
+    return ok;
+}
+
+dnnl_engine_t loom_onednn_engine(void) { return engine; }
+
+int loom_onednn_execute(dnnl_primitive_t primitive, int count, const int *kinds, const dnnl_memory_desc_t *const *mds,
+                        void *const *handles, const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes,
+                        int64_t team) {
+    if (!primitive || count > 7 || !thread_resources(scratchpad_bytes)) return 0;
+    dnnl_exec_arg_t args[8];
+    int made = 0, ok = 1;
+    for (; made < count + 1 && ok; made++) {
+        int last = made == count;
+        args[made].arg = last ? DNNL_ARG_SCRATCHPAD : kinds[made];
+        ok = dnnl_memory_create(&args[made].memory, last ? scratchpad_md : mds[made], engine,
+                                last ? thread_scratchpad : handles[made]) == dnnl_success;
+        if (!ok) break;
+    }
+    if (ok) {
+        dnnl_status_t status;
+        if (team > 0) WITH_TEAM(team, status = dnnl_primitive_execute(primitive, thread_stream, count + 1, args));
+        else ONE_THREAD(status = dnnl_primitive_execute(primitive, thread_stream, count + 1, args));
+        ok = status == dnnl_success;
+    }
+    for (int i = 0; i < made; i++) dnnl_memory_destroy(args[i].memory);
+    return ok;
+}
+
 static int execute_matmul(dnnl_primitive_t primitive, const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *weights_md,
                           const dnnl_memory_desc_t *dst_md, const dnnl_memory_desc_t *bias_md,
                           const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes, const void *src,

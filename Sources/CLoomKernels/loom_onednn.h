@@ -16,4 +16,26 @@ const char *loom_onednn_gemm_name(const loom_onednn_gemm *g);
 /// Executes on the calling thread; 0 when oneDNN failed (the caller then computes it itself).
 int loom_onednn_gemm_run(const loom_onednn_gemm *g, const void *a, const void *b, float *c, const float *bias);
 
+/// Shared by the oneDNN wrappers (gemm_onednn.c owns the engine, streams and scratchpads):
+/// creates the CPU engine once; 1 when it exists.
+int loom_onednn_ensure_engine(void);
+#include <oneapi/dnnl/dnnl.h>
+dnnl_engine_t loom_onednn_engine(void);
+/// Executes `primitive` on the calling thread's stream with `count` arguments (kind, descriptor,
+/// address) plus the thread's scratchpad: over an OpenMP team of `team` threads, or on the calling
+/// thread alone when `team` is 0. 1 on success.
+int loom_onednn_execute(dnnl_primitive_t primitive, int count, const int *kinds, const dnnl_memory_desc_t *const *mds,
+                        void *const *handles, const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes,
+                        int64_t team);
+/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
+int omp_get_max_threads(void);
+void omp_set_num_threads(int);
+#define LOOM_WITH_TEAM(threads, body)                                    \
+    do {                                                                 \
+        int saved_team = omp_get_max_threads();                          \
+        if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
+        body;                                                            \
+        if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
+    } while (0)
+
 #endif

@@ -22,6 +22,10 @@ public enum Autodiff {
         }) {
             throw IRError("autodiff: node %\(fused.id) (\(fused.op.mnemonic)) is a fused kernel; differentiate before fusion")
         }
+        if let convolution = graph.nodes.first(where: { if case .conv2d = $0.op { return true } else { return false } }) {
+            let at = convolution.scope.isEmpty ? "" : " in \(convolution.scope)"
+            throw IRError("autodiff: node %\(convolution.id) (conv2d)\(at) has no gradient rule: convolutions are inference-only (the VAE)")
+        }
         let lossID = lossOutput.node
         guard graph.nodes[lossID].type == TensorType(.f32, []) else {
             throw IRError("autodiff: output \"\(loss)\" must be an f32 scalar, got \(graph.nodes[lossID].type)")

@@ -121,6 +121,8 @@ enum VJPRules {
             return [dense(b.append(.fused(.tokenAttentionBackward(heads: heads, scale: scale)), [x[0], g]))]
         case .fused:
             preconditionFailure("autodiff runs before fusion (checked by Autodiff.differentiate)")
+        case .conv2d:
+            preconditionFailure("conv2d has no gradient rule (checked by Autodiff.differentiate)")
         }
     }
 

@@ -3,6 +3,7 @@ enum IROpKind {
     case input, parameter(trainable: Bool), constant, iota, unary(UnaryFunction), affine
     case binary(BinaryFunction), matmul, reduce(ReduceFunction), softmax, layerNorm, rmsNorm
     case reshape, permute, slice, concat, broadcast, gather, scatterAdd, patchify, unpatchify, rotatePairs, cast
+    case conv2d
     case stopGradient
     case fusedElementwise, linear, normModulate, attention, tokenAttention, tokenAttentionBackward, normBackward
     case sumSquares, adamw, allReduce
@@ -35,6 +36,7 @@ enum IROpKind {
         case "patchify": self = .patchify
         case "unpatchify": self = .unpatchify
         case "rotate_pairs": self = .rotatePairs
+        case "conv2d": self = .conv2d
         case "cast": self = .cast
         case "stop_gradient": self = .stopGradient
         case "fused_elementwise": self = .fusedElementwise
@@ -103,6 +105,7 @@ enum IROpKind {
         case .unpatchify:
             return .unpatchify(patch: try a.int("patch"), gridH: try a.int("grid_h"), gridW: try a.int("grid_w"))
         case .rotatePairs: return .rotatePairs
+        case .conv2d: return .conv2d(stride: try a.int("stride"), padding: try a.ints("pad"))
         case .cast: return .cast(to: try a.dtype("to"))
         case .stopGradient: return .stopGradient
         }

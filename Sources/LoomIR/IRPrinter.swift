@@ -126,6 +126,8 @@ public enum IRPrinter {
             return ["rows=\(rows)"]
         case .patchify(let patch):
             return ["patch=\(patch)"]
+        case .conv2d(let stride, let padding):
+            return ["stride=\(stride)", "pad=" + ints(padding)]
         case .unpatchify(let patch, let gridH, let gridW):
             return ["patch=\(patch)", "grid_h=\(gridH)", "grid_w=\(gridW)"]
         case .cast(let dtype):

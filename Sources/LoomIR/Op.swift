@@ -72,6 +72,9 @@ public enum Op: Equatable, Sendable {
     case unpatchify(patch: Int, gridH: Int, gridW: Int)
     /// Over the last axis, each adjacent pair (a, b) → (−b, a).
     case rotatePairs
+    /// 2-D convolution of `x [N, C, H, W]` by `w [O, C, kh, kw]` plus `bias [O]` → `[N, O, OH, OW]`,
+    /// with `stride` and zero `padding` (top, left, bottom, right) — PyTorch's `conv2d` layouts.
+    case conv2d(stride: Int, padding: [Int])
     case cast(to: DType)
     /// Identity forward; blocks gradients.
     case stopGradient
@@ -103,6 +106,7 @@ public enum Op: Equatable, Sendable {
         case .patchify: return "patchify"
         case .unpatchify: return "unpatchify"
         case .rotatePairs: return "rotate_pairs"
+        case .conv2d: return "conv2d"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
         case .fused(let kernel): return kernel.mnemonic
@@ -143,6 +147,7 @@ public enum Op: Equatable, Sendable {
         switch self {
         case .input, .parameter, .constant, .iota: return 0
         case .binary, .matmul, .gather, .scatterAdd: return 2
+        case .conv2d: return 3
         case .concat: return nil
         case .fused(let kernel):
             switch kernel {

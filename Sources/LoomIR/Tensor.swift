@@ -83,6 +83,10 @@ public struct Tensor {
         op(.unpatchify(patch: patch, gridH: gridH, gridW: gridW))
     }
     public func rotatePairs() -> Tensor { op(.rotatePairs) }
+    /// `[N, C, H, W]` convolved by `weight [O, C, kh, kw]` plus `bias [O]`; padding (top, left, bottom, right).
+    public func conv2d(_ weight: Tensor, _ bias: Tensor, stride: Int = 1, padding: [Int]) -> Tensor {
+        builder.append(.conv2d(stride: stride, padding: padding), [self, weight, bias])
+    }
     public func cast(_ dtype: DType) -> Tensor { op(.cast(to: dtype)) }
     public func stopGradient() -> Tensor { op(.stopGradient) }
     /// Rows of this `[V, D]` table picked by integer `indices`.

@@ -182,11 +182,40 @@ public enum TypeInference {
                 throw fail("cannot unpatchify \(describeShape(x.shape)) with patch \(p) on a \(gh)×\(gw) grid")
             }
             return TensorType(.f32, [x.shape[0], x.shape[2] / (p * p), gh * p, gw * p])
+        case .conv2d(let stride, let padding):
+            return try inferConvolution(inputs[0], inputs[1], inputs[2], stride: stride, padding: padding)
         case .cast(let dtype):
             return TensorType(dtype, x!.shape)
         case .fused(let kernel):
             return try inferFused(kernel, inputs)
         }
+    }
+
+    /// `x [N, C, H, W]`, `w [O, C, kh, kw]`, `bias [O]` → `[N, O, OH, OW]`,
+    /// `OH = (H + top + bottom − kh) / stride + 1` (and likewise OW).
+    static func inferConvolution(_ x: TensorType, _ w: TensorType, _ bias: TensorType, stride: Int, padding: [Int]) throws
+        -> TensorType {
+        try requireFloat(x, "input")
+        try requireFloat(w, "weight")
+        try requireFloat(bias, "bias")
+        guard x.rank == 4 else { throw IRError("conv2d input must be [N, C, H, W], got \(describeShape(x.shape))") }
+        guard w.rank == 4, w.shape[1] == x.shape[1] else {
+            throw IRError("conv2d weight must be [O, \(x.shape[1]), kh, kw] for input \(describeShape(x.shape)), got \(describeShape(w.shape))")
+        }
+        guard bias.shape == [w.shape[0]] else {
+            throw IRError("conv2d bias must be [\(w.shape[0])], got \(describeShape(bias.shape))")
+        }
+        guard stride > 0, stride <= SizeLimits.maxElements, padding.count == 4,
+              padding.allSatisfy({ $0 >= 0 && $0 <= SizeLimits.maxElements }) else {
+            throw IRError("conv2d needs stride ≥ 1 and four paddings ≥ 0 (top, left, bottom, right), got stride \(stride), pad \(padding)")
+        }
+        // Operands are within the limits, so these sums of a few dimensions cannot overflow.
+        let paddedH = x.shape[2] + padding[0] + padding[2], paddedW = x.shape[3] + padding[1] + padding[3]
+        guard w.shape[2] >= 1, w.shape[3] >= 1, paddedH >= w.shape[2], paddedW >= w.shape[3] else {
+            throw IRError("conv2d kernel \(w.shape[2])×\(w.shape[3]) does not fit the padded input \(paddedH)×\(paddedW)")
+        }
+        let oh = (paddedH - w.shape[2]) / stride + 1, ow = (paddedW - w.shape[3]) / stride + 1
+        return TensorType(.f32, [x.shape[0], w.shape[0], oh, ow])
     }
 
     static func requireFloat(_ t: TensorType, _ what: String) throws {

@@ -54,6 +54,7 @@ final class IRTextTests: XCTestCase {
         case .patchify: return "patchify"
         case .unpatchify: return "unpatchify"
         case .rotatePairs: return "rotate_pairs"
+        case .conv2d: return "conv2d"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
         case .fused(let kernel): return kernel.mnemonic
@@ -68,7 +69,7 @@ final class IRTextTests: XCTestCase {
             + ["matmul"]
             + ReduceFunction.allCases.map { "reduce_" + $0.rawValue }
             + ["softmax", "layer_norm", "rms_norm", "reshape", "permute", "slice", "concat", "broadcast",
-               "gather", "scatter_add", "patchify", "unpatchify", "rotate_pairs", "cast", "stop_gradient",
+               "gather", "scatter_add", "patchify", "unpatchify", "rotate_pairs", "conv2d", "cast", "stop_gradient",
                "fused_elementwise", "linear", "norm_modulate", "attention"]
     }
 
@@ -144,6 +145,9 @@ final class IRTextTests: XCTestCase {
         b.output("fused", projected + plainLinear)
         b.output("modulated", modulated + rmsModulated)
         b.output("attended", attended)
+        let convWeight = b.parameter("conv.weight", [3, 4, 3, 3], initializer: .normal(std: 0.1))
+        let convBias = b.parameter("conv.bias", [3], initializer: .zeros)
+        b.output("convolved", x.conv2d(convWeight, convBias, stride: 2, padding: [0, 0, 1, 1]))  // [2,3,4,4]
         return try b.build()
     }
 

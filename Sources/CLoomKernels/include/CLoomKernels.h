@@ -5,3 +5,4 @@
 #include "loom_memory.h"
 #include "loom_fused.h"
 #include "loom_gemm.h"
+#include "loom_conv.h"

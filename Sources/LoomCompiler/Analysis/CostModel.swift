@@ -100,6 +100,10 @@ public enum CostModel {
             let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
             let macs = out * k
             return NodeCost(macs: macs, flops: 2 * macs, bytesRead: read, bytesWritten: written)
+        case .conv2d:
+            let w = operands[1]
+            let macs = out * w.shape[1] * w.shape[2] * w.shape[3]
+            return NodeCost(macs: macs, flops: 2 * macs + out, bytesRead: read, bytesWritten: written)
         case .reduce(let function, _, _):
             let inputCount = operands[0].elementCount
             let extra = function == .mean ? out : 0

@@ -47,6 +47,8 @@ public enum KernelLibrary {
             try scatterAdd(x[0], indices: x[1], rows: rows, y)
         case .rotatePairs:
             loom_rotate_pairs(x[0].floats, y.floats, n)
+        case .conv2d(let stride, let padding):
+            try convolution(x, y, stride: stride, padding: padding)
         case .cast:
             try cast(x[0], y)
         case .fused(let kernel):

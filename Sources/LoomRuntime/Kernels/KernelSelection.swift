@@ -62,13 +62,17 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
     public var isa: ISALevel
     public var f32: Provider
     public var bf16: BF16Mode
+    /// The convolution implementation (`LOOM_CONV=own|onednn`): oneDNN's primitive wherever it has
+    /// a non-reference kernel for the geometry, else Loom's own im2col + GEMM.
+    public var conv: Provider
     /// Set when LOOM_ISA asked for more than the CPU has.
     public var note: String?
 
-    public init(isa: ISALevel, f32: Provider, bf16: BF16Mode, note: String? = nil) {
+    public init(isa: ISALevel, f32: Provider, bf16: BF16Mode, conv: Provider = .onednn, note: String? = nil) {
         self.isa = isa
         self.f32 = f32
         self.bf16 = bf16
+        self.conv = conv
         self.note = note
     }
 
@@ -99,7 +103,8 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         let cap = environment["LOOM_ISA"].flatMap(ISALevel.init(name:))
         let override = environment["LOOM_GEMM"].flatMap { Provider(rawValue: $0.lowercased()) }
         let bf16Override = environment["LOOM_GEMM_BF16"].flatMap { BF16Mode(rawValue: $0.lowercased()) }
-        let selection = choose(features: .detected, cap: cap, f32Override: override, bf16Override: bf16Override)
+        var selection = choose(features: .detected, cap: cap, f32Override: override, bf16Override: bf16Override)
+        selection.conv = environment["LOOM_CONV"].flatMap { Provider(rawValue: $0.lowercased()) } ?? .onednn
         if selection.isa == .amx { _ = loom_request_amx_permission() }
         _ = loom_onednn_cap_isa(Int32(selection.isa.rawValue))
         return selection
@@ -113,6 +118,9 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         }
         if let value = environment["LOOM_GEMM"], Provider(rawValue: value.lowercased()) == nil {
             throw RuntimeError("LOOM_GEMM=\(value) is not a GEMM implementation (own or onednn)")
+        }
+        if let value = environment["LOOM_CONV"], Provider(rawValue: value.lowercased()) == nil {
+            throw RuntimeError("LOOM_CONV=\(value) is not a convolution implementation (own or onednn)")
         }
         if let value = environment["LOOM_GEMM_BF16"], BF16Mode(rawValue: value.lowercased()) == nil {
             throw RuntimeError("LOOM_GEMM_BF16=\(value) is not a bf16 GEMM mode (onednn or emulated)")

@@ -11,8 +11,13 @@ extension KernelLibrary {
     static func prepare(_ op: Op, _ x: [TensorRef], _ y: TensorRef, partition: LaunchPartition?,
                         packedWeight: UnsafePointer<Float>? = nil,
                         bf16Weight: UnsafePointer<UInt16>? = nil, libraryLayer: LibraryLinear? = nil,
-                        communicator: Communicator = SingleProcess()) -> () throws -> Void {
+                        communicator: Communicator = SingleProcess(), kernels: KernelSelection = .current,
+                        threads: Int = 1, parameterVersion: ParameterVersion? = nil) -> () throws -> Void {
         switch op {
+        case .conv2d(let stride, let padding):
+            let launch = ConvolutionLaunch(x[0], x[1], y, stride: stride, padding: padding, provider: kernels.conv,
+                                           threads: threads)
+            return { try launch.run(x[0], x[1], x[2], y, version: parameterVersion?.value) }
         case .fused(.allReduce):
             return { try allReduce(x, y, communicator: communicator) }
         case .fused(.elementwise(let program)):

@@ -31,6 +31,8 @@ public final class PlanExecutor {
     public let kernels: KernelSelection
     /// Operand precision of each launch's GEMMs, indexed like `launches`.
     let precisions: [loom_precision]
+    /// Bumped when the parameters are loaded or updated (kernels keep prepared weights by it).
+    let parameterVersion: ParameterVersion
 
     /// Throws when the plan's arena and parameter region together exceed the machine's memory.
     /// `communicator` runs the plan's `allreduce` launches (data-parallel steps); one process by default.
@@ -76,12 +78,15 @@ public final class PlanExecutor {
                                           results: launches.map { refs[$0] }, precisions: precisions,
                                           kernels: kernels, threads: threads)
         self.packedWeights = packedWeights
+        let parameterVersion = ParameterVersion()
+        self.parameterVersion = parameterVersion
         prepared = launches.enumerated().map { index, id in
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
                                   packedWeight: packedWeights?.panelsByLaunch[index] ?? nil,
                                   bf16Weight: packedWeights?.bf16ByLaunch[index] ?? nil,
                                   libraryLayer: packedWeights?.libraryByLaunch[index] ?? nil,
-                                  communicator: communicator)
+                                  communicator: communicator, kernels: kernels, threads: threads,
+                                  parameterVersion: parameterVersion)
         }
         let region = parameterRegion
         writeBacks = plan.graph.outputs.compactMap { output in
@@ -146,6 +151,7 @@ public final class PlanExecutor {
             TensorRef(parameterRegion + entry.offset, entry.type).store(value)
         }
         packedWeights?.stale = true
+        parameterVersion.value += 1
         if !missing.isEmpty && !partial {
             throw RuntimeError("missing \(missing.count) parameter(s) of the plan's table: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", …" : "")")
         }
@@ -169,6 +175,7 @@ public final class PlanExecutor {
         }
         TensorRef(parameterRegion + entry.offset, entry.type).store(value)
         packedWeights?.stale = true
+        parameterVersion.value += 1
     }
 
     /// Current parameter and buffer values.
@@ -216,6 +223,7 @@ public final class PlanExecutor {
         for (source, target) in writeBacks where source.base != target.base {
             target.base.copyMemory(from: source.base, byteCount: storageBytes(target.type))
         }
+        if plan.graph.outputs.contains(where: { $0.name.hasPrefix(Naming.updatePrefix) }) { parameterVersion.value += 1 }
         return outputs
     }
 }

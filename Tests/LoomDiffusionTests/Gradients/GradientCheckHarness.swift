@@ -38,6 +38,9 @@ enum OpFamilies {
         case .patchify: return "patchify"
         case .unpatchify: return "unpatchify"
         case .rotatePairs: return "rotate_pairs"
+        // Inference-only (the VAE): autodiff refuses it, so it has no gradient check and is not in
+        // `sampleOps`; ConvolutionKernelTests check its forward against the direct definition.
+        case .conv2d: return "conv2d"
         case .cast: return "cast"
         case .stopGradient: return "stop_gradient"
         // Fused kernels exist only after the fusion pass, which runs after autodiff: they have
