@@ -48,6 +48,23 @@ public enum Naming {
     /// Weight ω of the training-acceleration target.
     public static let omegaInput = "loss.omega"
 
+    // MARK: VAE graphs
+
+    /// Decoder input: latents in the VAE's own space `[N, z, h, w]` (generator latents are mapped
+    /// into it by the configuration's latent normalisation first).
+    public static let vaeLatentInput = "latent"
+    /// Encoder input: images `[N, 3, H, W]` in [−1, 1].
+    public static let vaeImageInput = "image"
+    /// Encoder input: the standard-normal draw of the posterior sample `[N, z, h, w]`.
+    public static let vaeNoiseInput = "noise"
+    /// Decoder output `[N, 3, H, W]` (about [−1, 1]; not clamped).
+    public static let vaeDecodedOutput = "decoded"
+    /// Encoder outputs: the diagonal Gaussian posterior's mean and log-variance (clamped to
+    /// [−30, 20]) and the sample `mean + exp(logvar / 2)·noise`, each `[N, z, h, w]`.
+    public static let posteriorMeanOutput = "posterior_mean"
+    public static let posteriorLogvarOutput = "posterior_logvar"
+    public static let posteriorSampleOutput = "posterior_sample"
+
     // MARK: scopes
 
     /// Scope of the optimizer's nodes.
