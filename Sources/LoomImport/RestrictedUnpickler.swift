@@ -223,11 +223,14 @@ public struct RestrictedUnpickler {
         throw refuse("NEWOBJ of a \(cls.kind) at offset \(at)")
     }
 
+    /// BUILD sets an object's attributes, never a dict's items. `Module.state_dict()` pickles its
+    /// OrderedDict with the attribute `_metadata` (per-module versions), so a dict takes a dict
+    /// state, which is dropped: the entries are the state dict.
     func build(_ object: PickleValue, _ state: PickleValue, at: Int) throws -> PickleValue {
-        switch object {
-        case .placeholder: return object                 // inert: its state is dropped
-        case .dict where { if case .none = state { return true } else { return false } }(): return object
-        default: throw refuse("BUILD of a \(object.kind) at offset \(at)")
+        switch (object, state) {
+        case (.placeholder, _): return object                 // inert: its state is dropped
+        case (.dict, .none), (.dict, .dict): return object
+        default: throw refuse("BUILD of a \(object.kind) with a \(state.kind) state at offset \(at)")
         }
     }
 
