@@ -93,7 +93,7 @@ struct CompileSelection: ParsableArguments {
     @OptionGroup var loss: LossOptions
     @OptionGroup var step: SamplerStepOptions
 
-    @Option(help: "forward, loss (forward + objective + gradients), train (… + AdamW/EMA update) or sampler-step.")
+    @Option(help: "forward, loss (forward + objective + gradients), train (… + AdamW/EMA update) or sampler-step; decoder or encoder for sd-vae and va-vae (--input-size: the image side, default 256).")
     var graph: CompiledGraphKind = .train
 
     @Flag(help: "Skip kernel fusion (the optimizer stays in primitive ops too).")
@@ -132,7 +132,7 @@ struct CompileSelection: ParsableArguments {
 
     /// The training configuration a `--graph train` plan is compiled for (written into its header).
     func trainingConfig() throws -> TrainingConfig {
-        var settings = loss.settings(for: model.model)
+        var settings = loss.settings(for: try model.backbone())
         settings.vbLoss = vbLoss
         var optimizer = AdamWSettings()
         optimizer.emaDecay = emaDecay > 0 ? emaDecay : nil
@@ -140,9 +140,24 @@ struct CompileSelection: ParsableArguments {
                               precision: precision == .bf16 ? .bf16 : nil)
     }
 
-    /// The source graph: the forward pass, or the loss graph the pipeline differentiates.
+    /// The source graph: the forward pass, or the loss graph the pipeline differentiates; an
+    /// autoencoder's decoder or encoder.
     func sourceGraph() throws -> Graph {
+        if let vae = model.model.vae {
+            let side = model.inputSize ?? 256, f = vae.downsamplingFactor
+            guard model.batch > 0, side > 0, side % f == 0 else {
+                throw ValidationError("--input-size \(side) (batch \(model.batch)): \(model.model.rawValue) needs a positive multiple of \(f)")
+            }
+            let autoencoder = try AutoencoderKL(vae)
+            switch graph {
+            case .decoder: return try autoencoder.decoderGraph(batch: model.batch, latentHeight: side / f, latentWidth: side / f)
+            case .encoder: return try autoencoder.encoderGraph(batch: model.batch, height: side, width: side)
+            default: throw ValidationError("\(model.model.rawValue) is an autoencoder: use --graph decoder or --graph encoder")
+            }
+        }
         switch graph {
+        case .decoder, .encoder:
+            throw ValidationError("--graph \(graph.rawValue) belongs to the autoencoders (sd-vae, va-vae), not \(model.model.rawValue)")
         case .forward: return try DiffusionTransformer(try model.config()).forwardGraph(batch: model.batch)
         case .samplerStep: return try step.graph(model: try model.config(), batch: model.batch)
         case .loss, .train: return try Trainer.lossGraph(try trainingConfig(), ranks: try checkedRanks())
@@ -152,7 +167,7 @@ struct CompileSelection: ParsableArguments {
     /// The compiler pipeline of this selection.
     func pipeline() throws -> Pipeline {
         switch graph {
-        case .forward, .samplerStep: return .inference(precision: precision, fuse: !noFusion)
+        case .forward, .samplerStep, .decoder, .encoder: return .inference(precision: precision, fuse: !noFusion)
         case .loss: return .gradients(precision: precision, fuse: !noFusion)
         case .train:
             return Trainer.pipeline(try trainingConfig(), memoryBudget: try budgetBytes(), fuse: !noFusion, ranks: try checkedRanks())
@@ -179,4 +194,6 @@ struct CompileSelection: ParsableArguments {
 enum CompiledGraphKind: String, ExpressibleByArgument, CaseIterable {
     case forward, loss, train
     case samplerStep = "sampler-step"
+    /// The autoencoders' two graphs (`sd-vae`, `va-vae`).
+    case decoder, encoder
 }

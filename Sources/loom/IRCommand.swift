@@ -27,7 +27,7 @@ struct IRCommand: ParsableCommand {
         let built: Graph
         switch graph {
         case .forward: built = try network.forwardGraph(batch: model.batch)
-        case .loss: built = try objectiveGraph(network, batch: model.batch, settings: loss.settings(for: model.model))
+        case .loss: built = try objectiveGraph(network, batch: model.batch, settings: loss.settings(for: try model.backbone()))
         }
         print(fold ? IRPrinter.printFolded(built) : IRPrinter.print(built), terminator: "")
     }

@@ -18,10 +18,34 @@ enum GraphKind: String, ExpressibleByArgument, CaseIterable {
     case forward, loss
 }
 
+/// A zoo model by name: a transformer backbone, or a KL autoencoder's released configuration.
+enum ZooModel: String, ExpressibleByArgument, CaseIterable {
+    case dit, sit, lightningdit
+    case sdVAE = "sd-vae"
+    case vaVAE = "va-vae"
+
+    /// The autoencoder configuration, for the VAE names.
+    var vae: VAEConfig? {
+        switch self {
+        case .sdVAE: return .sdVAE
+        case .vaVAE: return .vaVAE
+        default: return nil
+        }
+    }
+}
+
 /// The flags that pick a zoo model; defaults follow the official configurations.
 struct ModelOptions: ParsableArguments {
-    @Argument(help: "Backbone: dit, sit or lightningdit.")
-    var model: Backbone
+    @Argument(help: "Model: dit, sit or lightningdit; sd-vae or va-vae (autoencoders, for `compile` and `profile` with --graph decoder|encoder).")
+    var model: ZooModel
+
+    /// The transformer backbone; a usage error for the autoencoders.
+    func backbone() throws -> Backbone {
+        guard let backbone = Backbone(rawValue: model.rawValue) else {
+            throw ValidationError("\(model.rawValue) is an autoencoder: this command takes dit, sit or lightningdit")
+        }
+        return backbone
+    }
 
     @Option(help: "Size preset: S, B, L or XL.")
     var preset: ModelPreset = .S
@@ -58,7 +82,7 @@ struct ModelOptions: ParsableArguments {
 
     /// The resolved architecture.
     func config() throws -> ModelConfig {
-        var config = ModelConfig.preset(model, preset, patch: patch, igLayer: igLayer)
+        var config = ModelConfig.preset(try backbone(), preset, patch: patch, igLayer: igLayer)
         if let inputSize { config.inputSize = inputSize }
         if let channels { config.inChannels = channels }
         if let learnSigma { config.learnSigma = learnSigma }

@@ -116,7 +116,7 @@ struct TrainCommand: ParsableCommand {
         let ranks = communicator.size
         if let resume {
             let (_, saved) = try peekConfig(resume)
-            guard saved.model.backbone == model.model else {
+            guard try saved.model.backbone == model.backbone() else {
                 throw RuntimeError("\(resume) is a \(saved.model.backbone.rawValue) checkpoint (\(saved.model.displayName)), not \(model.model.rawValue): resume it with `loom train \(saved.model.backbone.rawValue) --resume …`")
             }
             if let objective = loss.objective, objective != saved.loss.objective {
@@ -159,7 +159,7 @@ struct TrainCommand: ParsableCommand {
         optimizer.emaDecay = emaDecay > 0 ? emaDecay : nil
         optimizer.clipNorm = clip > 0 ? clip : nil
         optimizer.weightDecay = weightDecay
-        var settings = loss.settings(for: model.model)
+        var settings = loss.settings(for: try model.backbone())
         settings.omega = omega
         settings.vbLoss = vbLoss
         var config = TrainingConfig(model: modelConfig, loss: settings, optimizer: optimizer, batch: model.batch,
