@@ -28,7 +28,7 @@ enum HeunLastStep: String, CaseIterable, ExpressibleByArgument {
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Sample images from a `loom train` checkpoint with Internal Guidance and/or CFG; write a PNG grid and the raw samples.",
+        abstract: "Sample images from a `loom train` checkpoint or official weights with Internal Guidance and/or CFG; write a PNG grid (RGB through --vae) and the raw samples.",
         discussion: """
             Guidance intervals are given in noise level σ ∈ [0, 1] (σ = t for REPA-convention models, 1 − t for \
             SiT/LightningDiT, t/1000 for DDPM), e.g. --ig-interval 0.3,1. Outside the CFG interval only the \
@@ -69,6 +69,7 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Threads (default: LOOM_THREADS or all cores).") var threads: Int?
     @Option(help: "Operand precision of the matrix products: \(PrecisionPolicy.spelled).") var precision: PrecisionPolicy = .fp32
     @OptionGroup var shards: ShardOptions
+    @OptionGroup var vaeOptions: VAEOptions
 
     func validate() throws {
         if let steps { try FlagCheck.count(steps, "--steps", max: 100_000) }
@@ -79,6 +80,7 @@ struct SampleCommand: ParsableCommand {
         if let cfgScale { try FlagCheck.real(cfgScale, "--cfg-scale", -1e6...1e6) }
         if let shift { try FlagCheck.real(shift, "--shift", 1e-6...1e6) }
         try shards.validate()
+        try vaeOptions.validate()
         guard (checkpoint == nil) != (official.weights == nil) else {
             throw ValidationError("give exactly one of --checkpoint (a `loom train` checkpoint) and --weights (official keys)")
         }
@@ -161,7 +163,8 @@ struct SampleCommand: ParsableCommand {
             let description = "\(source) step \(loaded.step)\(ema ? " EMA" : ""); \(model.displayName); \(kind.rawValue) \(steps) steps, "
                 + "shift \(shift); \(guidance.rawValue) w \(igWeight) s \(cfgScale) ig \(igInterval) cfg \(cfgInterval); "
                 + "seed \(seed); batch \(job.batch); \(precision.rawValue)"
-            try shards.run(job: job, description: description)
+            try shards.run(job: job, description: description, vae: try vaeOptions.codec(threads: job.threads),
+                           vaeBatch: vaeOptions.vaeBatch)
             return
         }
         var noise: HostTensor?
@@ -177,6 +180,10 @@ struct SampleCommand: ParsableCommand {
               + "\(kind.rawValue) \(steps) steps, \(guidance.rawValue) (w \(igWeight), s \(cfgScale))")
         let started = Date()
         var lastReport = Date.distantPast
+        let codec = try vaeOptions.codec(threads: job.threads)
+        if let codec, codec.config.latentChannels != model.inChannels {
+            throw DiffusionError("--vae \(vaeOptions.vae!) has \(codec.config.latentChannels) latent channels; \(model.displayName) samples \(model.inChannels)")
+        }
         let samples = try job.run(labels: labelList, initialNoise: noise) { first, p in
             if Date().timeIntervalSince(lastReport) > 1 || p.evaluation + 1 == p.evaluations {
                 lastReport = Date()
@@ -186,11 +193,22 @@ struct SampleCommand: ParsableCommand {
         }
         let elapsed = Date().timeIntervalSince(started)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var images: HostTensor?
+        if let codec {
+            let decodeStart = Date()
+            images = try codec.decode(samples, batch: vaeOptions.vaeBatch) { done, total in
+                print("  decoded \(done)/\(total)")
+                fflush(stdout)
+            }
+            try writeImages(images!, labels: labelList, folder: out + "/images")
+            print(String(format: "decoded %d images with the VAE (%.1f s, %.2f s per image)", labelList.count,
+                         Date().timeIntervalSince(decodeStart), Date().timeIntervalSince(decodeStart) / Double(labelList.count)))
+        }
         let grid = out + "/grid.png"
         // Both outputs or neither: each is written under a staging name, then both are renamed.
         let staging = (grid: out + "/.grid.png.partial-\(getpid())", samples: out + "/.samples.safetensors.partial-\(getpid())")
         defer { for path in [staging.grid, staging.samples] { unlink(path) } }
-        try ImageGrid.write(samples, rows: rows, to: staging.grid, padding: 2, scale: scale)
+        try ImageGrid.write(images ?? samples, rows: rows, to: staging.grid, padding: 2, scale: images == nil ? scale : 1)
         try SafeTensors.write([("samples", samples), ("labels", HostTensor(shape: [labelList.count], ints: labelList))],
                               metadata: ["checkpoint": source, "sampler": kind.rawValue, "guidance": guidance.rawValue],
                               to: staging.samples)
@@ -205,6 +223,18 @@ struct SampleCommand: ParsableCommand {
         print(String(format: "wrote %@ and %@/samples.safetensors (%.1f s, %.2f s per image)", grid, out, elapsed,
                      elapsed / Double(labelList.count)))
         if profile { try GuidanceCostReport.print(job: job, hasGuide: guide != nil) }
+    }
+}
+
+extension SampleCommand {
+    /// One PNG per decoded image, `<index>-class<label>.png`, in `folder` (each written atomically).
+    func writeImages(_ images: HostTensor, labels: [Int64], folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let per = images.shape.dropFirst().reduce(1, *)
+        for (index, label) in labels.enumerated() {
+            let image = HostTensor(shape: [1] + Array(images.shape.dropFirst()), floats: Array(images.floats[(index * per)..<((index + 1) * per)]))
+            try ImageGrid.write(image, rows: 1, to: String(format: "%@/%06d-class%lld.png", folder, index, label), padding: 0, scale: 1)
+        }
     }
 }
 

@@ -26,18 +26,19 @@ struct ShardOptions: ParsableArguments {
     }
 
     /// Samples this process's shards; under mpirun an error on one rank stops them all.
-    func run(job: SamplingJob, description: String) throws {
+    /// With `vae`, the PNGs are the decoded RGB images (`vaeBatch` at a time) and are always written.
+    func run(job: SamplingJob, description: String, vae: VAECodec? = nil, vaeBatch: Int = 4) throws {
         let sampler = try ShardedSampler(job: job, count: numImages!, shardSize: shardSize, directory: outDir!,
                                          description: description)
         guard MPICommunicator.launchedByMPIRun else {
             print("sampling \(sampler.count) images in \(sampler.shards.count) shard(s) of \(shardSize) into \(outDir!)")
-            try write(sampler, rank: 0, size: 1)
+            try write(sampler, rank: 0, size: 1, vae: vae, vaeBatch: vaeBatch)
             return
         }
         let mpi = try MPICommunicator()
         do {
             if mpi.isLeader { print("sampling \(sampler.count) images in \(sampler.shards.count) shard(s) over \(mpi.size) ranks into \(outDir!)") }
-            try write(sampler, rank: mpi.rank, size: mpi.size)
+            try write(sampler, rank: mpi.rank, size: mpi.size, vae: vae, vaeBatch: vaeBatch)
         } catch {
             let message = (error as? DiffusionError)?.message ?? "\(error)"
             FileHandle.standardError.write(Data("Error: rank \(mpi.rank) of \(mpi.size): \(message)\n".utf8))
@@ -46,14 +47,15 @@ struct ShardOptions: ParsableArguments {
         mpi.finalize()
     }
 
-    func write(_ sampler: ShardedSampler, rank: Int, size: Int) throws {
+    func write(_ sampler: ShardedSampler, rank: Int, size: Int, vae: VAECodec?, vaeBatch: Int) throws {
         let done = try sampler.run(rank: rank, size: size) { print("  [rank \(rank)] " + $0); fflush(stdout) }
-        guard png else { return }
+        guard png || vae != nil else { return }
         let folder = outDir! + "/png"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (shard, _) in done {
             let file = try SafeTensors.read(path: sampler.path(shard))
-            guard let samples = file.tensors["samples"] else { continue }
+            guard let latents = file.tensors["samples"] else { continue }
+            let samples = try vae.map { try $0.decode(latents, batch: vaeBatch) } ?? latents
             let per = samples.shape.dropFirst().reduce(1, *)
             for (offset, index) in shard.enumerated() {
                 let image = HostTensor(shape: [1] + Array(samples.shape.dropFirst()),
