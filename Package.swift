@@ -103,7 +103,7 @@ let package = Package(
                     path: "Tests/LoomTrainingTests"),
         .testTarget(name: "LoomSamplingTests",
                     dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData", "LoomDiffusion",
-                                   "LoomTraining", "LoomSampling", "LoomTestSupport"],
+                                   "LoomTraining", "LoomSampling", "LoomImport", "LoomTestSupport"],
                     path: "Tests/LoomSamplingTests"),
         .testTarget(name: "LoomEvaluationTests",
                     dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomData", "LoomEvaluation", "LoomTestSupport"],

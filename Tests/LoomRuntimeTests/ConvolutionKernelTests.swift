@@ -41,7 +41,7 @@ final class ConvolutionKernelTests: XCTestCase {
         return y
     }
 
-    func run(_ g: Geometry, provider: KernelSelection.Provider, threads: Int) throws -> (value: [Float], implementation: String,
+    func run(_ g: Geometry, provider: ConvolutionProvider, threads: Int) throws -> (value: [Float], implementation: String,
                                                                                            expected: [Double]) {
         let x = HostTensor(shape: [g.n, g.c, g.h, g.w], floats: random(g.n * g.c * g.h * g.w))
         let w = HostTensor(shape: [g.o, g.c, g.k, g.k], floats: random(g.o * g.c * g.k * g.k))
@@ -74,12 +74,25 @@ final class ConvolutionKernelTests: XCTestCase {
         }
     }
 
-    func testLibraryPathMatchesTheDirectDefinition() throws {
-        for (index, g) in Self.geometries.enumerated() {
-            let (value, implementation, expected) = try run(g, provider: .onednn, threads: 2)
-            XCTAssertTrue(implementation.hasPrefix("onednn "), "geometry \(index): \(implementation)")
-            assertClose(value, expected, "geometry \(index), \(implementation)")
+    func testLibraryPathsMatchTheDirectDefinition() throws {
+        for provider in [ConvolutionProvider.onednn, .winograd] {
+            for (index, g) in Self.geometries.enumerated() {
+                let (value, implementation, expected) = try run(g, provider: provider, threads: 2)
+                XCTAssertTrue(implementation.hasPrefix("onednn "), "geometry \(index): \(implementation)")
+                if provider == .onednn { XCTAssertFalse(implementation.contains("wino"), implementation) }
+                assertClose(value, expected, "geometry \(index), \(provider): \(implementation)")
+            }
         }
+    }
+
+    /// Where the CPU has AVX-512, 3×3 stride-1 convolutions run oneDNN's Winograd kernel (AVX2-only
+    /// CPUs fall back to the direct kernel, which the test above checks).
+    func testWinogradIsChosenWhereTheCPUHasIt() throws {
+        try XCTSkipUnless(KernelSelection.current.isa >= .avx512, "Winograd needs AVX-512 (isa \(KernelSelection.current.isa))")
+        let (_, implementation, _) = try run(Self.geometries[0], provider: .winograd, threads: 2)
+        XCTAssertTrue(implementation.contains("wino"), implementation)
+        let (_, strided, _) = try run(Self.geometries[2], provider: .winograd, threads: 2)
+        XCTAssertFalse(strided.contains("wino"), "stride 2 runs the direct kernel: \(strided)")
     }
 
     /// The reference executor's path (`KernelLibrary.launch`) runs the op through the IR.

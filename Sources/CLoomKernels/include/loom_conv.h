@@ -13,10 +13,15 @@ typedef struct {
 } loom_conv_shape;
 
 /// A convolution on oneDNN for one geometry, run over an OpenMP team of `threads`; its weight is
-/// reordered once (loom_onednn_conv_pack) into the layout the primitive prefers. NULL when oneDNN
-/// offers only its reference implementation.
+/// reordered once (loom_onednn_conv_pack) into the layout the primitive prefers. With `winograd`,
+/// 3×3 stride-1 convolutions use oneDNN's Winograd kernel where it has one (AVX-512), the NCHW
+/// activations reordered into its blocked layout and back around each call; the direct kernel
+/// otherwise. NULL when oneDNN offers only its reference implementation.
 typedef struct loom_onednn_conv loom_onednn_conv;
-loom_onednn_conv *loom_onednn_conv_create(const loom_conv_shape *shape, int threads);
+loom_onednn_conv *loom_onednn_conv_create(const loom_conv_shape *shape, int threads, int winograd);
+/// Bytes of working memory one call uses beyond its operands (oneDNN's scratchpad, Winograd's
+/// blocked src and dst).
+int64_t loom_onednn_conv_scratch_bytes(const loom_onednn_conv *conv);
 int64_t loom_onednn_conv_weight_bytes(const loom_onednn_conv *conv);
 /// Reorders w [o, c, kh, kw] into `packed` (loom_onednn_conv_weight_bytes bytes); 1 on success.
 int loom_onednn_conv_pack(const loom_onednn_conv *conv, const float *w, void *packed);

@@ -11,20 +11,23 @@ final class ConvolutionLaunch {
     private var packed: UnsafeMutableRawPointer?
     private var packedVersion = -1
 
-    init(_ x: TensorRef, _ w: TensorRef, _ y: TensorRef, stride: Int, padding: [Int], provider: KernelSelection.Provider,
+    init(_ x: TensorRef, _ w: TensorRef, _ y: TensorRef, stride: Int, padding: [Int], provider: ConvolutionProvider,
          threads: Int) {
         shape = loom_conv_shape(n: Int64(x.shape[0]), c: Int64(x.shape[1]), h: Int64(x.shape[2]), w: Int64(x.shape[3]),
                                 o: Int64(w.shape[0]), kh: Int64(w.shape[2]), kw: Int64(w.shape[3]), stride: Int64(stride),
                                 pad_top: Int64(padding[0]), pad_left: Int64(padding[1]), pad_bottom: Int64(padding[2]),
                                 pad_right: Int64(padding[3]), oh: Int64(y.shape[2]), ow: Int64(y.shape[3]))
         var geometry = shape
-        library = provider == .onednn && y.count > 0 ? loom_onednn_conv_create(&geometry, Int32(threads)) : nil
+        library = provider != .own && y.count > 0 ? loom_onednn_conv_create(&geometry, Int32(threads), provider == .winograd ? 1 : 0) : nil
     }
 
     deinit {
         packed?.deallocate()
         if let library { loom_onednn_conv_destroy(library) }
     }
+
+    /// Working memory of one call beyond its operands (oneDNN's scratchpad, Winograd's blocked copies).
+    var scratchBytes: Int { library.map { Int(loom_onednn_conv_scratch_bytes($0)) } ?? 0 }
 
     /// The implementation that runs it ("own im2col+gemm" or oneDNN's name for its kernel).
     var implementation: String {

@@ -43,6 +43,18 @@ public struct CPUFeatures: Equatable, Sendable {
     }
 }
 
+/// Which kernel runs `conv2d` (Docs/performance.md has the measurements behind the default).
+public enum ConvolutionProvider: String, Sendable, CaseIterable {
+    /// oneDNN, with its Winograd F(4×4, 3×3) kernel for 3×3 stride-1 convolutions where the CPU has
+    /// one (AVX-512), the direct kernel elsewhere. The default: fp32 arithmetic, rounded differently
+    /// (within 1e-5 of the direct sum on the VAE goldens).
+    case winograd
+    /// oneDNN's direct convolution on NCHW (its GEMM-based kernel on plain layouts).
+    case onednn
+    /// Loom's own im2col + GEMM (the reference executor's path).
+    case own
+}
+
 /// Which GEMM implementation runs each precision on this machine, chosen when a plan is loaded
 /// from the CPU's features, capped by `LOOM_ISA` (`avx2|avx512|amx`); `LOOM_GEMM=own|onednn`
 /// overrides the fp32 choice and `LOOM_GEMM_BF16=emulated` the bf16 one, for A/B measurements
@@ -62,13 +74,12 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
     public var isa: ISALevel
     public var f32: Provider
     public var bf16: BF16Mode
-    /// The convolution implementation (`LOOM_CONV=own|onednn`): oneDNN's primitive wherever it has
-    /// a non-reference kernel for the geometry, else Loom's own im2col + GEMM.
-    public var conv: Provider
+    /// The convolution implementation (`LOOM_CONV=winograd|onednn|own`).
+    public var conv: ConvolutionProvider
     /// Set when LOOM_ISA asked for more than the CPU has.
     public var note: String?
 
-    public init(isa: ISALevel, f32: Provider, bf16: BF16Mode, conv: Provider = .onednn, note: String? = nil) {
+    public init(isa: ISALevel, f32: Provider, bf16: BF16Mode, conv: ConvolutionProvider = .winograd, note: String? = nil) {
         self.isa = isa
         self.f32 = f32
         self.bf16 = bf16
@@ -104,7 +115,7 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         let override = environment["LOOM_GEMM"].flatMap { Provider(rawValue: $0.lowercased()) }
         let bf16Override = environment["LOOM_GEMM_BF16"].flatMap { BF16Mode(rawValue: $0.lowercased()) }
         var selection = choose(features: .detected, cap: cap, f32Override: override, bf16Override: bf16Override)
-        selection.conv = environment["LOOM_CONV"].flatMap { Provider(rawValue: $0.lowercased()) } ?? .onednn
+        selection.conv = environment["LOOM_CONV"].flatMap { ConvolutionProvider(rawValue: $0.lowercased()) } ?? .winograd
         if selection.isa == .amx { _ = loom_request_amx_permission() }
         _ = loom_onednn_cap_isa(Int32(selection.isa.rawValue))
         return selection
@@ -119,8 +130,8 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         if let value = environment["LOOM_GEMM"], Provider(rawValue: value.lowercased()) == nil {
             throw RuntimeError("LOOM_GEMM=\(value) is not a GEMM implementation (own or onednn)")
         }
-        if let value = environment["LOOM_CONV"], Provider(rawValue: value.lowercased()) == nil {
-            throw RuntimeError("LOOM_CONV=\(value) is not a convolution implementation (own or onednn)")
+        if let value = environment["LOOM_CONV"], ConvolutionProvider(rawValue: value.lowercased()) == nil {
+            throw RuntimeError("LOOM_CONV=\(value) is not a convolution implementation (winograd, onednn or own)")
         }
         if let value = environment["LOOM_GEMM_BF16"], BF16Mode(rawValue: value.lowercased()) == nil {
             throw RuntimeError("LOOM_GEMM_BF16=\(value) is not a bf16 GEMM mode (onednn or emulated)")
