@@ -22,6 +22,9 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSystemZlib", path: "Sources/CSystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // libjpeg-turbo's TurboJPEG API (JPEG input of `loom encode`).
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
         // oneDNN (Debian ships no pkg-config file for it; headers and library are on the default paths).
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // libomp is linked before oneDNN's libgomp is loaded, so oneDNN's OpenMP calls bind to
@@ -41,7 +44,7 @@ let package = Package(
         .target(name: "LoomGraphs", dependencies: ["LoomIR"], path: "Graphs"),
         // The diffusion stack, bottom up: data and images; the method (objectives, schedules, losses,
         // golden checks); training; sampling; evaluation; experiments and benchmarks on top.
-        .target(name: "LoomData", dependencies: ["LoomRuntime", "CSystemZlib", "CPNG"], path: "Sources/LoomData"),
+        .target(name: "LoomData", dependencies: ["LoomRuntime", "CSystemZlib", "CPNG", "CTurboJPEG"], path: "Sources/LoomData"),
         .target(name: "LoomDiffusion",
                 dependencies: ["LoomIR", "LoomCompiler", "LoomRuntime", "LoomGraphs", "LoomData"],
                 path: "Sources/LoomDiffusion"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Loom needs (OpenBLAS, oneDNN, OpenMP, zlib, libpng, Open MPI, Fashion-MNIST).
+# Installs the Debian packages Loom needs (OpenBLAS, oneDNN, OpenMP, zlib, libpng, libjpeg-turbo, Open MPI, Fashion-MNIST).
 set -euo pipefail
-packages=(libopenblas-dev libdnnl-dev libomp-dev pkg-config zlib1g-dev libpng-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
+packages=(libopenblas-dev libdnnl-dev libomp-dev pkg-config zlib1g-dev libpng-dev libturbojpeg0-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

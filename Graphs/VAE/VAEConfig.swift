@@ -49,7 +49,9 @@ public struct VAEConfig: Codable, Equatable, Sendable {
     /// VA-VAE (LightningDiT's `vavae-imagenet256-f16d32-dinov2`): f16, 32 channels, latent
     /// diffusion's layout. Its latent statistics are a separate file (`--latent-stats`).
     public static var vaVAE: VAEConfig {
-        VAEConfig(latentChannels: 32, blockOutChannels: [128, 128, 256, 256, 512], layersPerBlock: 2)
+        var c = VAEConfig(latentChannels: 32, blockOutChannels: [128, 128, 256, 256, 512], layersPerBlock: 2)
+        c.attentionLevels = [4]  // attn_resolutions [16]: the coarsest level of a 256 input
+        return c
     }
 
     /// Throws when the configuration cannot describe a model (hostile or damaged files): every

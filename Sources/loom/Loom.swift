@@ -17,7 +17,7 @@ struct Loom: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loom",
         abstract: "Ahead-of-time compiler and runtime for diffusion transformers with Internal Guidance.",
-        subcommands: [DemoCommand.self, IRCommand.self, ParamsCommand.self, CheckGoldenCommand.self, TrainCommand.self, CompileCommand.self, ProfileCommand.self, RunCommand.self, ImportCommand.self, SampleCommand.self, GuidanceCostCommand.self, TrainClassifierCommand.self, EvaluateCommand.self, ExperimentCommand.self, BenchCommand.self])
+        subcommands: [DemoCommand.self, IRCommand.self, ParamsCommand.self, CheckGoldenCommand.self, TrainCommand.self, CompileCommand.self, ProfileCommand.self, RunCommand.self, ImportCommand.self, EncodeCommand.self, SampleCommand.self, GuidanceCostCommand.self, TrainClassifierCommand.self, EvaluateCommand.self, ExperimentCommand.self, BenchCommand.self])
 
     /// Parses the command line (a usage error prints the subcommand's usage, exit 64), checks the
     /// kernel-selection environment, then runs the command: a failure while it runs prints its
