@@ -46,7 +46,7 @@ struct GuidanceCostCommand: ParsableCommand {
         let guideWeights = SyntheticInputs.parameters(try DiffusionTransformer(guideConfig).forwardGraph(batch: 1))
         let batch = model.batch
         print("\(config.displayName), batch \(batch), sampler step (forward + guidance + update, compiled), "
-              + "guide \(guideConfig.displayName); \(repeats) interleaved runs per mode, threads \(try Threading.resolve(threads))")
+              + "guide \(guideConfig.displayName); \(repeats) runs per mode (interleaved when the plans fit in memory together), threads \(try Threading.resolve(threads))")
         let entries = try GuidanceCost.measure(model: config, weights: weights, guide: (guideConfig, guideWeights),
                                                batch: batch, threads: try Threading.resolve(threads),
                                                repeats: repeats)
