@@ -137,6 +137,9 @@ struct DiffusersVAEConfig: Decodable {
     var use_quant_conv: Bool?
     var use_post_quant_conv: Bool?
     var mid_block_add_attention: Bool?
+    var act_fn: String?
+    var latents_mean: [Float]?
+    var latents_std: [Float]?
 
     init(path: String) throws {
         if let problem = FileKind.problem(with: path) { throw DiffusionError("cannot read \(path): it \(problem)") }
@@ -168,11 +171,25 @@ struct DiffusersVAEConfig: Decodable {
         try agree("in_channels", in_channels, config.inChannels)
         try agree("out_channels", out_channels, config.outChannels)
         try agree("mid_block_add_attention", mid_block_add_attention, config.midAttention)
+        try agree("use_quant_conv", use_quant_conv, config.quantConv)
+        try agree("use_post_quant_conv", use_post_quant_conv, config.postQuantConv)
+        if let act_fn, act_fn != "silu" { throw DiffusionError("\(source): act_fn \(act_fn): Loom's VAE graphs use silu") }
         if let groups = norm_num_groups { config.normGroups = groups }
-        if let factor = scaling_factor {
-            guard factor.isFinite, factor != 0 else { throw DiffusionError("\(source): scaling_factor \(factor) is not usable") }
-            config.latentScale = [1 / factor]
-        }
+        let factor = scaling_factor ?? 1
+        guard factor.isFinite, factor != 0 else { throw DiffusionError("\(source): scaling_factor \(factor) is not usable") }
+        config.latentScale = [1 / factor]
         config.latentShift = [shift_factor ?? 0]
+        // Per-channel statistics, as diffusers' pipelines apply them: z = x·std/factor + mean.
+        switch (latents_mean, latents_std) {
+        case (nil, nil): break
+        case (let mean?, let std?):
+            guard mean.count == config.latentChannels, std.count == config.latentChannels else {
+                throw DiffusionError("\(source): latents_mean and latents_std need \(config.latentChannels) values each")
+            }
+            config.latentScale = std.map { $0 / factor }
+            config.latentShift = mean
+        default:
+            throw DiffusionError("\(source): latents_mean and latents_std come together")
+        }
     }
 }
