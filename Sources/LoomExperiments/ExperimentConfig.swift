@@ -14,6 +14,9 @@ import LoomTraining
 public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// Output folder: one run folder per variant, a PNG grid per row, results.md/results.json.
     public var out: String
+    /// Folder of results.json and results.md when they should live apart from the checkpoints (a
+    /// study run in parts over several machines keeps them in the repository); default `out`.
+    public var results: String?
     /// Classifier weights from `loom train-classifier`.
     public var classifier: String
     /// When the classifier file is missing, train a tiny one for this many steps (smoke configs).

@@ -22,6 +22,8 @@ public struct ExperimentResult: Codable, Equatable, Sendable {
     public var rowKey: String?
     /// The same samples scored in the second feature space (`secondClassifier`), if any.
     public var secondReport: EvaluationReport?
+    /// The machine that trained and sampled the row (CPU model, instruction-set level).
+    public var machine: String?
 
     /// The Markdown table row.
     public var markdownRow: String {
@@ -50,8 +52,22 @@ public final class ExperimentRunner {
         self.log = log
     }
 
-    public var resultsJSONPath: String { config.out + "/results.json" }
-    public var resultsMarkdownPath: String { config.out + "/results.md" }
+    public var resultsFolder: String { config.results ?? config.out }
+    public var resultsJSONPath: String { resultsFolder + "/results.json" }
+    public var resultsMarkdownPath: String { resultsFolder + "/results.md" }
+
+    /// CPU model and the instruction-set level the kernels use, recorded with every result.
+    public static var machine: String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        let family = info.split(separator: "\n").first { $0.hasPrefix("cpu family") }
+            .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) }
+        let number = info.split(separator: "\n").first { $0.hasPrefix("model\t") }
+            .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) }
+        let id = [family.map { "family \($0)" }, number.map { "model \($0)" }].compactMap { $0 }.joined(separator: " ")
+        return "\(model)\(id.isEmpty ? "" : " (\(id))"), \(CPUFeatures.detected.summary); kernels \(KernelSelection.current.isa)"
+    }
     /// The run folder of `variant` trained with `seed` (without `seeds` in the config: `<out>/<variant>`).
     public func runFolder(_ variant: String, seed: UInt64? = nil) -> String {
         let seed = seed ?? config.studySeeds[0]
@@ -77,11 +93,16 @@ public final class ExperimentRunner {
     /// Runs every row (or only `only`) once per seed, training what those rows need. A (row, seed)
     /// already in results.json with an unchanged definition is kept, so an interrupted study
     /// resumes where it stopped; rows named in `only` are evaluated again. Returns the new results.
+    ///
+    /// A part of a study: `variants` keeps the rows whose training (and guide) variants are all
+    /// among them, `seeds` keeps those of the study's seeds; what other parts recorded in
+    /// results.json stays.
     @discardableResult
-    public func run(only: [String]? = nil) throws -> [ExperimentResult] {
+    public func run(only: [String]? = nil, variants: [String]? = nil, seeds: [UInt64]? = nil) throws -> [ExperimentResult] {
         try config.validate()
         try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
-        let rows: [ExperimentConfig.ResultRow]
+        try FileManager.default.createDirectory(atPath: resultsFolder, withIntermediateDirectories: true)
+        var rows: [ExperimentConfig.ResultRow]
         if let only {
             for label in only where !config.rows.contains(where: { $0.label == label }) {
                 throw DiffusionError("experiment: no row '\(label)' (rows: \(config.rows.map(\.label).joined(separator: ", ")))")
@@ -90,19 +111,37 @@ public final class ExperimentRunner {
         } else {
             rows = config.rows
         }
-        // Train every variant the rows need, in config order.
-        var needed = Set<String>()
-        for row in rows {
-            needed.insert(row.training)
-            if row.guidance.usesGuideNetwork, let g = row.guide { needed.insert(g) }
+        if let variants {
+            for name in variants where config.variant(name) == nil {
+                throw DiffusionError("experiment: no training variant '\(name)' (variants: \(config.training.map(\.name).joined(separator: ", ")))")
+            }
+            rows = rows.filter { row in
+                variants.contains(row.training) && (!row.guidance.usesGuideNetwork || row.guide.map(variants.contains) == true)
+            }
+            guard !rows.isEmpty else { throw DiffusionError("experiment: no row needs only the variants \(variants.joined(separator: ", "))") }
         }
+        let studySeeds = try seeds.map { chosen -> [UInt64] in
+            for seed in chosen where !config.studySeeds.contains(seed) {
+                throw DiffusionError("experiment: seed \(seed) is not one of the study's seeds \(config.studySeeds)")
+            }
+            return config.studySeeds.filter(chosen.contains)
+        } ?? config.studySeeds
         var results = loadResults()
         var fresh: [ExperimentResult] = []
-        for seed in config.studySeeds {
+        for seed in studySeeds {
+            // Train every variant the rows still to run need, in config order (a row recorded
+            // before, here or by another part, needs nothing).
+            func done(_ row: ExperimentConfig.ResultRow) -> Bool {
+                only == nil && results.contains { $0.label == row.label && $0.seed == seed && $0.rowKey == rowKey(row) }
+            }
+            var needed = Set<String>()
+            for row in rows where !done(row) {
+                needed.insert(row.training)
+                if row.guidance.usesGuideNetwork, let g = row.guide { needed.insert(g) }
+            }
             for variant in config.training where needed.contains(variant.name) { try train(variant, seed: seed) }
             for row in rows {
-                let key = rowKey(row)
-                if only == nil, results.contains(where: { $0.label == row.label && $0.seed == seed && $0.rowKey == key }) {
+                if done(row) {
                     log("row \(row.label), seed \(seed): done before, kept")
                     continue
                 }
@@ -263,7 +302,8 @@ public final class ExperimentRunner {
         }
         log("  " + report.summary + String(format: ", %.1f s sampling", seconds))
         return ExperimentResult(label: row.label, training: row.training, guidance: Self.describe(row),
-                                report: report, samplingSeconds: seconds, seed: seed, rowKey: rowKey(row), secondReport: second)
+                                report: report, samplingSeconds: seconds, seed: seed, rowKey: rowKey(row), secondReport: second,
+                                machine: Self.machine)
     }
 
     static func describe(_ row: ExperimentConfig.ResultRow) -> String {

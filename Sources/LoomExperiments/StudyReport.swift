@@ -19,15 +19,19 @@ struct StudyReport {
                    seeds.map(String.init).joined(separator: ", "), config.classifier),
             "",
         ]
+        let expected = config.rows.count * seeds.count
+        if results.count < expected {
+            lines += ["**Incomplete:** \(results.count) of \(expected) (row, seed) results recorded so far; the study runs in parts.", ""]
+        }
         if seeds.count > 1 { lines += summary() + comparisons() + ["## Every seed", ""] }
         lines += [
-            "| row | variant | guidance | seed | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| row | variant | guidance | seed | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s | machine |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         lines += results.map { r in
-            String(format: "| %@ | %@ | %@ | %llu | %@ | %@ | %.4f | %.4f | %.4f | %.2f |", r.label, r.training, r.guidance, r.seed,
+            String(format: "| %@ | %@ | %@ | %llu | %@ | %@ | %.4f | %.4f | %.4f | %.2f | %@ |", r.label, r.training, r.guidance, r.seed,
                    Self.fid(r.report), r.secondReport.map(Self.fid) ?? "–", r.report.precision, r.report.recall,
-                   r.report.conditionalAccuracy, r.samplingSeconds)
+                   r.report.conditionalAccuracy, r.samplingSeconds, r.machine ?? "–")
         }
         lines += ["", "Training variants:", ""]
         for v in config.training {

@@ -23,6 +23,9 @@ struct ExperimentCommand: ParsableCommand {
 
     @Argument(help: "Experiment config (JSON).") var file: String
     @Option(help: "Run only this row (repeatable); earlier results of other rows are kept.") var only: [String] = []
+    @Option(help: "A part of the study: only the rows whose training variants are all among these (comma-separated); results of other parts are kept.")
+    var variants: String?
+    @Option(help: "A part of the study: only these of the study's seeds (comma-separated).") var seeds: String?
     @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
 
     func validate() throws {
@@ -35,8 +38,17 @@ struct ExperimentCommand: ParsableCommand {
             if let threads { config.threads = threads }
             var command = "loom experiment \(file)"
             for row in only { command += " --only '\(row)'" }
+            let parts = variants.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            let chosenSeeds = try seeds.map { text in
+                try text.split(separator: ",").map { item -> UInt64 in
+                    guard let seed = UInt64(item.trimmingCharacters(in: .whitespaces)) else {
+                        throw ValidationError("--seeds: '\(item)' is not a seed (expected e.g. --seeds 0,1)")
+                    }
+                    return seed
+                }
+            }
             let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
-            try runner.run(only: only.isEmpty ? nil : only)
+            try runner.run(only: only.isEmpty ? nil : only, variants: parts, seeds: chosenSeeds)
             print("wrote \(runner.resultsMarkdownPath)")
         } catch let error as DiffusionError {
             throw ValidationError(error.message)

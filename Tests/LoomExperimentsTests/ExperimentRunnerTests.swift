@@ -126,6 +126,37 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(twin.report, result.report, "\(result.label), seed \(result.seed)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: runner.checkpointPath(resumedConfig.training[0].name, seed: 4)))
+
+        // In parts on "different machines": each part has its own checkpoint folder, the results
+        // folder is shared (as the repository shares it); together they give the same numbers.
+        var parted = try seededConfig(out: directory + "/machine-a", classifier: classifier)
+        parted.results = directory + "/shared-results"
+        let partA = try ExperimentRunner(config: parted, command: "part a") { _ in }
+            .run(variants: [parted.training[0].name], seeds: [4])
+        XCTAssertEqual(partA.map(\.label), [parted.rows[0].label])
+        XCTAssertEqual(partA.map(\.seed), [4])
+        XCTAssertTrue(partA.allSatisfy { $0.machine?.contains("kernels") == true })
+        var partial = try String(contentsOfFile: directory + "/shared-results/results.md", encoding: .utf8)
+        XCTAssertTrue(partial.contains("1 of \(parted.rows.count * 2) (row, seed) results"), partial)
+        parted.out = directory + "/machine-b"
+        let partB = try ExperimentRunner(config: parted, command: "part b") { _ in }.run()
+        XCTAssertEqual(partB.count, whole.count - 1, "the part recorded before is kept")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/machine-b/\(parted.training[0].name)/seed-4"),
+                       "machine b does not retrain what machine a finished")
+        let combined = try JSONDecoder().decode([ExperimentResult].self,
+                                                from: Data(contentsOf: URL(fileURLWithPath: directory + "/shared-results/results.json")))
+        for result in whole {
+            let twin = try XCTUnwrap(combined.first { $0.label == result.label && $0.seed == result.seed })
+            XCTAssertEqual(twin.report, result.report, "parts: \(result.label), seed \(result.seed)")
+        }
+        partial = try String(contentsOfFile: directory + "/shared-results/results.md", encoding: .utf8)
+        XCTAssertFalse(partial.contains("Incomplete"), partial)
+        XCTAssertThrowsError(try ExperimentRunner(config: parted, command: "bad") { _ in }.run(variants: ["nope"])) {
+            XCTAssertTrue("\($0)".contains("no training variant 'nope'"), "\($0)")
+        }
+        XCTAssertThrowsError(try ExperimentRunner(config: parted, command: "bad") { _ in }.run(seeds: [9])) {
+            XCTAssertTrue("\($0)".contains("seed 9 is not one of the study's seeds"), "\($0)")
+        }
         let markdown = try String(contentsOfFile: runner.resultsMarkdownPath, encoding: .utf8)
         XCTAssertTrue(markdown.contains("Mean ± standard deviation over seeds"), markdown)
         XCTAssertTrue(markdown.contains("| IG vs vanilla |"), markdown)
