@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzSafeTensors FuzzIDX FuzzPlan FuzzIRText FuzzCheckpointMetadata FuzzTorchCheckpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzSafeTensors FuzzIDX FuzzPlan FuzzIRText FuzzCheckpointMetadata FuzzTorchCheckpoint FuzzVAEWeights FuzzImage)
 bash scripts/install-deps.sh >&2
 scratch=.build-fuzz
 swift build --package-path Tests/Fuzz --scratch-path "$scratch/build" -c debug \

@@ -1,3 +1,4 @@
+import Foundation
 import LoomCompiler
 import LoomData
 import LoomDiffusion
@@ -12,8 +13,20 @@ public enum LoaderProbes {
     /// A probe per corpus folder name.
     public static let all: [String: ([UInt8]) -> Void] = [
         "FuzzSafeTensors": safeTensors, "FuzzIDX": idx, "FuzzPlan": plan, "FuzzIRText": irText,
-        "FuzzCheckpointMetadata": checkpointMetadata,
+        "FuzzCheckpointMetadata": checkpointMetadata, "FuzzImage": image,
     ]
+
+    /// `loom encode`'s image reading: the bytes as a JPEG and as a PNG file, each decoded to RGB
+    /// and prepared at 8 pixels.
+    public static func image(_ bytes: [UInt8]) {
+        for suffix in ["jpg", "png"] {
+            let path = FileManager.default.temporaryDirectory.path + "/loom-probe-\(getpid()).\(suffix)"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            guard FileManager.default.createFile(atPath: path, contents: Data(bytes)),
+                  let rgb = try? ImageFolder.readRGB(path), rgb.width * rgb.height <= 1 << 20 else { continue }
+            _ = ImageResampling.centerCrop(rgb, size: 8)
+        }
+    }
 
     /// The safetensors parser, then every tensor it lists.
     public static func safeTensors(_ bytes: [UInt8]) {

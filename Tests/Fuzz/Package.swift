@@ -5,7 +5,7 @@ import PackageDescription
 /// `bash scripts/fuzz.sh SECONDS` from the repository root (it builds this package with
 /// `-sanitize=fuzzer,address` and runs every target over its committed corpus).
 let fuzzTargets = ["FuzzSafeTensors", "FuzzIDX", "FuzzPlan", "FuzzIRText", "FuzzCheckpointMetadata",
-                   "FuzzTorchCheckpoint"]
+                   "FuzzTorchCheckpoint", "FuzzVAEWeights", "FuzzImage"]
 
 let package = Package(
     name: "LoomFuzz",

@@ -14,7 +14,8 @@ final class FuzzCorpusTests: XCTestCase {
     func testEveryCorpusFileLoadsOrFailsCleanly() throws {
         let corpus = CommandLineErrorTests.root.appendingPathComponent("Tests/Fuzz/corpus")
         var files = 0
-        let probes = LoaderProbes.all.merging(["FuzzTorchCheckpoint": ImportProbes.torchCheckpoint]) { a, _ in a }
+        let probes = LoaderProbes.all.merging(["FuzzTorchCheckpoint": ImportProbes.torchCheckpoint,
+                                               "FuzzVAEWeights": ImportProbes.vaeWeights]) { a, _ in a }
         for (target, probe) in probes.sorted(by: { $0.key < $1.key }) {
             let folder = corpus.appendingPathComponent(target)
             let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()

@@ -1,0 +1,5 @@
+import FuzzDriver
+import LoomTraining
+
+// Fuzz target: libFuzzer over `LoaderProbes.image`.
+runFuzzer(LoaderProbes.image)
