@@ -64,15 +64,6 @@ int loom_onednn_cap_isa(int level) {
         if (outside && saved != 1) omp_set_num_threads(saved); \
     } while (0)
 
-/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
-#define WITH_TEAM(threads, body)                             \
-    do {                                                     \
-        int saved_team = omp_get_max_threads();              \
-        if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
-        body;                                                \
-        if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
-    } while (0)
-
 static int strided(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride,
                    dnnl_data_type_t type) {
     dnnl_dims_t dims = {rows, cols}, strides = {row_stride, col_stride};
@@ -198,7 +189,7 @@ int loom_onednn_execute(dnnl_primitive_t primitive, int count, const int *kinds,
     }
     if (ok) {
         dnnl_status_t status;
-        if (team > 0) WITH_TEAM(team, status = dnnl_primitive_execute(primitive, thread_stream, count + 1, args));
+        if (team > 0) LOOM_WITH_TEAM(team, status = dnnl_primitive_execute(primitive, thread_stream, count + 1, args));
         else ONE_THREAD(status = dnnl_primitive_execute(primitive, thread_stream, count + 1, args));
         ok = status == dnnl_success;
     }
@@ -210,26 +201,10 @@ static int execute_matmul(dnnl_primitive_t primitive, const dnnl_memory_desc_t *
                           const dnnl_memory_desc_t *dst_md, const dnnl_memory_desc_t *bias_md,
                           const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes, const void *src,
                           const void *weights, void *dst, const void *bias, int has_bias, int64_t team) {
-    if (!primitive || !thread_resources(scratchpad_bytes)) return 0;
-    const dnnl_memory_desc_t *mds[5] = {src_md, weights_md, dst_md, scratchpad_md, bias_md};
-    void *handles[5] = {(void *)src, (void *)weights, dst, thread_scratchpad, (void *)bias};
-    int kinds[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD, DNNL_ARG_BIAS};
-    int count = has_bias ? 5 : 4;
-    dnnl_exec_arg_t args[5];
-    int made = 0, ok = 1;
-    for (; made < count && ok; made++) {
-        args[made].arg = kinds[made];
-        ok = dnnl_memory_create(&args[made].memory, mds[made], engine, handles[made]) == dnnl_success;
-        if (!ok) break;
-    }
-    if (ok) {
-        dnnl_status_t status;
-        if (team > 0) WITH_TEAM(team, status = dnnl_primitive_execute(primitive, thread_stream, count, args));
-        else ONE_THREAD(status = dnnl_primitive_execute(primitive, thread_stream, count, args));
-        ok = status == dnnl_success;
-    }
-    for (int i = 0; i < made; i++) dnnl_memory_destroy(args[i].memory);
-    return ok;
+    const dnnl_memory_desc_t *mds[4] = {src_md, weights_md, dst_md, bias_md};
+    void *handles[4] = {(void *)src, (void *)weights, dst, (void *)bias};
+    int kinds[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    return loom_onednn_execute(primitive, has_bias ? 4 : 3, kinds, mds, handles, scratchpad_md, scratchpad_bytes, team);
 }
 
 int loom_onednn_gemm_run(const loom_onednn_gemm *g, const void *a, const void *b, float *c, const float *bias) {
@@ -274,7 +249,7 @@ loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, i
     if (ok && dnnl_matmul_desc_init(&desc, &l->x_md, &w_any, has_bias ? &l->bias_md : NULL, &l->y_md) == dnnl_success &&
         dnnl_primitive_attr_create(&attr) == dnnl_success) {
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-        WITH_TEAM(l->threads, status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL));
+        LOOM_WITH_TEAM(l->threads, status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL));
         dnnl_primitive_attr_destroy(attr);
     }
     const char *impl = "";
@@ -284,7 +259,7 @@ loom_onednn_linear *loom_onednn_linear_create(int64_t m, int64_t n, int64_t k, i
         l->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         if (pad) l->scratchpad_md = *pad, l->scratchpad_bytes = dnnl_memory_desc_get_size(pad);
-        WITH_TEAM(l->threads, status = dnnl_primitive_create(&l->primitive, pd));
+        LOOM_WITH_TEAM(l->threads, status = dnnl_primitive_create(&l->primitive, pd));
         fast = status == dnnl_success;
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
