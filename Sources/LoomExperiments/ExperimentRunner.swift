@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LoomCompiler
 import LoomData
 import LoomDiffusion
@@ -149,10 +150,10 @@ public final class ExperimentRunner {
                 fresh.append(result)
                 results.removeAll { $0.label == row.label && $0.seed == seed }
                 results.append(result)
-                try writeResults(results)
+                try writeResults(fresh)
             }
         }
-        try writeResults(results)
+        try writeResults(fresh)
         return fresh
     }
 
@@ -198,6 +199,14 @@ public final class ExperimentRunner {
     }
 
     // MARK: Evaluation
+
+    /// Makes both feature spaces ready (trains a missing classifier the config allows, computes the
+    /// reference statistics), so that parts started afterwards at the same time share them.
+    public func prepareFeatureSpaces() throws {
+        try config.validate()
+        _ = try evaluationTools()
+        _ = try secondFeatureSpace()
+    }
 
     func evaluationTools() throws -> (FeatureExtractor, ReferenceStats) {
         try featureSpace(path: config.classifier, steps: config.classifierSteps, architecture: .tiny, seed: config.seed,
@@ -357,10 +366,21 @@ public final class ExperimentRunner {
         return results
     }
 
+    /// Records this run's `results` in results.json and results.md. Parts of a study may run at
+    /// the same time into one results folder: under an exclusive lock, the file is read again and
+    /// every (row, seed) this run did not produce is kept as the file has it.
     func writeResults(_ results: [ExperimentResult]) throws {
+        let lockPath = resultsFolder + "/.results.lock"
+        let lock = open(lockPath, O_CREAT | O_RDWR, 0o644)
+        guard lock >= 0 else { throw DiffusionError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        flock(lock, LOCK_EX)
+        defer { flock(lock, LOCK_UN) }
+        var merged = loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
+        merged += results
         // Config order and seed order, then any rows no longer in the config.
         let order = config.rows.map(\.label), seeds = config.studySeeds
-        let sorted = results.sorted {
+        let sorted = merged.sorted {
             (order.firstIndex(of: $0.label) ?? Int.max, $0.label, seeds.firstIndex(of: $0.seed) ?? Int.max)
                 < (order.firstIndex(of: $1.label) ?? Int.max, $1.label, seeds.firstIndex(of: $1.seed) ?? Int.max)
         }

@@ -26,6 +26,8 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "A part of the study: only the rows whose training variants are all among these (comma-separated); results of other parts are kept.")
     var variants: String?
     @Option(help: "A part of the study: only these of the study's seeds (comma-separated).") var seeds: String?
+    @Flag(help: "Only prepare the feature spaces (train missing classifiers, compute reference statistics), then stop: parts started afterwards may run at the same time.")
+    var prepareOnly = false
     @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
 
     func validate() throws {
@@ -48,6 +50,11 @@ struct ExperimentCommand: ParsableCommand {
                 }
             }
             let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
+            if prepareOnly {
+                try runner.prepareFeatureSpaces()
+                print("feature spaces ready: \(config.classifier)" + (config.secondClassifier.map { ", \($0)" } ?? ""))
+                return
+            }
             try runner.run(only: only.isEmpty ? nil : only, variants: parts, seeds: chosenSeeds)
             print("wrote \(runner.resultsMarkdownPath)")
         } catch let error as DiffusionError {
