@@ -11,7 +11,7 @@ func readFileBytes(path: String, what: String, hint: String? = nil) throws -> [U
     }
     let data: Data
     do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        data = try FileKind.contents(of: path)
     } catch {
         throw DiffusionError("\(what) '\(path)' is unreadable: \(error.localizedDescription)")
     }

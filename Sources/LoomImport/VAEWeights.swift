@@ -145,7 +145,7 @@ struct DiffusersVAEConfig: Decodable {
         if let problem = FileKind.problem(with: path) { throw DiffusionError("cannot read \(path): it \(problem)") }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let size = attributes[.size] as? Int, size <= 1 << 20,
-              let data = FileManager.default.contents(atPath: path) else {
+              let data = try? FileKind.contents(of: path) else {
             throw DiffusionError("\(path): unreadable, or larger than the 1 MiB a config.json may take")
         }
         do {

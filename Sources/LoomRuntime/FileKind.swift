@@ -36,4 +36,12 @@ public enum FileKind {
         guard access(path, R_OK) == 0 else { return .other("is not readable: \(String(cString: strerror(errno)))") }
         return nil
     }
+
+    /// The whole content of the regular file at `path` (mapped when safe). An empty file gives empty
+    /// data without reading: Foundation's reader leaks its buffer on empty files (found by fuzzing).
+    public static func contents(of path: String) throws -> Data {
+        var info = stat()
+        if stat(path, &info) == 0, info.st_size == 0, info.st_mode & S_IFMT == S_IFREG { return Data() }
+        return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+    }
 }

@@ -10,7 +10,7 @@ extension SafeTensors {
         }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+            data = try FileKind.contents(of: path)
         } catch {
             throw SafeTensorsError(.unreadable, source: path, "unreadable: \(error.localizedDescription)")
         }
