@@ -42,3 +42,11 @@ public struct HostTensor: Equatable, Sendable {
     /// A scalar (rank-0) float tensor.
     public static func scalar(_ value: Float) -> HostTensor { HostTensor(shape: [], floats: [value]) }
 }
+
+extension HostTensor {
+    /// Items `start ..< start + count` along the first axis (f32 tensors).
+    public func items(_ start: Int, _ count: Int) -> HostTensor {
+        let size = shape.dropFirst().reduce(1, *)
+        return HostTensor(shape: [count] + shape.dropFirst(), floats: Array(floats[(start * size)..<((start + count) * size)]))
+    }
+}

@@ -78,9 +78,9 @@ public final class VAECodec {
     public func decode(_ latents: HostTensor, batch: Int, progress: ((Int, Int) -> Void)? = nil) throws -> HostTensor {
         let vae = try toVAESpace(latents)
         let (n, h, w) = (vae.shape[0], vae.shape[2], vae.shape[3])
-        return try batched(vae, count: n, batch: batch, progress: progress) { part in
-            try self.decoder(batch: part.shape[0], latentHeight: h, latentWidth: w)
-                .run(inputs: [Naming.vaeLatentInput: part])[Naming.vaeDecodedOutput]!
+        return try batched(count: n, batch: batch, progress: progress) { start, count in
+            try self.decoder(batch: count, latentHeight: h, latentWidth: w)
+                .run(inputs: [Naming.vaeLatentInput: vae.items(start, count)])[Naming.vaeDecodedOutput]!
         }
     }
 
@@ -95,43 +95,29 @@ public final class VAECodec {
         let latentShape = [n, config.latentChannels, height / f, width / f]
         let draws = noise ?? HostTensor(zeros: TensorType(.f32, latentShape))
         guard draws.shape == latentShape else { throw DiffusionError("noise of shape \(draws.shape): the posterior is \(latentShape)") }
-        var out: [Float] = []
-        out.reserveCapacity(latentShape.reduce(1, *))
-        var start = 0
-        while start < n {
-            let count = min(batch, n - start)
-            let executor = try encoder(batch: count, height: height, width: width)
-            let outputs = try executor.run(inputs: [Naming.vaeImageInput: images.rows(start, count),
-                                                    Naming.vaeNoiseInput: draws.rows(start, count)])
-            out += outputs[noise == nil ? Naming.posteriorMeanOutput : Naming.posteriorSampleOutput]!.floats
-            start += count
-            progress?(start, n)
+        let encoded = try batched(count: n, batch: batch, progress: progress) { start, count in
+            let outputs = try self.encoder(batch: count, height: height, width: width)
+                .run(inputs: [Naming.vaeImageInput: images.items(start, count), Naming.vaeNoiseInput: draws.items(start, count)])
+            return outputs[noise == nil ? Naming.posteriorMeanOutput : Naming.posteriorSampleOutput]!
         }
-        return try toGeneratorSpace(HostTensor(shape: latentShape, floats: out))
+        return try toGeneratorSpace(encoded)
     }
 
-    func batched(_ x: HostTensor, count n: Int, batch: Int, progress: ((Int, Int) -> Void)?,
-                 _ body: (HostTensor) throws -> HostTensor) throws -> HostTensor {
+    /// `body(start, count)` over items `0..<n`, `batch` at a time, results joined along the first axis.
+    func batched(count n: Int, batch: Int, progress: ((Int, Int) -> Void)?,
+                 _ body: (Int, Int) throws -> HostTensor) throws -> HostTensor {
         guard batch > 0 else { throw DiffusionError("--vae-batch must be at least 1") }
         var out: [Float] = []
         var shape: [Int] = []
         var start = 0
         while start < n {
             let count = min(batch, n - start)
-            let y = try body(x.rows(start, count))
+            let y = try body(start, count)
             shape = [n] + y.shape.dropFirst()
             out += y.floats
             start += count
             progress?(start, n)
         }
         return HostTensor(shape: shape, floats: out)
-    }
-}
-
-extension HostTensor {
-    /// Items `start ..< start + count` along the first axis.
-    func rows(_ start: Int, _ count: Int) -> HostTensor {
-        let size = shape.dropFirst().reduce(1, *)
-        return HostTensor(shape: [count] + shape.dropFirst(), floats: Array(floats[(start * size)..<((start + count) * size)]))
     }
 }

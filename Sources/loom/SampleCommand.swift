@@ -230,10 +230,8 @@ extension SampleCommand {
     /// One PNG per decoded image, `<index>-class<label>.png`, in `folder` (each written atomically).
     func writeImages(_ images: HostTensor, labels: [Int64], folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let per = images.shape.dropFirst().reduce(1, *)
         for (index, label) in labels.enumerated() {
-            let image = HostTensor(shape: [1] + Array(images.shape.dropFirst()), floats: Array(images.floats[(index * per)..<((index + 1) * per)]))
-            try ImageGrid.write(image, rows: 1, to: String(format: "%@/%06d-class%lld.png", folder, index, label), padding: 0, scale: 1)
+            try ImageGrid.write(images.items(index, 1), rows: 1, to: String(format: "%@/%06d-class%lld.png", folder, index, label), padding: 0, scale: 1)
         }
     }
 }

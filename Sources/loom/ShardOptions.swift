@@ -56,11 +56,8 @@ struct ShardOptions: ParsableArguments {
             let file = try SafeTensors.read(path: sampler.path(shard))
             guard let latents = file.tensors["samples"] else { continue }
             let samples = try vae.map { try $0.decode(latents, batch: vaeBatch) } ?? latents
-            let per = samples.shape.dropFirst().reduce(1, *)
             for (offset, index) in shard.enumerated() {
-                let image = HostTensor(shape: [1] + Array(samples.shape.dropFirst()),
-                                       floats: Array(samples.floats[(offset * per)..<((offset + 1) * per)]))
-                try ImageGrid.write(image, rows: 1, to: String(format: "%@/%08d.png", folder, index), padding: 0, scale: 1)
+                try ImageGrid.write(samples.items(offset, 1), rows: 1, to: String(format: "%@/%08d.png", folder, index), padding: 0, scale: 1)
             }
         }
     }
