@@ -33,6 +33,8 @@ public final class PlanExecutor {
     let precisions: [loom_precision]
     /// Bumped when the parameters are loaded or updated (kernels keep prepared weights by it).
     let parameterVersion: ParameterVersion
+    /// Whether a run updates the parameters (training steps: `update.*` outputs), found once.
+    let updatesParameters: Bool
 
     /// Throws when the plan's arena and parameter region together exceed the machine's memory.
     /// `communicator` runs the plan's `allreduce` launches (data-parallel steps); one process by default.
@@ -80,6 +82,7 @@ public final class PlanExecutor {
         self.packedWeights = packedWeights
         let parameterVersion = ParameterVersion()
         self.parameterVersion = parameterVersion
+        updatesParameters = plan.graph.outputs.contains { $0.name.hasPrefix(Naming.updatePrefix) }
         prepared = launches.enumerated().map { index, id in
             KernelLibrary.prepare(plan.graph.nodes[id].op, operands[index], refs[id], partition: plan.partitions[id],
                                   packedWeight: packedWeights?.panelsByLaunch[index] ?? nil,
@@ -223,7 +226,7 @@ public final class PlanExecutor {
         for (source, target) in writeBacks where source.base != target.base {
             target.base.copyMemory(from: source.base, byteCount: storageBytes(target.type))
         }
-        if plan.graph.outputs.contains(where: { $0.name.hasPrefix(Naming.updatePrefix) }) { parameterVersion.value += 1 }
+        if updatesParameters { parameterVersion.value += 1 }
         return outputs
     }
 }
