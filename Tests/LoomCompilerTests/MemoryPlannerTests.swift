@@ -5,26 +5,13 @@ import LoomTestSupport
 import LoomTraining
 import XCTest
 
-/// SplitMix64: tiny deterministic generator, so the randomised cases are reproducible everywhere.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x1234_5678 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in `range` (modulo bias is irrelevant here).
-    mutating func int(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
-    }
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
+/// The randomised cases' generator, seeded as before the generator moved to LoomTestSupport.
+private func plannerRNG(seed: UInt64) -> SplitMix64 {
+    SplitMix64(state: seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x1234_5678)
 }
 
 /// Random buffers: sizes 1 B … 1 MiB (some repeated), random intervals over ~n launches, some pinned.
-private func randomRequests(_ rng: inout SplitMix, count n: Int, pinnedFraction: Double = 0.05) -> [BufferRequest] {
+private func randomRequests(_ rng: inout SplitMix64, count n: Int, pinnedFraction: Double = 0.05) -> [BufferRequest] {
     let common = (0..<4).map { _ in rng.int(1...(1 << 20)) }
     var out: [BufferRequest] = []
     for id in 0..<n {
@@ -45,7 +32,7 @@ private func randomRequests(_ rng: inout SplitMix, count n: Int, pinnedFraction:
 
 /// Training-step-like pattern: forward activations saved for backward and released in reverse
 /// order, short temporaries everywhere, gradients in backward, a few pinned outputs.
-private func transformerLike(_ rng: inout SplitMix) -> [BufferRequest] {
+private func transformerLike(_ rng: inout SplitMix64) -> [BufferRequest] {
     let layers = rng.int(4...12)
     let opsPerLayer = rng.int(6...12)
     let seq = 64 * rng.int(1...16), dim = 64 * rng.int(2...12), heads = rng.int(2...8)
@@ -91,7 +78,7 @@ final class MemoryPlannerTests: XCTestCase {
 
     func testRandomisedPlansAreSoundDeterministicAndPinnedNeverMove() {
         for seed in 0..<32 {
-            var rng = SplitMix(seed: UInt64(seed))
+            var rng = plannerRNG(seed: UInt64(seed))
             let n = rng.int(50...500)
             let alignment = [64, 1, 256, 16][seed % 4]
             let requests = randomRequests(&rng, count: n)
@@ -265,7 +252,7 @@ final class MemoryPlannerTests: XCTestCase {
     func testQualityOnTransformerLikePatterns() {
         var ratios: [Double] = []
         for seed in 0..<24 {
-            var rng = SplitMix(seed: 1000 + UInt64(seed))
+            var rng = plannerRNG(seed: 1000 + UInt64(seed))
             let requests = transformerLike(&rng)
             let plan = MemoryPlanner.plan(requests)
             assertSound(plan, requests, alignment: 64)
@@ -277,7 +264,7 @@ final class MemoryPlannerTests: XCTestCase {
     }
 
     func testSpeedOnLargeRandomCase() {
-        var rng = SplitMix(seed: 77)
+        var rng = plannerRNG(seed: 77)
         #if DEBUG
         let n = 1000
         #else

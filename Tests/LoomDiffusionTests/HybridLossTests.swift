@@ -77,30 +77,13 @@ final class HybridLossTests: XCTestCase {
 
     // MARK: - Random inputs
 
-    private struct HybridLossRNG {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-        mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * uniform() }
-        mutating func normal() -> Double {
-            let u1 = max(uniform(), 1e-300), u2 = uniform()
-            return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-        }
-    }
-
     /// x0 spread over [−1, 1] with the bin edges and the open outer bins represented: exact ±1,
     /// ±0.9995 (outer branches), ±0.998 (inner), 8-bit grid values, and uniform values.
-    private static func spreadX0(_ count: Int, _ rng: inout HybridLossRNG) -> [Float] {
+    private static func spreadX0(_ count: Int, _ rng: inout SplitMix64) -> [Float] {
         let special: [Double] = [-1, 1, -0.9995, 0.9995, -0.998, 0.998, 0, -0.5, 0.5]
         return (0..<count).map { i in
             if i % 5 == 0 { return Float(special[(i / 5) % special.count]) }
-            if i % 5 == 1 { return Float(Double(Int(rng.uniform() * 256)) / 127.5 - 1) }
+            if i % 5 == 1 { return Float(Double(Int(rng.unit() * 256)) / 127.5 - 1) }
             return Float(rng.uniform(-1, 1))
         }
     }
@@ -111,7 +94,7 @@ final class HybridLossTests: XCTestCase {
 
     /// xt from the forward process, ε̂ = ε + 0.5·noise, v uniform in [−1.2, 1.2].
     private static func makeCase(steps: [Int], c: Int, pixels: Int, seed: UInt64) -> Case {
-        var rng = HybridLossRNG(state: seed)
+        var rng = SplitMix64(state: seed)
         let s = NaiveSchedule()
         let n = steps.count
         let x0 = spreadX0(n * c * pixels, &rng)
@@ -229,7 +212,7 @@ final class HybridLossTests: XCTestCase {
     /// replaced by small random values so every output channel is non-trivial.
     private static func parameters(_ graph: Graph) -> [String: HostTensor] {
         var params = ParameterInitializer.initialize(graph, seed: 11)
-        var rng = HybridLossRNG(state: 0xFACE)
+        var rng = SplitMix64(state: 0xFACE)
         for name in params.keys.sorted() where params[name]!.floats.allSatisfy({ $0 == 0 }) {
             params[name]!.floats = params[name]!.floats.map { _ in Float(0.1 * rng.normal()) }
         }
@@ -238,7 +221,7 @@ final class HybridLossTests: XCTestCase {
 
     private static func lossInputs(batch n: Int, steps: [Int]) throws -> [String: HostTensor] {
         let c = tinyDiT.inChannels, s = tinyDiT.inputSize, count = n * c * s * s
-        var rng = HybridLossRNG(state: 0xD17)
+        var rng = SplitMix64(state: 0xD17)
         let t = steps.map(Float.init)
         let schedule = DDPMSchedule()
         return [

@@ -1,13 +1,14 @@
 import CLoomKernels
 import LoomIR
 @testable import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// `conv2d` on both implementations (oneDNN's primitive with a reordered weight, Loom's own
 /// im2col + GEMM) against a direct loop in Double, over the geometries the VAE uses: 3×3 same
 /// padding, 1×1, and 3×3 stride 2 with the (0, 0, 1, 1) padding of a downsampling layer.
 final class ConvolutionKernelTests: XCTestCase {
-    var rng = KernelTests.SplitMix64(0xC0DE)
+    var rng = SplitMix64(state: 0xC0DE)
 
     struct Geometry {
         var n, c, h, w, o, k, stride: Int

@@ -1,13 +1,14 @@
 import CLoomKernels
 import LoomIR
 @testable import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// `loom_gemm` on every implementation this machine can run (Loom's own GEMM; oneDNN fp32; bf16
 /// through oneDNN where the CPU has bf16 instructions, else emulated) against a Double reference:
 /// fp32 on the operands as given, bf16 on operands rounded to bf16 (nearest, ties to even).
 final class GemmDispatchTests: XCTestCase {
-    var rng = KernelTests.SplitMix64(0xB16)
+    var rng = SplitMix64(state: 0xB16)
 
     override func tearDown() {
         loom_gemm_set_precision(LOOM_PRECISION_F32)

@@ -1,4 +1,5 @@
 import CLoomKernels
+import LoomTestSupport
 import XCTest
 
 /// `loom_sgemm` (Loom's packed AVX2 GEMM) against a Double reference: every transpose combination,
@@ -6,7 +7,7 @@ import XCTest
 /// packed chunk, alpha, accumulation and bias; slabs of C give the bits of one call, and a
 /// pre-packed B gives the bits of packing on the fly.
 final class GemmKernelTests: XCTestCase {
-    var rng = KernelTests.SplitMix64(0x6E33)
+    var rng = SplitMix64(state: 0x6E33)
 
     func random(_ n: Int) -> [Float] { (0..<n).map { _ in rng.float(-1, 1) } }
 

@@ -1,5 +1,6 @@
 import CLoomKernels
 import Foundation
+import LoomTestSupport
 import XCTest
 
 /// Compares every kernel in CLoomKernels against a plain Swift reference computed in Double.
@@ -7,23 +8,7 @@ final class KernelTests: XCTestCase {
 
     // MARK: - Helpers
 
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func float(_ lo: Float, _ hi: Float) -> Float {
-            lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-        }
-        mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
-    var rng = SplitMix64(0x5EED)
+    var rng = SplitMix64(state: 0x5EED)
 
     func random(_ n: Int, _ lo: Float = -2, _ hi: Float = 2) -> [Float] {
         (0..<n).map { _ in rng.float(lo, hi) }
@@ -277,10 +262,10 @@ final class KernelTests: XCTestCase {
 
     func testBinaryRandomShapes() {
         for trial in 0..<40 {
-            let rank = rng.int(6)
-            let shape = (0..<rank).map { _ in 1 + rng.int(4) }
-            let aShape = shape.map { rng.int(3) == 0 ? 1 : $0 }
-            let bShape = shape.map { rng.int(3) == 0 ? 1 : $0 }
+            let rank = rng.int(below: 6)
+            let shape = (0..<rank).map { _ in 1 + rng.int(below: 4) }
+            let aShape = shape.map { rng.int(below: 3) == 0 ? 1 : $0 }
+            let bShape = shape.map { rng.int(below: 3) == 0 ? 1 : $0 }
             checkBinary(shape, operand(aShape), operand(bShape, nonZero: true), "trial \(trial) \(shape)")
         }
     }
@@ -395,8 +380,8 @@ final class KernelTests: XCTestCase {
 
     func testStridedCopyRandom() {
         for trial in 0..<30 {
-            let rank = rng.int(6)
-            let shape = (0..<rank).map { _ in 1 + rng.int(5) }
+            let rank = rng.int(below: 6)
+            let shape = (0..<rank).map { _ in 1 + rng.int(below: 5) }
             let perm = Array(0..<rank).shuffled(using: &rng)
             let base = shape
             let x = random(max(1, base.reduce(1, *)))
@@ -469,9 +454,9 @@ final class KernelTests: XCTestCase {
 
     func testReduceRandomMasks() {
         for _ in 0..<25 {
-            let rank = 1 + rng.int(5)
-            let shape = (0..<rank).map { _ in 1 + rng.int(4) }
-            checkReduce(shape, shape.map { _ in rng.int(2) == 0 })
+            let rank = 1 + rng.int(below: 5)
+            let shape = (0..<rank).map { _ in 1 + rng.int(below: 4) }
+            checkReduce(shape, shape.map { _ in rng.int(below: 2) == 0 })
         }
     }
 

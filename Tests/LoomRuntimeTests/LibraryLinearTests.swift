@@ -1,12 +1,13 @@
 import CLoomKernels
 import LoomIR
 @testable import LoomRuntime
+import LoomTestSupport
 import XCTest
 
 /// A forward plan's whole-layer oneDNN linear (weight reordered once): the result of Loom's own
 /// path in each precision, and the same bits at 1 and 2 threads.
 final class LibraryLinearTests: XCTestCase {
-    var rng = KernelTests.SplitMix64(0x11B)
+    var rng = SplitMix64(state: 0x11B)
 
     override func tearDown() {
         loom_gemm_set_precision(LOOM_PRECISION_F32)

@@ -6,33 +6,12 @@ import LoomTestSupport
 // Building blocks of the naive reference: plain Double arithmetic and loops, written from
 // Docs/conventions.md alone (no Loom graph or kernel code is used), so it can cross-check Loom.
 
-/// A deterministic generator (SplitMix64; Box–Muller for normals), identical on every platform.
-struct NaiveRNG {
-    private var state: UInt64
+/// The naive reference's generator: SplitMix64 (Box–Muller for normals), identical on every platform.
+typealias NaiveRNG = SplitMix64
 
-    init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1B5_4A32 }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-
-    mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * uniform() }
-
-    mutating func normal() -> Double {
-        let u1 = 1 - uniform()                     // (0, 1]
-        let u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-    }
-
-    /// Uniform integer in 0..<n.
-    mutating func int(below n: Int) -> Int { Int(next() % UInt64(n)) }
+extension SplitMix64 {
+    /// The naive reference's seeding.
+    init(seed: UInt64) { self.init(state: seed ^ 0x5DEE_CE66_D1B5_4A32) }
 }
 
 /// Naive tensor operations on `[Double]` vectors (row-major where a matrix is meant).
