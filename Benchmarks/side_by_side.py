@@ -12,10 +12,11 @@ skipped with a message. Run through Benchmarks/side-by-side.sh, which builds Loo
 --bf16 runs Loom with `--precision bf16` and the PyTorch peers under bfloat16 autocast (the JAX
 peer stays float32). --json FILE writes the per-case figures and the machine as JSON.
 """
-import argparse, json, os, platform, statistics, subprocess, sys, time
+import argparse, json, os, statistics, subprocess, sys, time
+
+from machine import ISA_FLAGS, machine_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ISA_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
 CASES = ["train-s2-b8", "sample-ig-s2-b8", "sample-igcfg-s2-b8", "sample-ig-s4-b1", "train-s4-b64", "train-b2-b4"]
 
 
@@ -48,35 +49,6 @@ def torch_python(explicit):
             if probe.returncode == 0:
                 return python, probe.stdout.strip()
     return None, None
-
-
-def machine_info():
-    """The CPU model name and which of ISA_FLAGS it has, from /proc/cpuinfo, else `lscpu`."""
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    if model is None or not flags:
-        try:
-            out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        except OSError:
-            out = ""
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name" and model is None:
-                model = value.strip()
-            elif key.strip() == "Flags" and not flags:
-                flags = set(value.split())
-    return {"cpu": model or platform.processor() or platform.machine(), "arch": platform.machine(),
-            "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
 
 
 def merge(results):
@@ -199,7 +171,7 @@ def main():
     peer_label = "bf16 autocast" if args.bf16 else "fp32"
     lines = [f"CPU: {machine['cpu']} ({machine['arch']}); ISA: {', '.join(machine['isa']) or 'none of ' + ', '.join(ISA_FLAGS)}.",
              "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; precision {precision}; "
+             f"Machine: {machine['arch']}, {machine['cores']} cores, {args.threads} threads; precision {precision}; "
              f"torch {torch_version or 'not installed'}; "
              f"{args.rounds} alternating rounds × {args.repeats} timed steps per process; medians over all timed steps.",
              "",

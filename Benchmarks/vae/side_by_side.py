@@ -13,12 +13,13 @@ a millisecond here); diffusers' is its mean over the repeats.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
+from machine import machine_info  # noqa: E402
 
 
 def run(command, env):
@@ -30,19 +31,6 @@ def run(command, env):
     if process.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({process.returncode})")
     return out.decode(), usage.ru_maxrss / 1024
-
-
-def cpu_description():
-    model = platform.processor() or "unknown"
-    flags = set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    isa = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags]
-    return model, isa
 
 
 def main():
@@ -76,9 +64,9 @@ def main():
                 peer_rss.append(peak)
                 peer_delta.append(peer.get("step_peak_delta_mib"))
             print(f"round {round_index + 1} {name}: {loom_ms[-1] if name == 'loom' else peer_ms[-1]:.0f} ms", flush=True)
-    model, isa = cpu_description()
+    machine = machine_info()
     result = {
-        "case": f"{graph}-sd-vae-256-b1", "threads": args.threads, "cpu": model, "isa": isa,
+        "case": f"{graph}-sd-vae-256-b1", "threads": args.threads, "cpu": machine["cpu"], "isa": machine["isa"],
         "loom_ms": loom_ms, "diffusers_ms": peer_ms,
         "loom_median_ms": statistics.median(loom_ms), "diffusers_median_ms": statistics.median(peer_ms),
         "ratio_loom_over_diffusers": statistics.median(loom_ms) / statistics.median(peer_ms),
