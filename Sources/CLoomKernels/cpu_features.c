@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "loom_gemm.h"
+#include "loom_internal.h"
 
 static uint64_t xgetbv0(void) {
     uint32_t lo, hi;
@@ -43,3 +44,12 @@ int loom_request_amx_permission(void) {
     return 0;
 #endif
 }
+
+int loom__vector_avx512 = 0;
+
+int loom_set_vector_isa(int avx512) {
+    loom__vector_avx512 = avx512 && loom_detect_cpu().avx512f;
+    return loom__vector_avx512;
+}
+
+int loom_get_vector_isa(void) { return loom__vector_avx512; }

@@ -64,7 +64,7 @@ static void ew_gather(const ew_ctx *c, int i, int64_t begin, int64_t n, float *d
     }
 }
 
-static void ew_binary(int op, const float *restrict a, const float *restrict b, float *restrict y, int64_t n) {
+static LOOM_ALWAYS_INLINE void ew_binary(int op, const float *restrict a, const float *restrict b, float *restrict y, int64_t n) {
     switch (op) {
     case LOOM_B_ADD: LOOM_SIMD for (int64_t k = 0; k < n; ++k) y[k] = a[k] + b[k]; break;
     case LOOM_B_SUB: LOOM_SIMD for (int64_t k = 0; k < n; ++k) y[k] = a[k] - b[k]; break;
@@ -78,7 +78,7 @@ static void ew_binary(int op, const float *restrict a, const float *restrict b, 
     }
 }
 
-static void ew_range(void *vctx, int64_t tile_begin, int64_t tile_end) {
+static LOOM_ALWAYS_INLINE void ew_range_body(void *vctx, int64_t tile_begin, int64_t tile_end) {
     const ew_ctx *c = (const ew_ctx *)vctx;
     float registers[EW_MAX_REGISTERS][EW_TILE];
     const float *views[EW_MAX_REGISTERS];
@@ -112,6 +112,7 @@ static void ew_range(void *vctx, int64_t tile_begin, int64_t tile_end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(ew_range)
 
 void loom_elementwise(int rank, const int64_t *shape, int n_inputs, const float *const *inputs,
                       const int64_t *strides, int n_instructions, const loom_ew_instruction *program,
@@ -145,7 +146,7 @@ void loom_elementwise(int rank, const int64_t *shape, int n_inputs, const float 
         c.scalar[i] = zero && !same;
     }
     int64_t tiles = (c.total + EW_TILE - 1) / EW_TILE;
-    loom__parallel_for(tiles, c.total * (n_inputs + n_instructions), ew_range, &c);
+    loom__parallel_for(tiles, c.total * (n_inputs + n_instructions), LOOM_VECTOR_CLONE(ew_range), &c);
 }
 
 typedef struct {
@@ -155,7 +156,7 @@ typedef struct {
     int act;
 } bias_ctx;
 
-static void bias_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void bias_range_body(void *vctx, int64_t begin, int64_t end) {
     const bias_ctx *c = (const bias_ctx *)vctx;
     for (int64_t r = begin; r < end; ++r) {
         float *row = c->y + r * c->ld;
@@ -166,10 +167,11 @@ static void bias_range(void *vctx, int64_t begin, int64_t end) {
         if (c->act >= 0) loom_unary(c->act, row, row, c->cols);
     }
 }
+LOOM_VECTOR_CLONES(bias_range)
 
 void loom_bias_activation_tile(float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias, int act) {
     bias_ctx c = {y, cols, ld, bias, act};
-    bias_range(&c, 0, rows);
+    LOOM_VECTOR_CLONE(bias_range)(&c, 0, rows);
 }
 
 typedef struct {
@@ -180,7 +182,7 @@ typedef struct {
     int rms;
 } norm_ctx;
 
-static void norm_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void norm_range_body(void *vctx, int64_t begin, int64_t end) {
     const norm_ctx *c = (const norm_ctx *)vctx;
     int64_t d = c->dim;
     for (int64_t row = begin; row < end; ++row) {
@@ -203,9 +205,10 @@ static void norm_range(void *vctx, int64_t begin, int64_t end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(norm_range)
 
 void loom_norm_modulate(const float *x, const float *weight, const float *shift, const float *scale,
                         float *y, int64_t batch, int64_t tokens, int64_t dim, float eps, int rms) {
     norm_ctx c = {x, weight, shift, scale, y, tokens, dim, eps, rms};
-    loom__parallel_for(batch * tokens, batch * tokens * dim, norm_range, &c);
+    loom__parallel_for(batch * tokens, batch * tokens * dim, LOOM_VECTOR_CLONE(norm_range), &c);
 }

@@ -40,14 +40,33 @@ static inline uint32_t bits_of(float x) {
 }
 
 /// The upper 16 bits of x rounded to nearest, ties to even; NaN stays a quiet NaN.
-static inline uint16_t bf16_bits(float x) {
+static LOOM_ALWAYS_INLINE uint16_t bf16_bits(float x) {
     uint32_t u = bits_of(x);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
-void loom_round_to_bf16(const float *x, float *y, int64_t n) {
+// One row converted to bf16 bit patterns, or rounded to bf16 values kept as fp32; both compiled
+// for AVX2 and AVX-512 (integer arithmetic: the clones agree bit for bit).
+static LOOM_ALWAYS_INLINE void convert_row_body(const float *restrict x, uint16_t *restrict y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = bf16_bits(x[i]);
+}
+static LOOM_ALWAYS_INLINE void round_row_body(const float *restrict x, float *restrict y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = loom__f32_from_bits((uint32_t)bf16_bits(x[i]) << 16);
+}
+static void convert_row_avx2(const float *x, uint16_t *y, int64_t n) { convert_row_body(x, y, n); }
+LOOM_AVX512_TARGET static void convert_row_avx512(const float *x, uint16_t *y, int64_t n) { convert_row_body(x, y, n); }
+static void round_row_avx2(const float *x, float *y, int64_t n) { round_row_body(x, y, n); }
+LOOM_AVX512_TARGET static void round_row_avx512(const float *x, float *y, int64_t n) { round_row_body(x, y, n); }
+
+static void convert_row(const float *x, uint16_t *y, int64_t n) {
+    if (loom__vector_avx512) convert_row_avx512(x, y, n);
+    else convert_row_avx2(x, y, n);
+}
+
+void loom_round_to_bf16(const float *x, float *y, int64_t n) {
+    if (loom__vector_avx512) round_row_avx512(x, y, n);
+    else round_row_avx2(x, y, n);
 }
 
 /// rows × cols of a row-major matrix with leading dimension ld, rounded to bf16 values as fp32,
@@ -58,16 +77,10 @@ static void round_matrix(const float *src, int64_t rows, int64_t cols, int64_t l
 
 /// The same, as bf16 bit patterns.
 static void convert_matrix(const float *src, int64_t rows, int64_t cols, int64_t ld, uint16_t *dst) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = src + r * ld;
-        uint16_t *out = dst + r * cols;
-        for (int64_t c = 0; c < cols; c++) out[c] = bf16_bits(row[c]);
-    }
+    for (int64_t r = 0; r < rows; r++) convert_row(src + r * ld, dst + r * cols, cols);
 }
 
-void loom_convert_to_bf16(const float *x, uint16_t *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = bf16_bits(x[i]);
-}
+void loom_convert_to_bf16(const float *x, uint16_t *y, int64_t n) { convert_row(x, y, n); }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
@@ -144,11 +157,7 @@ struct convert_rows_ctx { const float *x; int64_t lda, k; uint16_t *out; };
 
 static void convert_rows(void *ctx, int64_t begin, int64_t end) {
     const struct convert_rows_ctx *c = ctx;
-    for (int64_t r = begin; r < end; r++) {
-        const float *row = c->x + r * c->lda;
-        uint16_t *out = c->out + r * c->k;
-        for (int64_t i = 0; i < c->k; i++) out[i] = bf16_bits(row[i]);
-    }
+    for (int64_t r = begin; r < end; r++) convert_row(c->x + r * c->lda, c->out + r * c->k, c->k);
 }
 
 int loom_linear_prepared(const loom_onednn_linear *l, int64_t m, int64_t k, const float *x, int64_t lda,

@@ -121,7 +121,7 @@ static void cursor_step(const index_space *sp, cursor *cur, int d, int64_t len) 
         }                                                                                        \
     } while (0)
 
-static void binary_1d(int op, const float *a, int64_t sa, const float *b, int64_t sb, float *y,
+static LOOM_ALWAYS_INLINE void binary_1d(int op, const float *a, int64_t sa, const float *b, int64_t sb, float *y,
                       int64_t n) {
     switch (op) {
     case LOOM_B_ADD: BINARY_LOOPS(LOOM_ADD); break;
@@ -142,7 +142,7 @@ typedef struct {
     float *y;
 } binary_ctx;
 
-static void binary_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void binary_range_body(void *vctx, int64_t begin, int64_t end) {
     const binary_ctx *c = (const binary_ctx *)vctx;
     const index_space *sp = &c->sp;
     const int last = sp->rank - 1;
@@ -172,6 +172,7 @@ static void binary_range(void *vctx, int64_t begin, int64_t end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(binary_range)
 
 void loom_binary(int op, int rank, const int64_t *shape,
                  const float *a, const int64_t *a_strides,
@@ -186,7 +187,7 @@ void loom_binary(int op, int rank, const int64_t *shape,
     c.a = a;
     c.b = b;
     c.y = y;
-    loom__parallel_for((c.total + LOOM_BLOCK - 1) / LOOM_BLOCK, c.total, binary_range, &c);
+    loom__parallel_for((c.total + LOOM_BLOCK - 1) / LOOM_BLOCK, c.total, LOOM_VECTOR_CLONE(binary_range), &c);
 }
 
 // ---------------------------------------------------------------------------------------------

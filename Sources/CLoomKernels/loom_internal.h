@@ -30,13 +30,31 @@
 /// Processes items [begin, end) of some kernel; must not depend on how items are grouped.
 typedef void (*loom_range_fn)(void *ctx, int64_t begin, int64_t end);
 
+/// The elementwise, row and bf16-conversion kernels are compiled twice: for the x86-64-v3 baseline
+/// (256-bit AVX2) and for AVX-512 (F, BW, DQ, VL; 512-bit vectors and mask registers). Both clones
+/// run the same scalar program with the same operation order, so their results are bit-identical;
+/// only the vector width differs. `loom_set_vector_isa` (the kernel selection, under LOOM_ISA's
+/// cap) picks one for the process.
+extern int loom__vector_avx512;
+#define LOOM_ALWAYS_INLINE inline __attribute__((always_inline))
+#define LOOM_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+/// After `static LOOM_ALWAYS_INLINE void name_body(void *, int64_t, int64_t) {...}`: defines the
+/// two clones `name_avx2` and `name_avx512` of that range function.
+#define LOOM_VECTOR_CLONES(name)                                                              \
+    static void name##_avx2(void *ctx, int64_t begin, int64_t end) { name##_body(ctx, begin, end); } \
+    LOOM_AVX512_TARGET static void name##_avx512(void *ctx, int64_t begin, int64_t end) {     \
+        name##_body(ctx, begin, end);                                                         \
+    }
+/// The clone of range function `name` for the selected vector ISA.
+#define LOOM_VECTOR_CLONE(name) (loom__vector_avx512 ? name##_avx512 : name##_avx2)
+
 /// Runs fn over items [0, n_items): on one thread when the team size is 1 or `work` (elements
 /// touched) is small, otherwise splits the items into one contiguous static range per thread.
 void loom__parallel_for(int64_t n_items, int64_t work, loom_range_fn fn, void *ctx);
 
-static inline int64_t loom__min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static LOOM_ALWAYS_INLINE int64_t loom__min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static inline float loom__f32_from_bits(uint32_t u) {
+static LOOM_ALWAYS_INLINE float loom__f32_from_bits(uint32_t u) {
     union { uint32_t u; float f; } v;
     v.u = u;
     return v.f;
@@ -44,7 +62,7 @@ static inline float loom__f32_from_bits(uint32_t u) {
 
 /// Vectorisable e^x (Cephes polynomial, ~1 ulp): overflows to +inf, underflows through the
 /// subnormals to 0, propagates NaN.
-static inline float loom__expf(float x) {
+static LOOM_ALWAYS_INLINE float loom__expf(float x) {
     float xc = x > 88.8f ? 88.8f : x;
     xc = xc < -104.0f ? -104.0f : xc;
     xc = (x == x) ? xc : 0.0f;
@@ -72,7 +90,7 @@ static inline float loom__expf(float x) {
 
 /// Vectorisable tanh (a few ulp): odd Taylor polynomial below |x| = 0.4, else
 /// (1 - e^{-2|x|}) / (1 + e^{-2|x|}) with the sign of x. Saturates to +-1, propagates NaN.
-static inline float loom__tanhf(float x) {
+static LOOM_ALWAYS_INLINE float loom__tanhf(float x) {
     float ax = __builtin_fabsf(x);
     float e = loom__expf(-2.0f * ax);
     float big = (1.0f - e) / (1.0f + e);
@@ -89,7 +107,7 @@ static inline float loom__tanhf(float x) {
 }
 
 /// Sum of x[0..n) in double, 16 interleaved accumulators combined in a fixed order.
-static inline double loom__sum_f64(const float *restrict x, int64_t n) {
+static LOOM_ALWAYS_INLINE double loom__sum_f64(const float *restrict x, int64_t n) {
     double acc[16] = {0};
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -101,7 +119,7 @@ static inline double loom__sum_f64(const float *restrict x, int64_t n) {
 }
 
 /// Dot product of a and b in double, 16 interleaved accumulators combined in a fixed order.
-static inline double loom__dot_f64(const float *restrict a, const float *restrict b, int64_t n) {
+static LOOM_ALWAYS_INLINE double loom__dot_f64(const float *restrict a, const float *restrict b, int64_t n) {
     double acc[16] = {0};
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -113,7 +131,7 @@ static inline double loom__dot_f64(const float *restrict a, const float *restric
 }
 
 /// Sum of (x[i] - c)^2 in double.
-static inline double loom__sumsqdev_f64(const float *restrict x, int64_t n, double c) {
+static LOOM_ALWAYS_INLINE double loom__sumsqdev_f64(const float *restrict x, int64_t n, double c) {
     double acc[16] = {0};
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -131,10 +149,10 @@ static inline double loom__sumsqdev_f64(const float *restrict x, int64_t n, doub
 }
 
 /// NaN-propagating max step.
-static inline float loom__max_step(float m, float v) { return (v > m || v != v) ? v : m; }
+static LOOM_ALWAYS_INLINE float loom__max_step(float m, float v) { return (v > m || v != v) ? v : m; }
 
 /// NaN-propagating max of x[0..n) (-inf when n == 0).
-static inline float loom__max_f32(const float *restrict x, int64_t n) {
+static LOOM_ALWAYS_INLINE float loom__max_f32(const float *restrict x, int64_t n) {
     float acc[16];
     for (int k = 0; k < 16; k++) acc[k] = -INFINITY;
     int64_t i = 0;

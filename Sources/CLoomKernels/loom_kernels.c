@@ -52,7 +52,7 @@ static inline float gelu_tanh1(float x) {
 }
 
 // y and x may alias exactly (same index read then written), which `omp simd` permits.
-static void unary_block(int op, const float *x, float *y, int64_t n) {
+static LOOM_ALWAYS_INLINE void unary_block(int op, const float *x, float *y, int64_t n) {
     switch (op) {
     case LOOM_U_NEG: LOOM_SIMD for (int64_t i = 0; i < n; i++) y[i] = -x[i]; break;
     case LOOM_U_EXP: LOOM_SIMD for (int64_t i = 0; i < n; i++) y[i] = loom__expf(x[i]); break;
@@ -94,23 +94,24 @@ typedef struct {
     float a, b;
 } flat_ctx;
 
-static void unary_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void unary_range_body(void *vctx, int64_t begin, int64_t end) {
     const flat_ctx *c = (const flat_ctx *)vctx;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t s = blk * LOOM_BLOCK, len = loom__min64(LOOM_BLOCK, c->n - s);
         unary_block(c->op, c->x + s, c->y + s, len);
     }
 }
+LOOM_VECTOR_CLONES(unary_range)
 
 static int64_t n_blocks(int64_t n) { return (n + LOOM_BLOCK - 1) / LOOM_BLOCK; }
 
 void loom_unary(int op, const float *x, float *y, int64_t n) {
     if (n <= 0) return;
     flat_ctx c = {op, x, y, n, 0, 0};
-    loom__parallel_for(n_blocks(n), n, unary_range, &c);
+    loom__parallel_for(n_blocks(n), n, LOOM_VECTOR_CLONE(unary_range), &c);
 }
 
-static void affine_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void affine_range_body(void *vctx, int64_t begin, int64_t end) {
     const flat_ctx *c = (const flat_ctx *)vctx;
     const float scale = c->a, shift = c->b;
     for (int64_t blk = begin; blk < end; blk++) {
@@ -120,11 +121,12 @@ static void affine_range(void *vctx, int64_t begin, int64_t end) {
         LOOM_SIMD for (int64_t i = 0; i < len; i++) y[i] = scale * x[i] + shift;
     }
 }
+LOOM_VECTOR_CLONES(affine_range)
 
 void loom_affine(const float *x, float *y, int64_t n, float scale, float shift) {
     if (n <= 0) return;
     flat_ctx c = {0, x, y, n, scale, shift};
-    loom__parallel_for(n_blocks(n), n, affine_range, &c);
+    loom__parallel_for(n_blocks(n), n, LOOM_VECTOR_CLONE(affine_range), &c);
 }
 
 static void fill_range(void *vctx, int64_t begin, int64_t end) {

@@ -10,7 +10,7 @@ typedef struct {
     float param;   // eps of the norms; the gradient scale of the softmax backward
 } rows_ctx;
 
-static void softmax_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void softmax_range_body(void *vctx, int64_t begin, int64_t end) {
     const rows_ctx *c = (const rows_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
@@ -22,8 +22,9 @@ static void softmax_range(void *vctx, int64_t begin, int64_t end) {
         LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] *= inv;
     }
 }
+LOOM_VECTOR_CLONES(softmax_range)
 
-static void layernorm_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void layernorm_range_body(void *vctx, int64_t begin, int64_t end) {
     const rows_ctx *c = (const rows_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
@@ -36,8 +37,9 @@ static void layernorm_range(void *vctx, int64_t begin, int64_t end) {
         LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = (x[j] - fmean) * rstd;
     }
 }
+LOOM_VECTOR_CLONES(layernorm_range)
 
-static void rmsnorm_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void rmsnorm_range_body(void *vctx, int64_t begin, int64_t end) {
     const rows_ctx *c = (const rows_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
@@ -48,6 +50,7 @@ static void rmsnorm_range(void *vctx, int64_t begin, int64_t end) {
         LOOM_SIMD for (int64_t j = 0; j < n; j++) y[j] = x[j] * rstd;
     }
 }
+LOOM_VECTOR_CLONES(rmsnorm_range)
 
 static void run_rows(loom_range_fn fn, const float *x, float *y, int64_t rows, int64_t cols,
                      float param) {
@@ -57,7 +60,7 @@ static void run_rows(loom_range_fn fn, const float *x, float *y, int64_t rows, i
 }
 
 void loom_softmax_rows(const float *x, float *y, int64_t rows, int64_t cols) {
-    run_rows(softmax_range, x, y, rows, cols, 0.0f);
+    run_rows(LOOM_VECTOR_CLONE(softmax_range), x, y, rows, cols, 0.0f);
 }
 
 void loom_online_softmax_block(float *s, int64_t rows, int64_t cols, float *m, float *l, float *y,
@@ -90,7 +93,7 @@ typedef struct {
     int rms;
 } norm_backward_ctx;
 
-static void norm_backward_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void norm_backward_range_body(void *vctx, int64_t begin, int64_t end) {
     const norm_backward_ctx *c = (const norm_backward_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
@@ -127,15 +130,16 @@ static void norm_backward_range(void *vctx, int64_t begin, int64_t end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(norm_backward_range)
 
 void loom_norm_backward_rows(const float *x, const float *g, float *dx, int64_t rows, int64_t cols, float eps, int rms) {
     if (rows <= 0 || cols <= 0) return;
     norm_backward_ctx c = {x, g, dx, cols, eps, rms};
-    loom__parallel_for(rows, rows * cols, norm_backward_range, &c);
+    loom__parallel_for(rows, rows * cols, LOOM_VECTOR_CLONE(norm_backward_range), &c);
 }
 
 // g ← p ⊙ (g − Σ g·p) · scale over each row (x = p, y = g, param = scale).
-static void softmax_backward_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void softmax_backward_range_body(void *vctx, int64_t begin, int64_t end) {
     const rows_ctx *c = (const rows_ctx *)vctx;
     const int64_t n = c->cols;
     for (int64_t r = begin; r < end; r++) {
@@ -145,17 +149,18 @@ static void softmax_backward_range(void *vctx, int64_t begin, int64_t end) {
         LOOM_SIMD for (int64_t i = 0; i < n; i++) g[i] = p[i] * (g[i] - dot) * scale;
     }
 }
+LOOM_VECTOR_CLONES(softmax_backward_range)
 
 void loom_softmax_backward_rows(const float *p, float *g, int64_t rows, int64_t cols, float scale) {
-    run_rows(softmax_backward_range, p, g, rows, cols, scale);
+    run_rows(LOOM_VECTOR_CLONE(softmax_backward_range), p, g, rows, cols, scale);
 }
 
 void loom_layernorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
-    run_rows(layernorm_range, x, y, rows, cols, eps);
+    run_rows(LOOM_VECTOR_CLONE(layernorm_range), x, y, rows, cols, eps);
 }
 
 void loom_rmsnorm_rows(const float *x, float *y, int64_t rows, int64_t cols, float eps) {
-    run_rows(rmsnorm_range, x, y, rows, cols, eps);
+    run_rows(LOOM_VECTOR_CLONE(rmsnorm_range), x, y, rows, cols, eps);
 }
 
 void loom_softmax_apply_stats(float *s, int64_t rows, int64_t cols, const float *m, const float *l) {

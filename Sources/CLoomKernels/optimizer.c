@@ -30,7 +30,7 @@ typedef struct {
     double *partial;
 } sumsq_ctx;
 
-static void sumsq_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void sumsq_range_body(void *vctx, int64_t begin, int64_t end) {
     const sumsq_ctx *c = (const sumsq_ctx *)vctx;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t j = blk * c->block, stop = loom__min64(j + c->block, c->total);
@@ -46,6 +46,7 @@ static void sumsq_range(void *vctx, int64_t begin, int64_t end) {
         c->partial[blk] = sum;
     }
 }
+LOOM_VECTOR_CLONES(sumsq_range)
 
 float loom_sum_squares(const float *const *x, const int64_t *start, int64_t segments) {
     int64_t total = start[segments];
@@ -54,7 +55,7 @@ float loom_sum_squares(const float *const *x, const int64_t *start, int64_t segm
     int64_t block = block_size(total);
     int64_t blocks = (total + block - 1) / block;
     sumsq_ctx c = {x, start, segments, total, block, partial};
-    loom__parallel_for(blocks, total, sumsq_range, &c);
+    loom__parallel_for(blocks, total, LOOM_VECTOR_CLONE(sumsq_range), &c);
     double sum = 0.0;
     for (int64_t b = 0; b < blocks; b++) sum += partial[b];
     return (float)sum;
@@ -71,7 +72,7 @@ typedef struct {
 /// Elements [i0, i0 + n) of segment s, written at flat offset j of each part. Element i reads
 /// index i of every operand before writing index i of the output, so the output may be the
 /// state operands themselves (the plan updates in place).
-static void adamw_segment(const adamw_ctx *c, int64_t s, int64_t i0, int64_t n, int64_t j) {
+static LOOM_ALWAYS_INLINE void adamw_segment(const adamw_ctx *c, int64_t s, int64_t i0, int64_t n, int64_t j) {
     const loom_adamw_scalars k = c->k;
     const float c1 = 1.0f - k.beta1, c2 = 1.0f - k.beta2;
     const float *g = c->g[s] + i0, *p = c->p[s] + i0, *m = c->m[s] + i0, *v = c->v[s] + i0;
@@ -92,7 +93,7 @@ static void adamw_segment(const adamw_ctx *c, int64_t s, int64_t i0, int64_t n, 
     }
 }
 
-static void adamw_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void adamw_range_body(void *vctx, int64_t begin, int64_t end) {
     const adamw_ctx *c = (const adamw_ctx *)vctx;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t j = blk * c->block, stop = loom__min64(j + c->block, c->total);
@@ -105,6 +106,7 @@ static void adamw_range(void *vctx, int64_t begin, int64_t end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(adamw_range)
 
 void loom_adamw(const float *const *g, const float *const *p, const float *const *m, const float *const *v,
                 const float *const *e, const int64_t *start, int64_t segments, float *out,
@@ -113,5 +115,5 @@ void loom_adamw(const float *const *g, const float *const *p, const float *const
     if (total <= 0) return;
     int64_t block = LOOM_BLOCK;
     adamw_ctx c = {g, p, m, v, e, start, segments, total, block, out, scalars};
-    loom__parallel_for((total + block - 1) / block, 9 * total, adamw_range, &c);
+    loom__parallel_for((total + block - 1) / block, 9 * total, LOOM_VECTOR_CLONE(adamw_range), &c);
 }

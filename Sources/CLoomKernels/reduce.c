@@ -27,7 +27,7 @@ static inline float finish(int op, double sum, int64_t count) {
     return op == LOOM_R_MEAN ? (float)(sum / (double)count) : (float)sum;
 }
 
-static void rows_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void rows_range_body(void *vctx, int64_t begin, int64_t end) {
     const reduce_ctx *c = (const reduce_ctx *)vctx;
     for (int64_t o = begin; o < end; o++) {
         const float *row = c->x + o * c->R;
@@ -35,8 +35,9 @@ static void rows_range(void *vctx, int64_t begin, int64_t end) {
                                       : finish(c->op, loom__sum_f64(row, c->R), c->R);
     }
 }
+LOOM_VECTOR_CLONES(rows_range)
 
-static void cols_range(void *vctx, int64_t begin, int64_t end) {
+static LOOM_ALWAYS_INLINE void cols_range_body(void *vctx, int64_t begin, int64_t end) {
     const reduce_ctx *c = (const reduce_ctx *)vctx;
     const int64_t R = c->R, I = c->inner;
     for (int64_t item = begin; item < end; item++) {
@@ -64,6 +65,7 @@ static void cols_range(void *vctx, int64_t begin, int64_t end) {
         }
     }
 }
+LOOM_VECTOR_CLONES(cols_range)
 
 static void generic_range(void *vctx, int64_t begin, int64_t end) {
     const reduce_ctx *c = (const reduce_ctx *)vctx;
@@ -150,10 +152,10 @@ void loom_reduce(int op, int rank, const int64_t *in_shape, const int32_t *reduc
         for (int g = g_red + 1; g < ng; g++) c.inner *= gs[g];
         c.R = gs[g_red];
         if (c.inner == 1) {
-            loom__parallel_for(c.outer, total, rows_range, &c);
+            loom__parallel_for(c.outer, total, LOOM_VECTOR_CLONE(rows_range), &c);
         } else {
             c.col_blocks = (c.inner + COL_BLOCK - 1) / COL_BLOCK;
-            loom__parallel_for(c.outer * c.col_blocks, total, cols_range, &c);
+            loom__parallel_for(c.outer * c.col_blocks, total, LOOM_VECTOR_CLONE(cols_range), &c);
         }
         return;
     }

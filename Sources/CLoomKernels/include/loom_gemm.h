@@ -15,6 +15,12 @@ typedef struct {
 
 loom_cpu_features loom_detect_cpu(void);
 
+/// Runs the elementwise, row and bf16-conversion kernels on their AVX-512 clones (1) or their
+/// AVX2 ones (0); a request for AVX-512 on a CPU without it is ignored. Returns the setting in force.
+int loom_set_vector_isa(int avx512);
+/// 1 while the AVX-512 clones run.
+int loom_get_vector_isa(void);
+
 /// Asks Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); 1 when granted.
 int loom_request_amx_permission(void);
 

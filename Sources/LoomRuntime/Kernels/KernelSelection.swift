@@ -138,10 +138,12 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Makes this the implementation of every GEMM from now on (plans call it before each run).
+    /// Makes this the implementation of every GEMM, and the vector width of the elementwise, row
+    /// and bf16-conversion kernels, from now on (plans call it before each run).
     public func apply() {
         loom_gemm_configure(f32 == .onednn ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OWN,
                             bf16 == .onednn ? LOOM_BF16_ONEDNN : LOOM_BF16_EMULATED)
+        _ = loom_set_vector_isa(isa >= .avx512 ? 1 : 0)
     }
 
     /// Kernel names for one representative shape ([256, 384] · [384, 1152]), as oneDNN reports them.
@@ -160,9 +162,10 @@ public struct KernelSelection: Equatable, Sendable, CustomStringConvertible {
         return name.isEmpty ? nil : name
     }
 
-    /// One line for `run`, `bench` and `profile`: the ISA and each precision's GEMM.
+    /// One line for `run`, `bench` and `profile`: the ISA, each precision's GEMM and the vector width
+    /// of the kernels around them.
     public var description: String {
-        "isa \(isa) (cpu: \(CPUFeatures.detected.summary)); gemm fp32: \(fp32Kernel); gemm bf16: \(bf16Kernel)"
-            + (note.map { "; \($0)" } ?? "")
+        "isa \(isa) (cpu: \(CPUFeatures.detected.summary)); gemm fp32: \(fp32Kernel); gemm bf16: \(bf16Kernel); "
+            + "elementwise \(isa >= .avx512 ? "avx512" : "avx2")" + (note.map { "; \($0)" } ?? "")
     }
 }
