@@ -68,11 +68,12 @@ struct StudyReport {
         return lines + [""]
     }
 
-    /// Paired FID-FM differences (a − b) with 95% percentile-bootstrap intervals over seeds.
+    /// Paired FID differences (a − b) with 95% percentile-bootstrap and Student-t intervals over seeds.
     func comparisons() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
-        var lines = ["## Paired comparisons (FID, a − b, by seed; 95% bootstrap interval over seeds)", "",
-                     "| claim | a | b | space | seeds | a − b | 95% interval | a is |", "|---|---|---|---|---:|---:|---|---|"]
+        var lines = ["## Paired comparisons (FID, a − b, by seed; 95% intervals over seeds)", "",
+                     "| claim | a | b | space | seeds | a − b | 95% bootstrap | 95% t | a is |",
+                     "|---|---|---|---|---:|---:|---|---|---|"]
         func fid(_ label: String, _ space: (ExperimentResult) -> EvaluationReport?) -> [UInt64: Double] {
             Dictionary(results.filter { $0.label == label }.compactMap { r in space(r).map { (r.seed, $0.fidFM) } },
                        uniquingKeysWith: { a, _ in a })
@@ -83,15 +84,18 @@ struct StudyReport {
             for (name, space) in spaces {
                 guard let d = StudyStatistics.pairedDifference(fid(c.a, space), fid(c.b, space)) else { continue }
                 verdicts.append(d.verdict)
-                lines.append(String(format: "| %@ | %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | %@ |", c.label, c.a, c.b, name,
-                                    d.pairs, d.mean, d.low, d.high, d.verdict))
+                lines.append(String(format: "| %@ | %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | [%+.3f, %+.3f] | %@ |", c.label,
+                                    c.a, c.b, name, d.pairs, d.mean, d.low, d.high, d.tLow, d.tHigh, d.verdict))
             }
-            if verdicts.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | not run |") }
+            if verdicts.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | – | not run |") }
             if verdicts.count == 2 {
                 let agreed = verdicts[0] == verdicts[1] && !verdicts[0].hasPrefix("undecided")
-                lines.append("| \(c.label) | | | both | | | | \(agreed ? "holds in both spaces: \(verdicts[0])" : "undecided (the spaces disagree or an interval spans 0)") |")
+                lines.append("| \(c.label) | | | both | | | | | \(agreed ? "holds in both spaces: \(verdicts[0])" : "undecided (the spaces disagree or an interval spans 0)") |")
             }
         }
-        return lines + ["", "\"lower\" or \"higher\": the whole interval lies on that side of 0; otherwise undecided. A claim holds only where both feature spaces agree.", ""]
+        return lines + ["", "\"lower\" or \"higher\": both intervals lie wholly on that side of 0; otherwise undecided. "
+                         + "Over a few seeds the bootstrap interval spans only the seeds' own differences (with three, "
+                         + "it excludes 0 whenever all three share a sign, as noise alone does one time in four), so "
+                         + "the Student-t interval must agree. A claim holds only where both feature spaces agree.", ""]
     }
 }

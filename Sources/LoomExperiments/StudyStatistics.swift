@@ -13,23 +13,42 @@ public enum StudyStatistics {
         return (mean, variance.squareRoot())
     }
 
-    /// A paired comparison: the mean of `a − b` over the seeds both have, and its 95% percentile
+    /// A paired comparison: the mean of `a − b` over the seeds both have, its 95% percentile
     /// bootstrap interval (seeds resampled with replacement, `resamples` times, from a fixed stream so
-    /// that the interval is reproducible).
+    /// that the interval is reproducible) and its 95% Student-t interval.
+    ///
+    /// With a handful of seeds the bootstrap interval is too narrow to decide alone: over n seeds it
+    /// cannot reach beyond the smallest and largest difference, so with three seeds it excludes 0
+    /// exactly when all three differences share a sign, which noise alone does one time in four. The
+    /// t interval (mean ± t₀.₉₇₅,ₙ₋₁ · sd/√n) accounts for the few seeds; a verdict needs both.
     public struct PairedDifference: Codable, Equatable, Sendable {
         public var mean: Double
         public var low: Double
         public var high: Double
+        public var tLow: Double
+        public var tHigh: Double
         public var pairs: Int
 
-        /// `a` lower (better, for FID) when the whole interval is below 0, `b` when above, else
-        /// undecided.
+        /// `a` lower (better, for FID) when both intervals lie below 0, higher when both lie above,
+        /// else undecided.
         public var verdict: String {
             if pairs < 2 { return "undecided (one seed)" }
-            if high < 0 { return "lower" }
-            if low > 0 { return "higher" }
+            if high < 0 && tHigh < 0 { return "lower" }
+            if low > 0 && tLow > 0 { return "higher" }
             return "undecided"
         }
+    }
+
+    /// The 0.975 quantile of Student's t with `df` degrees of freedom (exact to 3 decimals up to 30,
+    /// then the Cornish–Fisher expansion around the normal quantile).
+    public static func tQuantile975(df: Int) -> Double {
+        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+        precondition(df >= 1, "t quantile needs at least one degree of freedom")
+        if df <= table.count { return table[df - 1] }
+        let z = 1.959964, v = Double(df)
+        return z + (z * z * z + z) / (4 * v) + (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v)
     }
 
     public static func pairedDifference(_ a: [UInt64: Double], _ b: [UInt64: Double], resamples: Int = 10_000) -> PairedDifference? {
@@ -37,7 +56,9 @@ public enum StudyStatistics {
         guard !seeds.isEmpty else { return nil }
         let differences = seeds.map { a[$0]! - b[$0]! }
         let mean = differences.reduce(0, +) / Double(differences.count)
-        guard differences.count > 1 else { return PairedDifference(mean: mean, low: mean, high: mean, pairs: 1) }
+        guard differences.count > 1 else {
+            return PairedDifference(mean: mean, low: mean, high: mean, tLow: mean, tHigh: mean, pairs: 1)
+        }
         var stream = RandomStream(seed: 2512, stream: RandomStream.streamID("loom.study.bootstrap"))
         let draws = stream.uniform(resamples * differences.count)
         var means: [Double] = []
@@ -52,6 +73,9 @@ public enum StudyStatistics {
         }
         means.sort()
         let low = means[Int(0.025 * Double(resamples - 1))], high = means[Int((0.975 * Double(resamples - 1)).rounded(.up))]
-        return PairedDifference(mean: mean, low: low, high: high, pairs: differences.count)
+        let sd = meanAndDeviation(differences).sd
+        let halfWidth = tQuantile975(df: differences.count - 1) * sd / Double(differences.count).squareRoot()
+        return PairedDifference(mean: mean, low: low, high: high, tLow: mean - halfWidth, tHigh: mean + halfWidth,
+                                pairs: differences.count)
     }
 }

@@ -181,6 +181,18 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(mixed.verdict, "undecided")
         XCTAssertLessThanOrEqual(mixed.low, 0)
         XCTAssertGreaterThanOrEqual(mixed.high, 0)
+        // Three differences of one sign but far apart: the bootstrap interval cannot reach past them
+        // and excludes 0, the t interval (t₀.₉₇₅,₂ = 4.303) does not; no verdict.
+        let scattered = StudyStatistics.pairedDifference([0: 1.9, 1: 0.0, 2: 1.95], [0: 2.0, 1: 2.0, 2: 2.0])!
+        XCTAssertLessThan(scattered.high, 0)
+        let spread = StudyStatistics.meanAndDeviation([-0.1, -2.0, -0.05]).sd
+        XCTAssertEqual(scattered.tHigh, scattered.mean + 4.303 * spread / 3.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertGreaterThan(scattered.tHigh, 0)
+        XCTAssertEqual(scattered.verdict, "undecided")
+        XCTAssertLessThan(clear.tHigh, 0)
+        XCTAssertEqual(StudyStatistics.tQuantile975(df: 2), 4.303)
+        XCTAssertEqual(StudyStatistics.tQuantile975(df: 60), 2.000, accuracy: 2e-3)   // tables: 2.000
+        XCTAssertEqual(StudyStatistics.tQuantile975(df: 120), 1.980, accuracy: 2e-3)  // tables: 1.980
         XCTAssertEqual(StudyStatistics.pairedDifference([0: 1], [0: 2])?.verdict, "undecided (one seed)")
         XCTAssertNil(StudyStatistics.pairedDifference([0: 1], [1: 2]))
     }
