@@ -47,8 +47,13 @@ int loom_request_amx_permission(void) {
 
 int loom__vector_avx512 = 0;
 
+/// Plans set the vector ISA before every run: the CPU is asked once (every thread that races here
+/// computes the same answer).
+static int cpu_has_avx512 = -1;
+
 int loom_set_vector_isa(int avx512) {
-    loom__vector_avx512 = avx512 && loom_detect_cpu().avx512f;
+    if (cpu_has_avx512 < 0) cpu_has_avx512 = loom_detect_cpu().avx512f;
+    loom__vector_avx512 = avx512 && cpu_has_avx512;
     return loom__vector_avx512;
 }
 
