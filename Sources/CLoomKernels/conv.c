@@ -128,7 +128,7 @@ int loom_onednn_conv_pack(const loom_onednn_conv *conv, const float *w, void *pa
         void *handles[2] = {(void *)w, packed};
         dnnl_memory_desc_t none;
         memset(&none, 0, sizeof none);
-        ok = loom_onednn_execute(reorder, 2, kinds, mds, handles, &none, 0, 0);
+        ok = loom_onednn_execute(reorder, NULL, 2, kinds, mds, handles, &none, 0, 0);
     }
     if (reorder) dnnl_primitive_destroy(reorder);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -140,7 +140,7 @@ int loom_onednn_conv_run(const loom_onednn_conv *conv, const float *x, const voi
     const dnnl_memory_desc_t *mds[4] = {&conv->src_md, &conv->weights_md, &conv->bias_md, &conv->dst_md};
     if (!conv->winograd) {
         void *handles[4] = {(void *)x, (void *)packed, (void *)bias, y};
-        return loom_onednn_execute(conv->primitive, 4, kinds, mds, handles, &conv->scratchpad_md, conv->scratchpad_bytes,
+        return loom_onednn_execute(conv->primitive, NULL, 4, kinds, mds, handles, &conv->scratchpad_md, conv->scratchpad_bytes,
                                    conv->threads);
     }
     void *src = grow(&blocked_src, &blocked_src_bytes, dnnl_memory_desc_get_size(&conv->src_md));
@@ -152,10 +152,10 @@ int loom_onednn_conv_run(const loom_onednn_conv *conv, const float *x, const voi
     const dnnl_memory_desc_t *in_mds[2] = {&conv->plain_src_md, &conv->src_md}, *out_mds[2] = {&conv->dst_md, &conv->plain_dst_md};
     void *in_handles[2] = {(void *)x, src}, *out_handles[2] = {dst, y};
     void *handles[4] = {src, (void *)packed, (void *)bias, dst};
-    return loom_onednn_execute(conv->to_blocked, 2, reorder_kinds, in_mds, in_handles, &none, 0, conv->threads) &&
-           loom_onednn_execute(conv->primitive, 4, kinds, mds, handles, &conv->scratchpad_md, conv->scratchpad_bytes,
+    return loom_onednn_execute(conv->to_blocked, NULL, 2, reorder_kinds, in_mds, in_handles, &none, 0, conv->threads) &&
+           loom_onednn_execute(conv->primitive, NULL, 4, kinds, mds, handles, &conv->scratchpad_md, conv->scratchpad_bytes,
                                conv->threads) &&
-           loom_onednn_execute(conv->from_blocked, 2, reorder_kinds, out_mds, out_handles, &none, 0, conv->threads);
+           loom_onednn_execute(conv->from_blocked, NULL, 2, reorder_kinds, out_mds, out_handles, &none, 0, conv->threads);
 }
 
 const char *loom_onednn_conv_impl(const loom_onednn_conv *conv) { return conv ? conv->impl : ""; }

@@ -16,18 +16,27 @@ const char *loom_onednn_gemm_name(const loom_onednn_gemm *g);
 /// Executes on the calling thread; 0 when oneDNN failed (the caller then computes it itself).
 int loom_onednn_gemm_run(const loom_onednn_gemm *g, const void *a, const void *b, float *c, const float *bias);
 
-/// Shared by the oneDNN wrappers (gemm_onednn.c owns the engine, streams and scratchpads):
+/// Shared by the oneDNN wrappers (onednn_execute.c owns the engine, streams and scratchpads):
 /// creates the CPU engine once; 1 when it exists.
 int loom_onednn_ensure_engine(void);
 #include <oneapi/dnnl/dnnl.h>
 dnnl_engine_t loom_onednn_engine(void);
+/// A primitive's argument memory objects, kept per thread between its calls (see onednn_execute.c).
+typedef struct loom_onednn_args loom_onednn_args;
+/// NULL when out of memory (calls then create their memory objects each time).
+loom_onednn_args *loom_onednn_args_create(void);
+void loom_onednn_args_destroy(loom_onednn_args *args);
 /// Executes `primitive` on the calling thread's stream with `count` arguments (kind, descriptor,
 /// address) plus the thread's scratchpad: over an OpenMP team of `team` threads, or on the calling
-/// thread alone when `team` is 0. 1 on success.
-int loom_onednn_execute(dnnl_primitive_t primitive, int count, const int *kinds, const dnnl_memory_desc_t *const *mds,
-                        void *const *handles, const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes,
-                        int64_t team);
+/// thread alone when `team` is 0. With `cache` (one per primitive, its descriptors the same at
+/// every call) the memory objects are kept; with NULL they live for this call. 1 on success.
+int loom_onednn_execute(dnnl_primitive_t primitive, loom_onednn_args *cache, int count, const int *kinds,
+                        const dnnl_memory_desc_t *const *mds, void *const *handles,
+                        const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes, int64_t team);
+/// Executes `primitive` with prepared arguments on the calling thread alone; 1 on success.
+int loom_onednn_run_on_thread(dnnl_primitive_t primitive, int count, const dnnl_exec_arg_t *args);
 /// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
+int omp_in_parallel(void);
 int omp_get_max_threads(void);
 void omp_set_num_threads(int);
 #define LOOM_WITH_TEAM(threads, body)                                    \
@@ -36,6 +45,17 @@ void omp_set_num_threads(int);
         if (saved_team != (threads)) omp_set_num_threads((int)(threads)); \
         body;                                                            \
         if (saved_team != (threads)) omp_set_num_threads(saved_team);    \
+    } while (0)
+
+/// Runs `body` with oneDNN limited to the calling thread: inside a Loom team oneDNN already
+/// runs sequentially; outside one, the OpenMP default team size is set to 1 around the call.
+#define LOOM_ONE_THREAD(body)                                 \
+    do {                                                      \
+        int outside = !omp_in_parallel();                     \
+        int saved = outside ? omp_get_max_threads() : 1;      \
+        if (outside && saved != 1) omp_set_num_threads(1);    \
+        body;                                                 \
+        if (outside && saved != 1) omp_set_num_threads(saved); \
     } while (0)
 
 #endif

@@ -142,6 +142,46 @@ final class GemmDispatchTests: XCTestCase {
         Threading.setThreads(Threading.defaultThreads)
     }
 
+    /// oneDNN keeps each primitive's argument memory objects per thread and only repoints them at
+    /// each call's buffers: calls of one shape on other buffers, from both threads of a team at
+    /// once, each give the bits of the same GEMM computed alone.
+    func testRepeatedShapesOnOtherBuffersAndThreads() {
+        let (m, n, k) = (64, 64, 32)  // a per-head attention GEMM of a small model
+        let calls = 8
+        let operands = (0..<calls).map { _ in (a: random(m * k), b: random(n * k)) }
+        for selection in selections {
+            selection.apply()
+            for precision in [LOOM_PRECISION_F32, LOOM_PRECISION_BF16] {
+                loom_gemm_set_precision(precision)
+                let alone: [[Float]] = operands.map { operand in
+                    var c = [Float](repeating: .nan, count: m * n)
+                    gemm(ta: false, tb: true, m: m, n: n, k: k, alpha: 0.25, a: operand.a, b: operand.b, c: &c,
+                         accumulate: false, bias: nil)
+                    return c
+                }
+                let results = UnsafeMutablePointer<Float>.allocate(capacity: calls * m * n)
+                defer { results.deallocate() }
+                results.initialize(repeating: .nan, count: calls * m * n)
+                Threading.setThreads(2)
+                Threading.perEntryParallel(calls * 4) { worker, entry in
+                    let call = entry % calls
+                    operands[call].a.withUnsafeBufferPointer { a in
+                        operands[call].b.withUnsafeBufferPointer { b in
+                            KernelLibrary.gemm(worker: worker, transposeA: false, transposeB: true, m: m, n: n, k: k,
+                                               alpha: 0.25, a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: k,
+                                               c: results + call * m * n, ldc: n)
+                        }
+                    }
+                }
+                Threading.setThreads(Threading.defaultThreads)
+                for call in 0..<calls {
+                    XCTAssertEqual(Array(UnsafeBufferPointer(start: results + call * m * n, count: m * n)), alone[call],
+                                   "\(selection) \(precision == LOOM_PRECISION_BF16 ? "bf16" : "fp32") call \(call)")
+                }
+            }
+        }
+    }
+
     func testSelectionRules() {
         let zen3 = CPUFeatures(avx2FMA: true, avx512: false, avx512BF16: false, amxBF16: false)
         let zen4 = CPUFeatures(avx2FMA: true, avx512: true, avx512BF16: true, amxBF16: false)
