@@ -4,12 +4,14 @@
 // and it reports which kernel oneDNN picks for an fp32 matmul allowed to compute in bf16
 // (fpmath mode), the way to let oneDNN round inside its own operand copies.
 //
-//   cc -O2 Benchmarks/onednn/bf16_gemm_operands.c -o /tmp/bf16-gemm-operands -ldnnl
-//   OMP_NUM_THREADS=1 /tmp/bf16-gemm-operands
+//   clang -O2 Benchmarks/onednn/bf16_gemm_operands.c -o .build/bf16-gemm-operands -ldnnl
+//   OMP_NUM_THREADS=1 .build/bf16-gemm-operands
 //
 // Conversions: Loom's rounding (nearest, ties to even, NaN kept quiet) compiled for AVX-512, and
 // the AVX512-BF16 instruction vcvtneps2bf16 where the CPU has it (it also flushes fp32 subnormal
-// inputs to zero, so it is not the same function on those). Times are the best of 5 rounds.
+// inputs to zero, so it is not the same function on those). Times are the best of 5 rounds. clang
+// (the Swift toolchain's, the compiler of Loom's own kernels) vectorises the rounding loop as Loom's
+// build does.
 #include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdint.h>
