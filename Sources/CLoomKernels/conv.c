@@ -117,22 +117,7 @@ int loom_onednn_conv_pack(const loom_onednn_conv *conv, const float *w, void *pa
     dnnl_dims_t dims = {s->o, s->c, s->kh, s->kw};
     dnnl_memory_desc_t plain;
     if (dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw) != dnnl_success) return 0;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_engine_t engine = loom_onednn_engine();
-    int ok = dnnl_reorder_primitive_desc_create(&pd, &plain, engine, &conv->weights_md, engine, NULL) == dnnl_success &&
-             dnnl_primitive_create(&reorder, pd) == dnnl_success;
-    if (ok) {
-        int kinds[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
-        const dnnl_memory_desc_t *mds[2] = {&plain, &conv->weights_md};
-        void *handles[2] = {(void *)w, packed};
-        dnnl_memory_desc_t none;
-        memset(&none, 0, sizeof none);
-        ok = loom_onednn_execute(reorder, NULL, 2, kinds, mds, handles, &none, 0, 0);
-    }
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    return ok;
+    return loom_onednn_reorder(&plain, w, &conv->weights_md, packed);
 }
 
 int loom_onednn_conv_run(const loom_onednn_conv *conv, const float *x, const void *packed, const float *bias, float *y) {

@@ -1,9 +1,7 @@
 // oneDNN matmul primitives for Loom's GEMM calls: one primitive per call shape (transposes,
 // sizes, leading dimensions, alpha, accumulate, bias, operand type), created once and cached for
 // the life of the process. Every primitive is created and executed with one thread: Loom's team
-// decides how a GEMM is split, and oneDNN's OpenMP calls resolve to the same LLVM runtime (its
-// calls are declared in loom_onednn.h rather than taken from omp.h, which the Swift toolchain's
-// clang does not ship).
+// decides how a GEMM is split, and oneDNN's OpenMP calls resolve to the same LLVM runtime.
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -98,7 +96,7 @@ static void create(struct loom_onednn_gemm *g) {
     if (fast) {
         LOOM_ONE_THREAD(status = dnnl_primitive_create(&g->primitive, pd));
         if (status != dnnl_success) g->primitive = NULL;
-        g->args = loom_onednn_args_create();
+        else g->args = loom_onednn_args_create();
     }
     dnnl_primitive_desc_destroy(pd);
 }
@@ -218,23 +216,7 @@ int loom_onednn_linear_pack(const loom_onednn_linear *l, const float *w, void *p
     // even) when the primitive takes bf16.
     dnnl_memory_desc_t src_md;
     if (!strided(&src_md, l->k, l->n, 1, l->k, dnnl_f32)) return 0;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t src = NULL, dst = NULL;
-    dnnl_engine_t engine = loom_onednn_engine();
-    int ok = dnnl_reorder_primitive_desc_create(&pd, &src_md, engine, &l->w_md, engine, NULL) == dnnl_success &&
-             dnnl_primitive_create(&reorder, pd) == dnnl_success &&
-             dnnl_memory_create(&src, &src_md, engine, (void *)w) == dnnl_success &&
-             dnnl_memory_create(&dst, &l->w_md, engine, packed) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-        ok = loom_onednn_run_on_thread(reorder, 2, args);
-    }
-    if (src) dnnl_memory_destroy(src);
-    if (dst) dnnl_memory_destroy(dst);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    return ok;
+    return loom_onednn_reorder(&src_md, w, &l->w_md, packed);
 }
 
 int loom_onednn_linear_run(const loom_onednn_linear *l, const void *x, const void *packed, float *y, const float *bias) {

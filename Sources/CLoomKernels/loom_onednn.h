@@ -33,12 +33,15 @@ void loom_onednn_args_destroy(loom_onednn_args *args);
 int loom_onednn_execute(dnnl_primitive_t primitive, loom_onednn_args *cache, int count, const int *kinds,
                         const dnnl_memory_desc_t *const *mds, void *const *handles,
                         const dnnl_memory_desc_t *scratchpad_md, size_t scratchpad_bytes, int64_t team);
-/// Executes `primitive` with prepared arguments on the calling thread alone; 1 on success.
-int loom_onednn_run_on_thread(dnnl_primitive_t primitive, int count, const dnnl_exec_arg_t *args);
-/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
+/// Copies `src` (layout `from`) into `dst` (layout `to`) with a one-off reorder on the calling
+/// thread (weights packed once per load); 1 on success.
+int loom_onednn_reorder(const dnnl_memory_desc_t *from, const void *src, const dnnl_memory_desc_t *to, void *dst);
+/// The OpenMP runtime calls used by the wrappers (LLVM libomp; declared rather than taken from
+/// omp.h, which the Swift toolchain's clang does not ship).
 int omp_in_parallel(void);
 int omp_get_max_threads(void);
 void omp_set_num_threads(int);
+/// Runs `body` with the OpenMP default team at `threads` (oneDNN sizes its team from it).
 #define LOOM_WITH_TEAM(threads, body)                                    \
     do {                                                                 \
         int saved_team = omp_get_max_threads();                          \

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include "loom_onednn.h"
 
 static dnnl_engine_t engine;
@@ -42,13 +43,6 @@ static int thread_resources(size_t bytes) {
         if (!thread_scratchpad) return 0;
     }
     return 1;
-}
-
-int loom_onednn_run_on_thread(dnnl_primitive_t primitive, int count, const dnnl_exec_arg_t *args) {
-    if (!thread_resources(0)) return 0;
-    dnnl_status_t status;
-    LOOM_ONE_THREAD(status = dnnl_primitive_execute(primitive, thread_stream, count, args));
-    return status == dnnl_success;
 }
 
 /// Threads beyond this many (in the life of the process) create their memory objects per call.
@@ -132,5 +126,24 @@ int loom_onednn_execute(dnnl_primitive_t primitive, loom_onednn_args *cache, int
         ok = status == dnnl_success;
     }
     for (int i = 0; i < made; i++) dnnl_memory_destroy(args[i].memory);
+    return ok;
+}
+
+int loom_onednn_reorder(const dnnl_memory_desc_t *from, const void *src, const dnnl_memory_desc_t *to, void *dst) {
+    if (!loom_onednn_ensure_engine()) return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&reorder, pd) == dnnl_success;
+    if (ok) {
+        int kinds[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+        const dnnl_memory_desc_t *mds[2] = {from, to};
+        void *handles[2] = {(void *)src, dst};
+        dnnl_memory_desc_t none;
+        memset(&none, 0, sizeof none);
+        ok = loom_onednn_execute(reorder, NULL, 2, kinds, mds, handles, &none, 0, 0);
+    }
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (pd) dnnl_primitive_desc_destroy(pd);
     return ok;
 }
