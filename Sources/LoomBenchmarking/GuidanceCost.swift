@@ -12,6 +12,7 @@ import LoomSampling
 /// median seconds per step and the ratio to the unguided step (whose plan has no IG-head launches:
 /// dead-code elimination drops the head when nothing reads it).
 public enum GuidanceCost {
+    /// One guidance mode's measured step: median seconds, ratio to the unguided step, seconds per block.
     public struct Entry {
         public var mode: GuidanceMode
         public var seconds: Double

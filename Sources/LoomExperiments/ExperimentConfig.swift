@@ -51,6 +51,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// Threads (default: LOOM_THREADS or all cores).
     public var threads: Int?
 
+    /// The sampler every row uses: kind, step count, time shift and whether to sample the EMA weights.
     public struct SamplerConfig: Codable, Equatable, Sendable {
         /// euler, heun, euler_maruyama (default euler).
         public var kind: SamplerKind?
@@ -62,6 +63,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var ema: Bool?
     }
 
+    /// One model to train: its backbone shape, IG head and objective, and its training schedule.
     public struct TrainingVariant: Codable, Equatable, Sendable {
         public var name: String
         public var backbone: Backbone?
@@ -101,6 +103,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The seeds the study runs.
     public var studySeeds: [UInt64] { seeds ?? [seed] }
 
+    /// One table row: a trained variant sampled under one guidance setting.
     public struct ResultRow: Codable, Equatable, Sendable {
         public var label: String
         /// Name of the training variant to sample from.

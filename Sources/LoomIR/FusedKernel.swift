@@ -59,6 +59,7 @@ public enum FusedKernel: Equatable, Sendable {
 /// Text form: `mul(r0,r1);affine(r2,0.5,1.0);gelu_tanh(r3);add(r4,r2);const(2.0)` (windows have
 /// their own attribute, `windowsText`).
 public struct ElementwiseProgram: Equatable, Sendable {
+    /// One instruction: defines the next register from earlier ones (`rN`) or a constant.
     public enum Instruction: Equatable, Sendable {
         case unary(UnaryFunction, Int)
         case affine(Int, scale: Float, shift: Float)

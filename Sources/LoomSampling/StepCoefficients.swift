@@ -65,6 +65,7 @@ public struct StepCoefficients: Equatable, Sendable {
 
 /// One network evaluation of a sampling run, planned on the host before sampling starts.
 public struct SamplerEvaluation: Equatable, Sendable {
+    /// Where this evaluation sits in its sampler step.
     public enum Stage: String, Sendable {
         /// A one-evaluation step: `x ← x_next`.
         case single

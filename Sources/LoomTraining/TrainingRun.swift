@@ -29,6 +29,7 @@ public struct TrainingRun {
     public var checkpointPath: String { directory + "/checkpoint.safetensors" }
     public var lossLogPath: String { directory + "/loss.csv" }
 
+    /// Whether the run reached its last step or stopped on a signal after saving a checkpoint.
     public enum Outcome: Equatable { case finished, interrupted }
 
     /// Trains until `trainer.config.steps`; `report` receives progress lines.

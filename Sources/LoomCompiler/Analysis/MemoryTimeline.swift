@@ -3,6 +3,7 @@ import Foundation
 /// Bytes in use after each kernel launch, optionally labelled with the block that launched it,
 /// rendered as CSV or as a self-contained SVG step plot (hand-written, no dependencies).
 public struct MemoryTimeline: Sendable {
+    /// Bytes in use after one launch, and the block that launched it where known.
     public struct Point: Equatable, Sendable {
         public var launch: Int
         public var bytes: Int
