@@ -60,14 +60,14 @@ public struct GoldenCheck {
         // Parameters: exactly the model's keys under `param.`; RoPE buffers are checked, then used.
         var parameters: [String: HostTensor] = [:]
         let expected = Set(graph.parameterNodes.compactMap { node -> String? in
-            if case .parameter(let name, _, _) = node.op { return "param." + name }
+            if case .parameter(let name, _, _) = node.op { return Naming.goldenParameterPrefix + name }
             return nil
         })
         try file.validateKeys(expected: expected, ignoringPrefixes: [Naming.gradientPrefix, "x0", "eps", "t", "y", "xt", "target",
                                                                       "out_", "loss"])
         for node in graph.parameterNodes {
             guard case .parameter(let name, let initializer, _) = node.op else { continue }
-            let value = try file.tensor("param." + name, expected: node.type)
+            let value = try file.tensor(Naming.goldenParameterPrefix + name, expected: node.type)
             parameters[name] = value
             if case .ropeCos = initializer { try compareBuffer(name, value, initializer, node.type) }
             if case .ropeSin = initializer { try compareBuffer(name, value, initializer, node.type) }

@@ -65,6 +65,11 @@ public enum Naming {
     public static let posteriorLogvarOutput = "posterior_logvar"
     public static let posteriorSampleOutput = "posterior_sample"
 
+    // MARK: golden files
+
+    /// Parameter tensors of a golden file: `param.<state-dict key>`.
+    public static let goldenParameterPrefix = "param."
+
     // MARK: scopes
 
     /// Scope of the optimizer's nodes.

@@ -22,7 +22,7 @@ final class CompiledPlanTests: XCTestCase {
         let batch = file.tensors["x0"]!.shape[0]
         let graph = try Pipeline.differentiate(try objectiveGraph(model, batch: batch, settings: config.loss))
         var parameters: [String: HostTensor] = [:]
-        for node in graph.parameterNodes { parameters[node.op.parameterName!] = file.tensors["param." + node.op.parameterName!] }
+        for node in graph.parameterNodes { parameters[node.op.parameterName!] = file.tensors[Naming.goldenParameterPrefix + node.op.parameterName!] }
         var inputs: [String: HostTensor] = [:]
         for node in graph.inputNodes {
             guard case .input(let input) = node.op else { continue }

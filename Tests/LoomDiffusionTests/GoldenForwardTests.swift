@@ -1,6 +1,7 @@
 import Foundation
 import LoomData
 import LoomDiffusion
+import LoomIR
 import LoomRuntime
 import LoomTestSupport
 import XCTest
@@ -79,19 +80,19 @@ final class GoldenForwardTests: XCTestCase {
             let file = try SafeTensors.read(path: Self.fixture(name))
             let (config, derived) = try NaiveGolden.recompute(file)
 
-            let fileParams = Dictionary(uniqueKeysWithValues: file.tensors.filter { $0.key.hasPrefix("param.") }
+            let fileParams = Dictionary(uniqueKeysWithValues: file.tensors.filter { $0.key.hasPrefix(Naming.goldenParameterPrefix) }
                 .map { (String($0.key.dropFirst(6)), $0.value.shape) })
             let mine = Dictionary(uniqueKeysWithValues: NaiveTransformer.parameterShapes(config).map { ($0.0, $0.1) })
             XCTAssertEqual(mine, fileParams, "\(name): parameter keys and shapes")
 
             let pos = Naive.posEmbed(hidden: config.hidden, grid: config.grid)
-            XCTAssertLessThan(Naive.relativeError(pos, file.tensors["param.pos_embed"]!.floats.map(Double.init)),
+            XCTAssertLessThan(Naive.relativeError(pos, file.tensors[Naming.goldenParameterPrefix + "pos_embed"]!.floats.map(Double.init)),
                               1e-6, "\(name): pos_embed")
             if config.lightning {
                 let rope = Naive.ropeTables(headDim: config.headDim, grid: config.grid)
-                XCTAssertLessThan(Naive.relativeError(rope.cos, file.tensors["param.feat_rope.freqs_cos"]!.floats
+                XCTAssertLessThan(Naive.relativeError(rope.cos, file.tensors[Naming.goldenParameterPrefix + "feat_rope.freqs_cos"]!.floats
                     .map(Double.init)), 1e-6, "\(name): freqs_cos")
-                XCTAssertLessThan(Naive.relativeError(rope.sin, file.tensors["param.feat_rope.freqs_sin"]!.floats
+                XCTAssertLessThan(Naive.relativeError(rope.sin, file.tensors[Naming.goldenParameterPrefix + "feat_rope.freqs_sin"]!.floats
                     .map(Double.init)), 1e-6, "\(name): freqs_sin")
             }
 
@@ -177,9 +178,9 @@ final class GoldenForwardTests: XCTestCase {
         let (name, config) = Self.configurations[2]
         let path = try generate(config, name)
         try rewrite(path) { tensors in
-            var w = tensors["param.blocks.0.attn.proj.weight"]!
+            var w = tensors[Naming.goldenParameterPrefix + "blocks.0.attn.proj.weight"]!
             w.floats = w.floats.map { $0 * 2 }
-            tensors["param.blocks.0.attn.proj.weight"] = w
+            tensors[Naming.goldenParameterPrefix + "blocks.0.attn.proj.weight"] = w
         }
         let check = try GoldenCheck(path: path, rtol: 1e-4, threads: 1)
         XCTAssertFalse(check.passed)
@@ -193,7 +194,7 @@ final class GoldenForwardTests: XCTestCase {
     func testMissingParameterIsNamed() throws {
         let (name, config) = Self.configurations[4]
         let path = try generate(config, name)
-        let key = "param.blocks.1.mlp.w3.bias"
+        let key = Naming.goldenParameterPrefix + "blocks.1.mlp.w3.bias"
         try rewrite(path) { $0[key] = nil }
         XCTAssertThrowsError(try GoldenCheck(path: path, rtol: 1e-4, threads: 1)) { error in
             XCTAssertTrue("\(error)".contains(key), "error does not name \(key): \(error)")
@@ -203,7 +204,7 @@ final class GoldenForwardTests: XCTestCase {
     func testUnexpectedParameterIsNamed() throws {
         let (name, config) = Self.configurations[0]
         let path = try generate(config, name)
-        let key = "param.final_layer_xr.linear.bias"     // an IG head the config does not have
+        let key = Naming.goldenParameterPrefix + "final_layer_xr.linear.bias"     // an IG head the config does not have
         try rewrite(path) { $0[key] = HostTensor(shape: [4 * 4 * 8], floats: [Float](repeating: 0.5, count: 128)) }
         XCTAssertThrowsError(try GoldenCheck(path: path, rtol: 1e-4, threads: 1)) { error in
             XCTAssertTrue("\(error)".contains(key), "error does not name \(key): \(error)")

@@ -51,7 +51,7 @@ final class OfficialModelImportTests: TemporaryDirectoryTestCase {
         var used = Set<String>()
         for entry in golden.order {
             let value = try XCTUnwrap(golden.tensors[entry])
-            guard let key = Naming.strip("param.", from: entry) else {
+            guard let key = Naming.strip(Naming.goldenParameterPrefix, from: entry) else {
                 entries.append((entry, value))
                 continue
             }

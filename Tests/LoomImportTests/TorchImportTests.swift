@@ -70,7 +70,7 @@ final class TorchImportTests: TemporaryDirectoryTestCase {
         var entries: [(String, HostTensor)] = []
         var replaced = 0
         for name in golden.order {
-            if let key = Naming.strip("param.", from: name), let value = imported[key] {
+            if let key = Naming.strip(Naming.goldenParameterPrefix, from: name), let value = imported[key] {
                 XCTAssertEqual(value, golden.tensors[name], key)
                 entries.append((name, value))
                 replaced += 1

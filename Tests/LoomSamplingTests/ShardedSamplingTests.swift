@@ -58,7 +58,7 @@ final class ShardedSamplingTests: TemporaryDirectoryTestCase {
         let before = try ShardedSampler.load(directory: first.directory)
         // "Killed" after the first shard: the others are gone (one half-written temporary stays).
         for shard in first.shards.dropFirst() { try FileManager.default.removeItem(atPath: first.path(shard)) }
-        FileManager.default.createFile(atPath: first.directory + "/samples-00000004-00000008.safetensors.tmp-1-2", contents: Data([1, 2]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: first.directory + "/samples-00000004-00000008.safetensors.tmp-1-2", contents: Data([1, 2])))
         var lines: [String] = []
         let again = try sampler("run", batch: 4, shardSize: 4).run { lines.append($0) }
         XCTAssertEqual(again.map(\.1), [false, true, true], "only the missing shards are computed")

@@ -2,6 +2,7 @@ import Foundation
 import LoomData
 import LoomDiffusion
 import LoomGraphs
+import LoomIR
 import LoomRuntime
 import LoomSampling
 import LoomTestSupport
@@ -37,7 +38,7 @@ final class OfficialWeightsSamplingTests: TemporaryDirectoryTestCase {
         // The same model from the golden file's own configuration and parameters.
         let golden = try SafeTensors.read(path: RepositoryPaths.fixtures.appendingPathComponent("sit_ig_tiny.safetensors").path)
         var parameters: [String: HostTensor] = [:]
-        for (name, value) in golden.tensors { if let key = name.split(separator: ".", maxSplits: 1).last, name.hasPrefix("param.") { parameters[String(key)] = value } }
+        for (name, value) in golden.tensors { if let key = Naming.strip(Naming.goldenParameterPrefix, from: name) { parameters[key] = value } }
         let model = ModelConfig(backbone: .sit, inputSize: 8, inChannels: 4, learnSigma: false, patch: 2, hidden: 64, depth: 4,
                                 heads: 4, numClasses: 10, igLayer: 2)
         let job = SamplingJob(model: model, weights: parameters, sampler: SamplerSettings(kind: .euler, steps: 3, objective: .flowRepa),

@@ -1,6 +1,7 @@
 import Foundation
 import LoomData
 import LoomDiffusion
+import LoomIR
 import LoomRuntime
 import LoomTestSupport
 
@@ -133,7 +134,7 @@ enum NaiveGolden {
         let parameters = NaiveTransformer.randomParameters(c, rng: &rng)
         let inputs = randomInputs(c, rng: &rng)
         let derived = evaluate(c, parameters: parameters, inputs: inputs)
-        var tensors: [(String, HostTensor)] = parameters.sorted { $0.key < $1.key }.map { ("param." + $0.key, $0.value) }
+        var tensors: [(String, HostTensor)] = parameters.sorted { $0.key < $1.key }.map { (Naming.goldenParameterPrefix + $0.key, $0.value) }
         let imageShape = [c.batch, c.inChannels, c.inputSize, c.inputSize]
         tensors.append(("x0", HostTensor(shape: imageShape, floats: inputs.x0)))
         tensors.append(("eps", HostTensor(shape: imageShape, floats: inputs.eps)))
@@ -161,8 +162,8 @@ enum NaiveGolden {
         }
         let config = try NaiveConfig(json: json, batch: x0.shape[0])
         var parameters: [String: HostTensor] = [:]
-        for (name, tensor) in file.tensors where name.hasPrefix("param.") {
-            parameters[String(name.dropFirst("param.".count))] = tensor
+        for (name, tensor) in file.tensors where name.hasPrefix(Naming.goldenParameterPrefix) {
+            parameters[String(name.dropFirst(Naming.goldenParameterPrefix.count))] = tensor
         }
         let inputs = Inputs(x0: x0.floats, eps: eps.floats, t: t.floats, y: y.ints)
         return (config, evaluate(config, parameters: parameters, inputs: inputs))
