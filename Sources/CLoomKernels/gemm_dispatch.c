@@ -46,39 +46,60 @@ static LOOM_ALWAYS_INLINE uint16_t bf16_bits(float x) {
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
-// One row converted to bf16 bit patterns, or rounded to bf16 values kept as fp32; both compiled
-// for AVX2 and AVX-512 (integer arithmetic: the clones agree bit for bit).
-static LOOM_ALWAYS_INLINE void convert_row_body(const float *restrict x, uint16_t *restrict y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = bf16_bits(x[i]);
+// Matrices (rows × cols, leading dimension ld, written contiguously) converted to bf16 bit
+// patterns, or rounded to bf16 values kept as fp32; both compiled for AVX2 and AVX-512 (integer
+// arithmetic: the clones agree bit for bit). The row loop sits inside the clone and each row is
+// vectorised 16 wide without a wider unroll: a head's 32-column rows then run at vector width
+// instead of paying a call and a narrower tail per row. A contiguous matrix is one long row.
+static LOOM_ALWAYS_INLINE void convert_matrix_body(const float *restrict src, int64_t rows, int64_t cols,
+                                                   int64_t ld, uint16_t *restrict dst) {
+    if (ld == cols) { cols *= rows; rows = 1; }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = src + r * ld;
+        uint16_t *y = dst + r * cols;
+#pragma clang loop vectorize_width(16) interleave_count(1)
+        for (int64_t i = 0; i < cols; i++) y[i] = bf16_bits(x[i]);
+    }
 }
-static LOOM_ALWAYS_INLINE void round_row_body(const float *restrict x, float *restrict y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = loom__f32_from_bits((uint32_t)bf16_bits(x[i]) << 16);
+static LOOM_ALWAYS_INLINE void round_matrix_body(const float *restrict src, int64_t rows, int64_t cols,
+                                                 int64_t ld, float *restrict dst) {
+    if (ld == cols) { cols *= rows; rows = 1; }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = src + r * ld;
+        float *y = dst + r * cols;
+#pragma clang loop vectorize_width(16) interleave_count(1)
+        for (int64_t i = 0; i < cols; i++) y[i] = loom__f32_from_bits((uint32_t)bf16_bits(x[i]) << 16);
+    }
 }
-static void convert_row_avx2(const float *x, uint16_t *y, int64_t n) { convert_row_body(x, y, n); }
-LOOM_AVX512_TARGET static void convert_row_avx512(const float *x, uint16_t *y, int64_t n) { convert_row_body(x, y, n); }
-static void round_row_avx2(const float *x, float *y, int64_t n) { round_row_body(x, y, n); }
-LOOM_AVX512_TARGET static void round_row_avx512(const float *x, float *y, int64_t n) { round_row_body(x, y, n); }
+static void convert_matrix_avx2(const float *s, int64_t rows, int64_t cols, int64_t ld, uint16_t *d) {
+    convert_matrix_body(s, rows, cols, ld, d);
+}
+LOOM_AVX512_TARGET static void convert_matrix_avx512(const float *s, int64_t rows, int64_t cols, int64_t ld,
+                                                     uint16_t *d) {
+    convert_matrix_body(s, rows, cols, ld, d);
+}
+static void round_matrix_avx2(const float *s, int64_t rows, int64_t cols, int64_t ld, float *d) {
+    round_matrix_body(s, rows, cols, ld, d);
+}
+LOOM_AVX512_TARGET static void round_matrix_avx512(const float *s, int64_t rows, int64_t cols, int64_t ld, float *d) {
+    round_matrix_body(s, rows, cols, ld, d);
+}
 
-static void convert_row(const float *x, uint16_t *y, int64_t n) {
-    if (loom__vector_avx512) convert_row_avx512(x, y, n);
-    else convert_row_avx2(x, y, n);
-}
-
-void loom_round_to_bf16(const float *x, float *y, int64_t n) {
-    if (loom__vector_avx512) round_row_avx512(x, y, n);
-    else round_row_avx2(x, y, n);
-}
-
-/// rows × cols of a row-major matrix with leading dimension ld, rounded to bf16 values as fp32,
-/// contiguous in dst.
-static void round_matrix(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst) {
-    for (int64_t r = 0; r < rows; r++) loom_round_to_bf16(src + r * ld, dst + r * cols, cols);
-}
-
-/// The same, as bf16 bit patterns.
+/// rows × cols of a row-major matrix with leading dimension ld, as bf16 bit patterns contiguous in dst.
 static void convert_matrix(const float *src, int64_t rows, int64_t cols, int64_t ld, uint16_t *dst) {
-    for (int64_t r = 0; r < rows; r++) convert_row(src + r * ld, dst + r * cols, cols);
+    if (loom__vector_avx512) convert_matrix_avx512(src, rows, cols, ld, dst);
+    else convert_matrix_avx2(src, rows, cols, ld, dst);
 }
+
+/// The same rounded to bf16 values kept as fp32.
+static void round_matrix(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst) {
+    if (loom__vector_avx512) round_matrix_avx512(src, rows, cols, ld, dst);
+    else round_matrix_avx2(src, rows, cols, ld, dst);
+}
+
+static void convert_row(const float *x, uint16_t *y, int64_t n) { convert_matrix(x, 1, n, n, y); }
+
+void loom_round_to_bf16(const float *x, float *y, int64_t n) { round_matrix(x, 1, n, n, y); }
 
 void loom_convert_to_bf16(const float *x, uint16_t *y, int64_t n) { convert_row(x, y, n); }
 
@@ -157,7 +178,7 @@ struct convert_rows_ctx { const float *x; int64_t lda, k; uint16_t *out; };
 
 static void convert_rows(void *ctx, int64_t begin, int64_t end) {
     const struct convert_rows_ctx *c = ctx;
-    for (int64_t r = begin; r < end; r++) convert_row(c->x + r * c->lda, c->out + r * c->k, c->k);
+    convert_matrix(c->x + begin * c->lda, end - begin, c->k, c->lda, c->out + begin * c->k);
 }
 
 int loom_linear_prepared(const loom_onednn_linear *l, int64_t m, int64_t k, const float *x, int64_t lda,

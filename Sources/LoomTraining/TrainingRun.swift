@@ -37,16 +37,17 @@ public struct TrainingRun {
         let leader = trainer.communicator.isLeader
         func report(_ line: String) { if leader { reportAll(line) } }
         if leader { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-        let log = leader ? try LossLog(path: lossLogPath, keepingStepsThrough: trainer.state.step) : nil
+        let log = leader ? try LossLog(path: lossLogPath, keepingStepsThrough: trainer.stepCount) : nil
         Interruption.install()
         let total = trainer.config.steps
         let start = Date()
-        let firstStep = trainer.state.step
+        let firstStep = trainer.stepCount
         var outcome = Outcome.finished
         let ranks = trainer.communicator.size
         let share = ranks > 1 ? " over \(ranks) ranks (\(trainer.config.batch / ranks) each)" : ""
         report("training \(trainer.config.model.displayName) for steps \(firstStep + 1)…\(total), batch \(trainer.config.batch)\(share); run folder \(directory)")
-        while trainer.state.step < total {
+        // `stepCount`, not `state.step`: the state copies every tensor out of the plan.
+        while trainer.stepCount < total {
             let entry = try trainer.step()
             log?.append(entry)
             let done = entry.step - firstStep
@@ -73,9 +74,9 @@ public struct TrainingRun {
         try log?.flush()
         if leader { try trainer.state.save(to: checkpointPath, config: trainer.config) }
         let elapsed = Date().timeIntervalSince(start)
-        let steps = trainer.state.step - firstStep
+        let steps = trainer.stepCount - firstStep
         if outcome == .interrupted {
-            report("interrupted at step \(trainer.state.step): checkpoint saved; continue with --resume \(checkpointPath)")
+            report("interrupted at step \(trainer.stepCount): checkpoint saved; continue with --resume \(checkpointPath)")
         } else if steps > 0 {
             report(String(format: "done: %d steps in %@ (%.1f img/s); checkpoint %@, loss log %@", steps,
                           formatDuration(elapsed), Double(steps * trainer.config.batch) / max(elapsed, 1e-9),
