@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import LoomCompiler
 import LoomData
 import LoomDiffusion
@@ -370,12 +369,8 @@ public final class ExperimentRunner {
     /// the same time into one results folder: under an exclusive lock, the file is read again and
     /// every (row, seed) this run did not produce is kept as the file has it.
     func writeResults(_ results: [ExperimentResult]) throws {
-        let lockPath = resultsFolder + "/.results.lock"
-        let lock = open(lockPath, O_CREAT | O_RDWR, 0o644)
-        guard lock >= 0 else { throw DiffusionError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
-        defer { close(lock) }
-        flock(lock, LOCK_EX)
-        defer { flock(lock, LOCK_UN) }
+        let lock = try FileLock.acquire(resultsFolder + "/.results.lock")
+        defer { lock.release() }
         var merged = loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
         merged += results
         // Config order and seed order, then any rows no longer in the config.

@@ -28,6 +28,9 @@ public struct TrainingRun {
 
     public var checkpointPath: String { directory + "/checkpoint.safetensors" }
     public var lossLogPath: String { directory + "/loss.csv" }
+    /// Held while a process trains into the folder: a second one stops before it touches the log
+    /// or the checkpoint.
+    public var lockPath: String { directory + "/train.lock" }
 
     /// Whether the run reached its last step or stopped on a signal after saving a checkpoint.
     public enum Outcome: Equatable { case finished, interrupted }
@@ -36,7 +39,16 @@ public struct TrainingRun {
     public func run(_ trainer: Trainer, report reportAll: (String) -> Void) throws -> Outcome {
         let leader = trainer.communicator.isLeader
         func report(_ line: String) { if leader { reportAll(line) } }
-        if leader { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        var folderLock: FileLock?
+        if leader {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            guard let lock = try FileLock.tryAcquire(lockPath) else {
+                throw RuntimeError("run folder \(directory) is in use by another training process (it holds \(lockPath)); "
+                                   + "wait for it or stop it, or train into another folder")
+            }
+            folderLock = lock
+        }
+        defer { folderLock?.release() }
         let log = leader ? try LossLog(path: lossLogPath, keepingStepsThrough: trainer.stepCount) : nil
         Interruption.install()
         let total = trainer.config.steps

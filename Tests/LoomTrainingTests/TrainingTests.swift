@@ -67,6 +67,29 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(log.split(separator: "\n").count, 7, "header + one row per step")
     }
 
+    /// A second process training into a folder in use stops before it touches the log or the
+    /// checkpoint; once the folder is free, the run goes ahead.
+    func testRunFolderInUseIsRefused() throws {
+        let data = try fashionSubset(32)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loom-busy-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let run = TrainingRun(directory: directory, checkpointEvery: 0)
+        try "step,loss\n1,0.5\n".write(toFile: run.lossLogPath, atomically: true, encoding: .utf8)
+        let holder = try XCTUnwrap(try FileLock.tryAcquire(run.lockPath))
+        let trainer = try Trainer(config: tinyConfig(steps: 2), dataset: data, threads: 1)
+        XCTAssertThrowsError(try run.run(trainer) { _ in }) { error in
+            XCTAssertTrue("\(error)".contains(directory) && "\(error)".contains("in use"), "\(error)")
+        }
+        XCTAssertEqual(trainer.stepCount, 0)
+        XCTAssertEqual(try String(contentsOfFile: run.lossLogPath, encoding: .utf8), "step,loss\n1,0.5\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.checkpointPath))
+        holder.release()
+        XCTAssertEqual(try run.run(trainer) { _ in }, .finished)
+        XCTAssertEqual(trainer.stepCount, 2)
+        XCTAssertNotNil(try FileLock.tryAcquire(run.lockPath), "the run gives the folder back")
+    }
+
     func testCheckpointRejectsOtherModel() throws {
         let data = try fashionSubset(32)
         let trainer = try Trainer(config: tinyConfig(steps: 1), dataset: data, threads: 1)
