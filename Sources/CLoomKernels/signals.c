@@ -9,6 +9,10 @@ static void on_signal(int signo) {
     (void)signo;
     interrupt_count += 1;
     if (interrupt_count > 1) _exit(130);
+    // write(2) is async-signal-safe; the job says what it kept once it reaches a safe point.
+    static const char notice[] = "\nloom: stopping at the next safe point (a second Ctrl-C exits at once)\n";
+    ssize_t written = write(STDERR_FILENO, notice, sizeof notice - 1);
+    (void)written;
 }
 
 void loom_install_interrupt_handler(void) {

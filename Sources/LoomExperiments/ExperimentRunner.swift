@@ -98,8 +98,12 @@ public final class ExperimentRunner {
     /// among them, `seeds` keeps those of the study's seeds; what other parts recorded in
     /// results.json stays.
     @discardableResult
+    ///
+    /// Ctrl-C / SIGTERM stops the study at the next safe point (a training step, a sampling batch)
+    /// with `Interruption.Stopped`; checkpoints and the rows recorded so far are kept.
     public func run(only: [String]? = nil, variants: [String]? = nil, seeds: [UInt64]? = nil) throws -> [ExperimentResult] {
         try config.validate()
+        Interruption.install()
         try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: resultsFolder, withIntermediateDirectories: true)
         var rows: [ExperimentConfig.ResultRow]
@@ -139,13 +143,23 @@ public final class ExperimentRunner {
                 needed.insert(row.training)
                 if row.guidance.usesGuideNetwork, let g = row.guide { needed.insert(g) }
             }
-            for variant in config.training where needed.contains(variant.name) { try train(variant, seed: seed) }
+            for variant in config.training where needed.contains(variant.name) {
+                try stopIfInterrupted(before: "training '\(variant.name)', seed \(seed)", recorded: fresh.count)
+                try train(variant, seed: seed)
+            }
             for row in rows {
                 if done(row) {
                     log("row \(row.label), seed \(seed): done before, kept")
                     continue
                 }
-                let result = try evaluate(row, seed: seed)
+                try stopIfInterrupted(before: "row \(row.label), seed \(seed)", recorded: fresh.count)
+                let result: ExperimentResult
+                do {
+                    result = try evaluate(row, seed: seed)
+                } catch let stopped as Interruption.Stopped {
+                    throw Interruption.Stopped("experiment stopped in row \(row.label), seed \(seed) (\(stopped.message)); "
+                                               + "\(fresh.count) rows recorded by this run are kept; rerun to resume")
+                }
                 fresh.append(result)
                 results.removeAll { $0.label == row.label && $0.seed == seed }
                 results.append(result)
@@ -154,6 +168,12 @@ public final class ExperimentRunner {
         }
         try writeResults(fresh)
         return fresh
+    }
+
+    func stopIfInterrupted(before stage: String, recorded: Int) throws {
+        guard Interruption.requested else { return }
+        throw Interruption.Stopped("experiment stopped before \(stage); \(recorded) rows recorded by this run are kept; "
+                                   + "rerun to resume")
     }
 
     // MARK: Training
@@ -193,7 +213,8 @@ public final class ExperimentRunner {
                               logEvery: max(10, variant.steps / 20))
         let outcome = try run.run(trainer) { self.log("  [\(variant.name)] " + $0) }
         if outcome == .interrupted {
-            throw DiffusionError("experiment interrupted while training '\(variant.name)'; rerun to resume")
+            throw Interruption.Stopped("experiment stopped while training '\(variant.name)', seed \(seed) (checkpoint saved); "
+                                       + "rerun to resume")
         }
     }
 
@@ -296,7 +317,7 @@ public final class ExperimentRunner {
         log("row \(row.label), seed \(seed): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
             + "\(settings.steps) steps, \(row.guidance.rawValue)")
         let started = Date()
-        let samples = try job.run(labels: labels)
+        let samples = try job.run(labels: labels, stopOnInterruption: true)
         let seconds = Date().timeIntervalSince(started)
         let grid = Self.fileName(row.label) + (config.seeds == nil ? "" : ".seed-\(seed)")
         try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(grid).png")
@@ -355,34 +376,5 @@ public final class ExperimentRunner {
         }
         let grid = HostTensor(shape: [count] + Array(samples.shape.dropFirst()), floats: picked)
         try ImageGrid.write(grid, rows: classes, to: path, padding: 2, scale: 2)
-    }
-
-    // MARK: Results
-
-    func loadResults() -> [ExperimentResult] {
-        guard let data = FileManager.default.contents(atPath: resultsJSONPath),
-              let results = try? JSONDecoder().decode([ExperimentResult].self, from: data) else { return [] }
-        return results
-    }
-
-    /// Records this run's `results` in results.json and results.md. Parts of a study may run at
-    /// the same time into one results folder: under an exclusive lock, the file is read again and
-    /// every (row, seed) this run did not produce is kept as the file has it.
-    func writeResults(_ results: [ExperimentResult]) throws {
-        let lock = try FileLock.acquire(resultsFolder + "/.results.lock")
-        defer { lock.release() }
-        var merged = loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
-        merged += results
-        // Config order and seed order, then any rows no longer in the config.
-        let order = config.rows.map(\.label), seeds = config.studySeeds
-        let sorted = merged.sorted {
-            (order.firstIndex(of: $0.label) ?? Int.max, $0.label, seeds.firstIndex(of: $0.seed) ?? Int.max)
-                < (order.firstIndex(of: $1.label) ?? Int.max, $1.label, seeds.firstIndex(of: $1.seed) ?? Int.max)
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(sorted).write(to: URL(fileURLWithPath: resultsJSONPath), options: .atomic)
-        try StudyReport(config: config, command: command, results: sorted).markdown()
-            .write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
     }
 }

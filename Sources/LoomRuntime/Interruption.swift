@@ -8,4 +8,12 @@ public enum Interruption {
     /// Raises the flag as a signal would (tests, embedding programs).
     public static func request() { loom_request_interrupt() }
     public static func clear() { loom_clear_interrupt() }
+
+    /// A long job stopped at a safe point because the flag was raised; the message says what was
+    /// kept and how to continue.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+        public var description: String { message }
+    }
 }

@@ -80,8 +80,9 @@ public struct SamplingJob {
 
     /// Samples one image per label; `initialNoise` ([N, C, H, W]) replaces the seeded noise. The
     /// labels are images `firstSample…` of the run: their noise is that of those indices, whatever
-    /// the batch split (`SamplerLoop`).
-    public func run(labels: [Int64], firstSample: Int = 0, initialNoise: HostTensor? = nil,
+    /// the batch split (`SamplerLoop`). With `stopOnInterruption`, Ctrl-C / SIGTERM (`Interruption`)
+    /// ends the run between two batches with `Interruption.Stopped`.
+    public func run(labels: [Int64], firstSample: Int = 0, initialNoise: HostTensor? = nil, stopOnInterruption: Bool = false,
                     progress: ((Int, SamplerProgress) -> Void)? = nil) throws -> HostTensor {
         guard batch > 0 else { throw DiffusionError("--batch must be positive, got \(batch)") }
         for (i, label) in labels.enumerated() where label < 0 || label > Int64(model.numClasses) {
@@ -109,6 +110,9 @@ public struct SamplingJob {
         out.reserveCapacity(labels.count * per)
         var start = 0
         while start < labels.count {
+            if stopOnInterruption && Interruption.requested {
+                throw Interruption.Stopped("sampling stopped after \(start) of \(labels.count) images")
+            }
             let count = min(batch, labels.count - start)
             // Pad the last batch to the plan's batch size with the null label; the extras are dropped.
             let chunk = Array(labels[start..<(start + count)]) + [Int64](repeating: Int64(model.numClasses), count: batch - count)

@@ -59,6 +59,9 @@ struct ExperimentCommand: ParsableCommand {
             print("wrote \(runner.resultsMarkdownPath)")
         } catch let error as DiffusionError {
             throw ValidationError(error.message)
+        } catch let stopped as Interruption.Stopped {
+            FileHandle.standardError.write(Data((stopped.message + "\n").utf8))
+            throw ExitCode(130)
         }
     }
 }

@@ -3,6 +3,7 @@ import LoomData
 import LoomDiffusion
 import LoomEvaluation
 import LoomExperiments
+import LoomRuntime
 import LoomSampling
 import LoomTestSupport
 import LoomTraining
@@ -64,6 +65,63 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(lines.contains { $0.contains("resuming") && $0.contains("step \(config.training[0].steps)") }, "\(lines)")
         XCTAssertEqual(try CheckpointWeights.load(path: runner.checkpointPath(config.training[0].name), ema: true).step,
                        longer.training[0].steps)
+    }
+
+    /// Ctrl-C stops a study at the next safe point: inside a row's sampling (between batches) or
+    /// before the next row, keeping every row recorded; the rerun does only what is left.
+    func testCtrlCStopsAtTheNextSafePointAndKeepsRecordedRows() throws {
+        guard FileManager.default.fileExists(atPath: Dataset.fashionMNISTDefaultRoot) else {
+            throw XCTSkip("Fashion-MNIST is not installed at \(Dataset.fashionMNISTDefaultRoot)")
+        }
+        defer { Interruption.clear() }
+        var config = try ExperimentConfig.load(path: Self.tinyConfigPath)
+        config.out = directory + "/study"
+        config.classifier = directory + "/classifier.safetensors"
+        func stopped(_ trigger: @escaping (String) -> Bool) -> (Interruption.Stopped?, [String]) {
+            var lines: [String] = []
+            let runner = ExperimentRunner(config: config, command: "tiny") { line in
+                lines.append(line)
+                if trigger(line) { Interruption.request() }
+            }
+            defer { Interruption.clear() }
+            do {
+                _ = try runner.run()
+                return (nil, lines)
+            } catch {
+                return (error as? Interruption.Stopped, lines)
+            }
+        }
+        // Before anything: no training starts.
+        Interruption.request()
+        let (early, _) = stopped { _ in false }
+        XCTAssertTrue(early?.message.contains("before training 'vanilla', seed 0") == true, "\(String(describing: early))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: config.out + "/vanilla/checkpoint.safetensors"))
+
+        // Inside the first row, once its sampling has started: stopped at the batch boundary,
+        // nothing recorded, no other row started.
+        var rowsStarted = 0
+        let (inRow, _) = stopped { line in
+            if line.contains("images from") { rowsStarted += 1 }
+            return line.contains("images from")
+        }
+        XCTAssertEqual(rowsStarted, 1)
+        XCTAssertTrue(inRow?.message.contains("stopped in row vanilla, seed 0 (sampling stopped after 0 of 20 images)") == true,
+                      "\(String(describing: inRow))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/study/results.json"))
+
+        // After the first row's scores: that row is recorded, the second not started.
+        let (betweenRows, _) = stopped { $0.contains("FID") }
+        XCTAssertTrue(betweenRows?.message.contains("before row IG w=2, seed 0; 1 rows recorded") == true,
+                      "\(String(describing: betweenRows))")
+        let recorded = try JSONDecoder().decode([ExperimentResult].self,
+                                                from: Data(contentsOf: URL(fileURLWithPath: directory + "/study/results.json")))
+        XCTAssertEqual(recorded.map(\.label), ["vanilla"])
+
+        // The rerun keeps that row and does the other.
+        let (none, lines) = stopped { _ in false }
+        XCTAssertNil(none)
+        XCTAssertTrue(lines.contains { $0.contains("row vanilla, seed 0: done before, kept") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("row IG w=2, seed 0: 20 images") }, "\(lines)")
     }
 
     func testUnknownVariantIsRejected() throws {

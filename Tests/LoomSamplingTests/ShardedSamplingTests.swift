@@ -31,6 +31,19 @@ final class ShardedSamplingTests: TemporaryDirectoryTestCase {
                            description: "test run")
     }
 
+    /// With `stopOnInterruption`, Ctrl-C during a batch ends the job at the next batch boundary;
+    /// without it, the job runs to the end.
+    func testInterruptionStopsBetweenBatches() throws {
+        defer { Interruption.clear() }
+        let labels: [Int64] = [0, 1, 2, 0, 1, 2, 0]
+        XCTAssertThrowsError(try job(batch: 3).run(labels: labels, stopOnInterruption: true) { _, _ in Interruption.request() }) {
+            XCTAssertEqual(($0 as? Interruption.Stopped)?.message, "sampling stopped after 3 of 7 images")
+        }
+        Interruption.clear()
+        let whole = try job(batch: 3).run(labels: labels) { _, _ in Interruption.request() }
+        XCTAssertEqual(whole.shape[0], 7)
+    }
+
     /// One process against two (same shard size and batch: a GEMM library may order its sums
     /// differently for another batch size, so bit-identity is promised per shard layout).
     func testImagesDependOnlyOnTheirIndex() throws {

@@ -1,0 +1,32 @@
+import Foundation
+import LoomRuntime
+
+/// results.json and results.md of a study: read back, and merged with what other parts recorded.
+extension ExperimentRunner {
+    func loadResults() -> [ExperimentResult] {
+        guard let data = FileManager.default.contents(atPath: resultsJSONPath),
+              let results = try? JSONDecoder().decode([ExperimentResult].self, from: data) else { return [] }
+        return results
+    }
+
+    /// Records this run's `results` in results.json and results.md. Parts of a study may run at
+    /// the same time into one results folder: under an exclusive lock, the file is read again and
+    /// every (row, seed) this run did not produce is kept as the file has it.
+    func writeResults(_ results: [ExperimentResult]) throws {
+        let lock = try FileLock.acquire(resultsFolder + "/.results.lock")
+        defer { lock.release() }
+        var merged = loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
+        merged += results
+        // Config order and seed order, then any rows no longer in the config.
+        let order = config.rows.map(\.label), seeds = config.studySeeds
+        let sorted = merged.sorted {
+            (order.firstIndex(of: $0.label) ?? Int.max, $0.label, seeds.firstIndex(of: $0.seed) ?? Int.max)
+                < (order.firstIndex(of: $1.label) ?? Int.max, $1.label, seeds.firstIndex(of: $1.seed) ?? Int.max)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(sorted).write(to: URL(fileURLWithPath: resultsJSONPath), options: .atomic)
+        try StudyReport(config: config, command: command, results: sorted).markdown()
+            .write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
+    }
+}
