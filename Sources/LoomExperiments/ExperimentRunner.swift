@@ -317,7 +317,17 @@ public final class ExperimentRunner {
         log("row \(row.label), seed \(seed): \(n) images from \(row.training) (step \(loaded.step)), \(kind.rawValue) "
             + "\(settings.steps) steps, \(row.guidance.rawValue)")
         let started = Date()
-        let samples = try job.run(labels: labels, stopOnInterruption: true)
+        // Progress about every fifth of the row: images done, time so far, time left.
+        let batches = (n + job.batch - 1) / job.batch, every = max(1, batches / 5)
+        var batchesDone = 0
+        let samples = try job.run(labels: labels, stopOnInterruption: true) { start, step in
+            guard step.evaluation == step.evaluations - 1 else { return }
+            batchesDone += 1
+            guard batchesDone % every == 0, batchesDone < batches else { return }
+            let done = min(start + job.batch, n), elapsed = Date().timeIntervalSince(started)
+            self.log("  [\(row.label)] \(done)/\(n) images, \(formatDuration(elapsed)), ETA "
+                     + formatDuration(elapsed / Double(done) * Double(n - done)))
+        }
         let seconds = Date().timeIntervalSince(started)
         let grid = Self.fileName(row.label) + (config.seeds == nil ? "" : ".seed-\(seed)")
         try writeGrid(samples, labels: labels, classes: model.numClasses, to: config.out + "/\(grid).png")

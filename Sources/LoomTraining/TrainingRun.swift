@@ -109,7 +109,7 @@ public struct TrainingRun {
 }
 
 /// "1h02m", "3m20s", "42s".
-func formatDuration(_ seconds: Double) -> String {
+public func formatDuration(_ seconds: Double) -> String {
     guard seconds.isFinite else { return "?" }
     let s = Int(seconds.rounded())
     if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }

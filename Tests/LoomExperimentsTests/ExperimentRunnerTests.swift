@@ -77,6 +77,7 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
         var config = try ExperimentConfig.load(path: Self.tinyConfigPath)
         config.out = directory + "/study"
         config.classifier = directory + "/classifier.safetensors"
+        config.sampler.batch = 5  // four batches per row: progress lines after the first three
         func stopped(_ trigger: @escaping (String) -> Bool) -> (Interruption.Stopped?, [String]) {
             var lines: [String] = []
             let runner = ExperimentRunner(config: config, command: "tiny") { line in
@@ -122,6 +123,7 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
         XCTAssertNil(none)
         XCTAssertTrue(lines.contains { $0.contains("row vanilla, seed 0: done before, kept") }, "\(lines)")
         XCTAssertTrue(lines.contains { $0.contains("row IG w=2, seed 0: 20 images") }, "\(lines)")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("  [IG w=2] ") && $0.contains("/20 images, ") }.count, 3, "\(lines)")
     }
 
     func testUnknownVariantIsRejected() throws {
