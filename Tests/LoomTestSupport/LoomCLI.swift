@@ -12,8 +12,8 @@ public enum LoomCLI {
         return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    public static func run(_ arguments: [String], environment: [String: String] = [:], ranks: Int = 1) throws
-        -> (status: Int32, signaled: Bool, output: String) {
+    /// `loom arguments` (under `mpirun -np ranks` when ranks > 1), set up but not started.
+    static func process(_ arguments: [String], environment: [String: String] = [:], ranks: Int = 1) throws -> Process {
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("no debug build of loom") }
         let process = Process()
         if ranks == 1 {
@@ -27,6 +27,13 @@ public enum LoomCLI {
             process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", binary] + arguments
         }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        return process
+    }
+
+    /// Runs `loom arguments` to the end and returns its status and its stdout and stderr together.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], ranks: Int = 1) throws
+        -> (status: Int32, signaled: Bool, output: String) {
+        let process = try process(arguments, environment: environment, ranks: ranks)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -34,5 +41,17 @@ public enum LoomCLI {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, process.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Starts `loom arguments` with stdout and stderr written to the file `log`, for tests that
+    /// signal or kill it while it runs; the caller waits for it and closes the handle.
+    public static func start(_ arguments: [String], ranks: Int = 1, log: String) throws -> (Process, FileHandle) {
+        let process = try process(arguments, ranks: ranks)
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return (process, handle)
     }
 }

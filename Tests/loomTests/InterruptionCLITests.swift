@@ -22,15 +22,8 @@ final class InterruptionCLITests: TemporaryDirectoryTestCase {
         """
         let config = directory + "/study.json"
         try study.write(toFile: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: LoomCLI.binary)
-        process.arguments = ["experiment", config, "--threads", "1"]
         let output = directory + "/output.txt"
-        FileManager.default.createFile(atPath: output, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let (process, handle) = try LoomCLI.start(["experiment", config, "--threads", "1"], log: output)
         // Training has begun once the run folder's lock exists.
         let lock = directory + "/study/vanilla/train.lock"
         let deadline = Date().addingTimeInterval(120)

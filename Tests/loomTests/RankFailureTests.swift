@@ -8,22 +8,18 @@ import XCTest
 /// a message naming the rank, and the last checkpoint still loads.
 extension DataParallelTrainingTests {
     func testKilledRankEndsTheJobAndTheCheckpointLoads() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH (scripts/install-deps.sh)") }
-        let loom = RepositoryPaths.root.appendingPathComponent(".build/debug/loom").path
-        guard FileManager.default.isExecutableFile(atPath: loom) else { throw XCTSkip("no debug build of loom") }
+        guard LoomCLI.mpirun != nil else { throw XCTSkip("mpirun not found on PATH (scripts/install-deps.sh)") }
+        guard FileManager.default.isExecutableFile(atPath: LoomCLI.binary) else { throw XCTSkip("no debug build of loom") }
         let latents = try writeLatents()
         let out = directory + "/killed"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: mpirun)
-        process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "2", loom, "train"]
-            + Self.model + ["--latents", latents, "--steps", "100000", "--checkpoint-every", "2", "--out", out]
         let output = directory + "/mpirun.log"
-        FileManager.default.createFile(atPath: output, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let (process, log) = try LoomCLI.start(["train"] + Self.model + ["--latents", latents, "--steps", "100000",
+                                                                        "--checkpoint-every", "2", "--out", out],
+                                               ranks: 2, log: output)
+        defer {
+            if process.isRunning { process.terminate() }
+            try? log.close()
+        }
         let checkpoint = out + "/checkpoint.safetensors"
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: checkpoint), Date() < deadline, process.isRunning { usleep(50_000) }
