@@ -47,16 +47,7 @@ extension LoweringTests {
                 base[node.id] = base[other]
             }
         }
-        let launches = graph.nodes.filter { node in
-            switch node.op {
-            case .input, .parameter: return false
-            default:
-                switch plan.locations[node.id] {
-                case .alias, .parameterView: return false
-                default: return true
-                }
-            }
-        }.map(\.id)
+        let launches = plan.launchedNodeIDs
         let isLaunch = Set(launches)
         // Readers of each value, through views; a view over parameters laid out back to back is
         // read wherever one of its members is.

@@ -158,34 +158,13 @@ final class HybridLossTests: XCTestCase {
         }
     }
 
-    func testVBTermMatchesDoubleReferenceAtEachStep() throws {
-        let n = 3, c = 2, size = 4, pixels = size * size
+    /// The graph's VB term for one batch with these per-sample steps, against the double-precision
+    /// reference (per sample and their mean).
+    private func vbAgainstReference(steps: [Int], c: Int, size: Int, seed: UInt64) throws
+        -> (got: Double, expected: Double, perSample: [Double]) {
+        let n = steps.count, pixels = size * size
         let graph = try Self.vbGraph(batch: n, c: c, size: size)
-        let executor = ReferenceExecutor(threads: 1)
-        for (index, t) in [0, 1, 2, 10, 250, 500, 998, 999].enumerated() {
-            let steps = [Int](repeating: t, count: n)
-            let data = Self.makeCase(steps: steps, c: c, pixels: pixels, seed: 0xB0B + UInt64(index))
-            let coef = try DDPMSchedule().variationalBoundCoefficients(steps.map(Float.init))
-            let result = try executor.run(graph, inputs: [
-                "output": HostTensor(shape: [n, 2 * c, size, size], floats: data.output),
-                "x0": HostTensor(shape: [n, c, size, size], floats: data.x0),
-                "xt": HostTensor(shape: [n, c, size, size], floats: data.xt),
-                "coef": HostTensor(shape: [n, DDPMSchedule.vbColumns], floats: coef),
-            ], parameters: [:])
-            let got = Double(try XCTUnwrap(result["vb"]).floats[0])
-            let perSample = Self.naiveVB(output: data.output, x0: data.x0, xt: data.xt, steps: steps,
-                                         channels: c, pixels: pixels)
-            let expected = perSample.reduce(0, +) / Double(n)
-            XCTAssertTrue(got.isFinite && expected > 0, "t \(t): graph \(got), reference \(expected)")
-            XCTAssertLessThanOrEqual(Self.relativeError(got, expected), 1e-4,
-                                     "t \(t): graph \(got), reference \(expected)")
-        }
-    }
-
-    func testVBTermMixedBatchSelectsPerSample() throws {
-        let steps = [0, 1, 500, 999, 0], c = 3, size = 4, pixels = size * size, n = steps.count
-        let graph = try Self.vbGraph(batch: n, c: c, size: size)
-        let data = Self.makeCase(steps: steps, c: c, pixels: pixels, seed: 42)
+        let data = Self.makeCase(steps: steps, c: c, pixels: pixels, seed: seed)
         let coef = try DDPMSchedule().variationalBoundCoefficients(steps.map(Float.init))
         let result = try ReferenceExecutor(threads: 1).run(graph, inputs: [
             "output": HostTensor(shape: [n, 2 * c, size, size], floats: data.output),
@@ -196,7 +175,21 @@ final class HybridLossTests: XCTestCase {
         let got = Double(try XCTUnwrap(result["vb"]).floats[0])
         let perSample = Self.naiveVB(output: data.output, x0: data.x0, xt: data.xt, steps: steps,
                                      channels: c, pixels: pixels)
-        let expected = perSample.reduce(0, +) / Double(n)
+        return (got, perSample.reduce(0, +) / Double(n), perSample)
+    }
+
+    func testVBTermMatchesDoubleReferenceAtEachStep() throws {
+        for (index, t) in [0, 1, 2, 10, 250, 500, 998, 999].enumerated() {
+            let (got, expected, _) = try vbAgainstReference(steps: [Int](repeating: t, count: 3), c: 2, size: 4,
+                                                            seed: 0xB0B + UInt64(index))
+            XCTAssertTrue(got.isFinite && expected > 0, "t \(t): graph \(got), reference \(expected)")
+            XCTAssertLessThanOrEqual(Self.relativeError(got, expected), 1e-4,
+                                     "t \(t): graph \(got), reference \(expected)")
+        }
+    }
+
+    func testVBTermMixedBatchSelectsPerSample() throws {
+        let (got, expected, perSample) = try vbAgainstReference(steps: [0, 1, 500, 999, 0], c: 3, size: 4, seed: 42)
         XCTAssertLessThanOrEqual(Self.relativeError(got, expected), 1e-4, "graph \(got), reference \(expected)")
         // The t = 0 samples (decoder NLL) and the KL samples are on very different scales; both count.
         XCTAssertGreaterThan(perSample[0], 0)

@@ -12,6 +12,14 @@ public enum ValueLocation: Equatable, Sendable {
     /// A view into the parameter region at this byte offset (a concatenation of parameters laid
     /// out back to back); no launch.
     case parameterView(Int)
+
+    /// Whether the value is a view of memory owned by another value (nothing is launched for it).
+    public var isView: Bool {
+        switch self {
+        case .alias, .parameterView: return true
+        case .arena, .parameter: return false
+        }
+    }
 }
 
 /// Memory figures of a plan, in bytes.
@@ -65,12 +73,21 @@ public struct Plan: Equatable, Sendable {
         self.locations = locations
         self.memory = memory
         self.partitions = partitions ?? graph.nodes.map { node in
-            switch locations[node.id] {
-            case .alias, .parameterView: return .none
-            default: return LaunchPartition.of(node, in: graph)
-            }
+            locations[node.id].isView ? .none : LaunchPartition.of(node, in: graph)
         }
     }
+
+    /// Whether `node` does work when the plan runs: not a leaf bound to memory (input, parameter)
+    /// and not a view of another value's memory.
+    public func isLaunched(_ node: Node) -> Bool {
+        switch node.op {
+        case .input, .parameter: return false
+        default: return !locations[node.id].isView
+        }
+    }
+
+    /// The nodes that do work, in launch order.
+    public var launchedNodeIDs: [Int] { graph.nodes.filter(isLaunched).map(\.id) }
 
     /// Parameter table: key, type and offset in the parameter region.
     public var parameterTable: [(name: String, type: TensorType, offset: Int)] {

@@ -58,16 +58,7 @@ public final class PlanExecutor {
             }
         }
         self.refs = refs
-        let launches = plan.graph.nodes.filter { node in
-            switch node.op {
-            case .input, .parameter: return false
-            default:
-                switch plan.locations[node.id] {
-                case .alias, .parameterView: return false
-                default: return true
-                }
-            }
-        }.map(\.id)
+        let launches = plan.launchedNodeIDs
         self.launches = launches
         let operands = launches.map { id in plan.graph.nodes[id].inputs.map { refs[$0] } }
         self.operands = operands
