@@ -85,9 +85,47 @@ static void cursor_step(const index_space *sp, cursor *cur, int d, int64_t len) 
     }
 }
 
-// Chunk walk shared by both kernels: whole rows of the innermost axis are handed out as a 2-D
-// block (rows x inner, rows along the second-innermost axis) so short inner axes stay cheap;
-// partial rows at chunk edges go through the 1-D kernel.
+/// One run of the chunk walk: `rows` rows of `len` elements, the first at element offsets off0 and
+/// off1 of the two operands and at flat (row-major) position pos. Consecutive rows lie one step of
+/// the second-innermost axis apart in each operand and `len` apart in flat order; rows > 1 only
+/// for whole rows of the innermost axis.
+typedef void (*row_run_fn)(const void *ctx, int64_t off0, int64_t off1, int64_t pos, int64_t rows, int64_t len);
+
+/// The chunk walk shared by both kernels: chunks [begin, end) of LOOM_BLOCK elements in row-major
+/// order. Whole rows of the innermost axis are handed out as one 2-D run (rows x inner) so short
+/// inner axes stay cheap; partial rows at chunk edges are runs of one row. Always inlined with a
+/// constant `run`, which is inlined in turn (into each vector clone of the caller).
+static LOOM_ALWAYS_INLINE void walk_chunks(const index_space *sp, int64_t total, int64_t begin, int64_t end,
+                                           row_run_fn run, const void *ctx) {
+    const int last = sp->rank - 1;
+    const int64_t inner = sp->shape[last];
+    cursor cur;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t pos = blk * LOOM_BLOCK;
+        const int64_t stop = loom__min64(pos + LOOM_BLOCK, total);
+        cursor_init(sp, pos, &cur);
+        while (pos < stop) {
+            const int64_t left = stop - pos;
+            if (last > 0 && cur.idx[last] == 0 && left >= inner) {
+                const int64_t rows = loom__min64(sp->shape[last - 1] - cur.idx[last - 1], left / inner);
+                run(ctx, cur.off[0], cur.off[1], pos, rows, inner);
+                pos += rows * inner;
+                cursor_step(sp, &cur, last - 1, rows);
+            } else {
+                const int64_t len = loom__min64(inner - cur.idx[last], left);
+                run(ctx, cur.off[0], cur.off[1], pos, 1, len);
+                pos += len;
+                cursor_step(sp, &cur, last, len);
+            }
+        }
+    }
+}
+
+/// Element strides of operand o along the innermost axis and between rows (second-innermost).
+static LOOM_ALWAYS_INLINE int64_t inner_stride(const index_space *sp, int o) { return sp->st[o][sp->rank - 1]; }
+static LOOM_ALWAYS_INLINE int64_t row_stride(const index_space *sp, int o) {
+    return sp->rank > 1 ? sp->st[o][sp->rank - 2] : 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Binary
@@ -142,35 +180,18 @@ typedef struct {
     float *y;
 } binary_ctx;
 
+static LOOM_ALWAYS_INLINE void binary_rows(const void *vctx, int64_t off_a, int64_t off_b, int64_t pos,
+                                           int64_t rows, int64_t len) {
+    const binary_ctx *c = (const binary_ctx *)vctx;
+    const int64_t sa = inner_stride(&c->sp, 0), sb = inner_stride(&c->sp, 1);
+    const int64_t ra = row_stride(&c->sp, 0), rb = row_stride(&c->sp, 1);
+    for (int64_t r = 0; r < rows; r++)
+        binary_1d(c->op, c->a + off_a + r * ra, sa, c->b + off_b + r * rb, sb, c->y + pos + r * len, len);
+}
+
 static LOOM_ALWAYS_INLINE void binary_range_body(void *vctx, int64_t begin, int64_t end) {
     const binary_ctx *c = (const binary_ctx *)vctx;
-    const index_space *sp = &c->sp;
-    const int last = sp->rank - 1;
-    const int64_t inner = sp->shape[last];
-    const int64_t sa = sp->st[0][last], sb = sp->st[1][last];
-    const int64_t ra = last > 0 ? sp->st[0][last - 1] : 0, rb = last > 0 ? sp->st[1][last - 1] : 0;
-    cursor cur;
-    for (int64_t blk = begin; blk < end; blk++) {
-        int64_t pos = blk * LOOM_BLOCK;
-        const int64_t stop = loom__min64(pos + LOOM_BLOCK, c->total);
-        cursor_init(sp, pos, &cur);
-        while (pos < stop) {
-            const int64_t left = stop - pos;
-            const float *a = c->a + cur.off[0], *b = c->b + cur.off[1];
-            if (last > 0 && cur.idx[last] == 0 && left >= inner) {
-                const int64_t rows = loom__min64(sp->shape[last - 1] - cur.idx[last - 1], left / inner);
-                for (int64_t r = 0; r < rows; r++)
-                    binary_1d(c->op, a + r * ra, sa, b + r * rb, sb, c->y + pos + r * inner, inner);
-                pos += rows * inner;
-                cursor_step(sp, &cur, last - 1, rows);
-            } else {
-                const int64_t len = loom__min64(inner - cur.idx[last], left);
-                binary_1d(c->op, a, sa, b, sb, c->y + pos, len);
-                pos += len;
-                cursor_step(sp, &cur, last, len);
-            }
-        }
-    }
+    walk_chunks(&c->sp, c->total, begin, end, binary_rows, c);
 }
 LOOM_VECTOR_CLONES(binary_range)
 
@@ -272,35 +293,18 @@ static void copy_plane_range(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
+static LOOM_ALWAYS_INLINE void copy_rows(const void *vctx, int64_t off_x, int64_t off_y, int64_t pos, int64_t rows,
+                                         int64_t len) {
+    (void)pos;  // y is addressed through its own strides
+    const copy_ctx *c = (const copy_ctx *)vctx;
+    const int64_t sx = inner_stride(&c->sp, 0), sy = inner_stride(&c->sp, 1);
+    const int64_t rx = row_stride(&c->sp, 0), ry = row_stride(&c->sp, 1);
+    for (int64_t r = 0; r < rows; r++) copy_1d(c->x + off_x + r * rx, sx, c->y + off_y + r * ry, sy, len);
+}
+
 static void copy_range(void *vctx, int64_t begin, int64_t end) {
     const copy_ctx *c = (const copy_ctx *)vctx;
-    const index_space *sp = &c->sp;
-    const int last = sp->rank - 1;
-    const int64_t inner = sp->shape[last];
-    const int64_t sx = sp->st[0][last], sy = sp->st[1][last];
-    const int64_t rx = last > 0 ? sp->st[0][last - 1] : 0, ry = last > 0 ? sp->st[1][last - 1] : 0;
-    cursor cur;
-    for (int64_t blk = begin; blk < end; blk++) {
-        int64_t pos = blk * LOOM_BLOCK;
-        const int64_t stop = loom__min64(pos + LOOM_BLOCK, c->total);
-        cursor_init(sp, pos, &cur);
-        while (pos < stop) {
-            const int64_t left = stop - pos;
-            const float *x = c->x + cur.off[0];
-            float *y = c->y + cur.off[1];
-            if (last > 0 && cur.idx[last] == 0 && left >= inner) {
-                const int64_t rows = loom__min64(sp->shape[last - 1] - cur.idx[last - 1], left / inner);
-                for (int64_t r = 0; r < rows; r++) copy_1d(x + r * rx, sx, y + r * ry, sy, inner);
-                pos += rows * inner;
-                cursor_step(sp, &cur, last - 1, rows);
-            } else {
-                const int64_t len = loom__min64(inner - cur.idx[last], left);
-                copy_1d(x, sx, y, sy, len);
-                pos += len;
-                cursor_step(sp, &cur, last, len);
-            }
-        }
-    }
+    walk_chunks(&c->sp, c->total, begin, end, copy_rows, c);
 }
 
 void loom_strided_copy(int rank, const int64_t *shape,

@@ -96,6 +96,19 @@ final class StridedCopyKernelTests: KernelTestCase {
         XCTAssertEqual(bits(back), bits(x))
     }
 
+    /// More elements than one chunk of the kernel's walk (16,384), with rows that straddle chunk
+    /// edges, strided on both sides so that no axes merge: whole-row runs and partial rows.
+    func testStridedCopyRowsCrossingChunkEdges() {
+        let shape = [30, 700]
+        let x = random(30 * 1400 + 3)
+        _ = checkCopy(shape, x: x, xOffset: 3, xStrides: [1400, 2],
+                      y: [Float](repeating: .nan, count: 30 * 701 + 5), yOffset: 5, yStrides: [701, 1],
+                      "every other element into padded rows")
+        _ = checkCopy([3, 10, 700], x: random(700), xOffset: 0, xStrides: [0, 0, 1],
+                      y: [Float](repeating: .nan, count: 3 * 10 * 703), yOffset: 0, yStrides: [10 * 703, 703, 1],
+                      "a broadcast row into padded rows")
+    }
+
     func testStridedCopyRandom() {
         for trial in 0..<30 {
             let rank = rng.int(below: 6)
