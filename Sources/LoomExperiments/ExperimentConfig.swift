@@ -122,6 +122,12 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         /// Sample with seed + this offset (same checkpoint, other noise): a row and its copy with an
         /// offset measure the sampling-noise floor of FID.
         public var samplingSeedOffset: UInt64?
+
+        /// The training variants the row samples from: its own, and its guide where the guidance
+        /// runs a guide network.
+        public var variantsNeeded: [String] {
+            [training] + (guidance.usesGuideNetwork ? guide.map { [$0] } ?? [] : [])
+        }
     }
 
     public static func load(path: String) throws -> ExperimentConfig {

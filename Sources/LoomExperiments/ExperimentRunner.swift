@@ -97,10 +97,10 @@ public final class ExperimentRunner {
     /// A part of a study: `variants` keeps the rows whose training (and guide) variants are all
     /// among them, `seeds` keeps those of the study's seeds; what other parts recorded in
     /// results.json stays.
-    @discardableResult
     ///
     /// Ctrl-C / SIGTERM stops the study at the next safe point (a training step, a sampling batch)
     /// with `Interruption.Stopped`; checkpoints and the rows recorded so far are kept.
+    @discardableResult
     public func run(only: [String]? = nil, variants: [String]? = nil, seeds: [UInt64]? = nil) throws -> [ExperimentResult] {
         try config.validate()
         Interruption.install()
@@ -119,9 +119,7 @@ public final class ExperimentRunner {
             for name in variants where config.variant(name) == nil {
                 throw DiffusionError("experiment: no training variant '\(name)' (variants: \(config.training.map(\.name).joined(separator: ", ")))")
             }
-            rows = rows.filter { row in
-                variants.contains(row.training) && (!row.guidance.usesGuideNetwork || row.guide.map(variants.contains) == true)
-            }
+            rows = rows.filter { row in row.variantsNeeded.allSatisfy(variants.contains) }
             guard !rows.isEmpty else { throw DiffusionError("experiment: no row needs only the variants \(variants.joined(separator: ", "))") }
         }
         let studySeeds = try seeds.map { chosen -> [UInt64] in
@@ -139,10 +137,7 @@ public final class ExperimentRunner {
                 only == nil && results.contains { $0.label == row.label && $0.seed == seed && $0.rowKey == rowKey(row) }
             }
             var needed = Set<String>()
-            for row in rows where !done(row) {
-                needed.insert(row.training)
-                if row.guidance.usesGuideNetwork, let g = row.guide { needed.insert(g) }
-            }
+            for row in rows where !done(row) { needed.formUnion(row.variantsNeeded) }
             for variant in config.training where needed.contains(variant.name) {
                 try stopIfInterrupted(before: "training '\(variant.name)', seed \(seed)", recorded: fresh.count)
                 try train(variant, seed: seed)

@@ -30,7 +30,9 @@ public struct TrainingRun {
     public var lossLogPath: String { directory + "/loss.csv" }
     /// Held while a process trains into the folder: a second one stops before it touches the log
     /// or the checkpoint.
-    public var lockPath: String { directory + "/train.lock" }
+    public var lockPath: String { TrainingRun.lockPath(directory: directory) }
+    /// The lock a training process holds in run folder `directory` while it trains.
+    public static func lockPath(directory: String) -> String { directory + "/train.lock" }
 
     /// Whether the run reached its last step or stopped on a signal after saving a checkpoint.
     public enum Outcome: Equatable { case finished, interrupted }

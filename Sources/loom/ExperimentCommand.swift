@@ -28,10 +28,15 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "A part of the study: only these of the study's seeds (comma-separated).") var seeds: String?
     @Flag(help: "Only prepare the feature spaces (train missing classifiers, compute reference statistics), then stop: parts started afterwards may run at the same time.")
     var prepareOnly = false
+    @Flag(help: "Print which parts of the study are done, under way (training step reached) or not started, and the command for each part still to run; runs and writes nothing.")
+    var status = false
     @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
 
     func validate() throws {
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+        if status && (!only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
+            throw ValidationError("--status reports on the whole study: it takes no --only, --variants, --seeds, --prepare-only or --threads")
+        }
     }
 
     func run() throws {
@@ -50,6 +55,10 @@ struct ExperimentCommand: ParsableCommand {
                 }
             }
             let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
+            if status {
+                print(try runner.status().report(configPath: file))
+                return
+            }
             if prepareOnly {
                 try runner.prepareFeatureSpaces()
                 print("feature spaces ready: \(config.classifier)" + (config.secondClassifier.map { ", \($0)" } ?? ""))

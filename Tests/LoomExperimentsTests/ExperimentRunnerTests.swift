@@ -147,7 +147,7 @@ final class ExperimentRunnerTests: TemporaryDirectoryTestCase {
 /// Seeds, statistics and resuming: a seconds-long study with two seeds, interrupted after one row
 /// and resumed, gives the numbers of the uninterrupted study.
 final class SeededStudyTests: TemporaryDirectoryTestCase {
-    func seededConfig(out: String, classifier: String) throws -> ExperimentConfig {
+    static func seededConfig(out: String, classifier: String) throws -> ExperimentConfig {
         var config = try ExperimentConfig.load(path: ExperimentRunnerTests.tinyConfigPath)
         config.out = out
         config.classifier = classifier
@@ -164,14 +164,14 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
             throw XCTSkip("Fashion-MNIST is not installed at \(Dataset.fashionMNISTDefaultRoot)")
         }
         let classifier = directory + "/classifier.safetensors"
-        let straight = try seededConfig(out: directory + "/straight", classifier: classifier)
+        let straight = try Self.seededConfig(out: directory + "/straight", classifier: classifier)
         let whole = try ExperimentRunner(config: straight, command: "loom experiment seeded.json") { _ in }.run()
         XCTAssertEqual(whole.count, straight.rows.count * 2)
         XCTAssertEqual(Set(whole.map(\.seed)), [3, 4])
         XCTAssertNotEqual(whole[0].report.fidFM, whole[straight.rows.count].report.fidFM, "the seed changes the run")
 
         // "Interrupted": only the first row ran; the rerun keeps it and does the rest.
-        let resumedConfig = try seededConfig(out: directory + "/resumed", classifier: classifier)
+        let resumedConfig = try Self.seededConfig(out: directory + "/resumed", classifier: classifier)
         var lines: [String] = []
         let runner = ExperimentRunner(config: resumedConfig, command: "loom experiment seeded.json") { lines.append($0) }
         XCTAssertEqual(try runner.run(only: [resumedConfig.rows[0].label]).count, 2)
@@ -189,7 +189,7 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
 
         // In parts on "different machines": each part has its own checkpoint folder, the results
         // folder is shared (as the repository shares it); together they give the same numbers.
-        var parted = try seededConfig(out: directory + "/machine-a", classifier: classifier)
+        var parted = try Self.seededConfig(out: directory + "/machine-a", classifier: classifier)
         parted.results = directory + "/shared-results"
         let partA = try ExperimentRunner(config: parted, command: "part a") { _ in }
             .run(variants: [parted.training[0].name], seeds: [4])

@@ -36,6 +36,7 @@ final class CommandLineErrorTests: XCTestCase {
             (["guidance-cost", "sit", "--hidden", "32", "--depth", "1", "--heads", "2", "--repeats", "0"], [:], 64, "--repeats 0"),
             (["run", "missing.plan", "--runs", "0"], [:], 64, "--runs 0"),
             (["demo", "--steps", "0"], [:], 64, "--steps 0"),
+            (["experiment", "x.json", "--status", "--seeds", "1"], [:], 64, "--status reports on the whole study"),
             (["params", "sit"], ["LOOM_THREADS": "abc"], 1, "LOOM_THREADS=abc"),
             (["params", "sit"], ["LOOM_ISA": "sse"], 1, "LOOM_ISA=sse"),
         ]
