@@ -137,7 +137,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         }
         let config: ExperimentConfig
         do { config = try JSONDecoder().decode(ExperimentConfig.self, from: data) } catch {
-            throw DiffusionError("experiment config '\(path)' is not valid: \(error)")
+            throw DiffusionError("experiment config '\(path)' is not valid: \(JSONFileError.describe(error))")
         }
         try config.validate()
         return config

@@ -128,7 +128,7 @@ public final class ExperimentRunner {
             }
             return config.studySeeds.filter(chosen.contains)
         } ?? config.studySeeds
-        var results = loadResults()
+        var results = try loadResults()
         var fresh: [ExperimentResult] = []
         for seed in studySeeds {
             // Train every variant the rows still to run need, in config order (a row recorded

@@ -1,12 +1,24 @@
 import Foundation
+import LoomData
 import LoomRuntime
 
 /// results.json and results.md of a study: read back, and merged with what other parts recorded.
 extension ExperimentRunner {
-    func loadResults() -> [ExperimentResult] {
-        guard let data = FileManager.default.contents(atPath: resultsJSONPath),
-              let results = try? JSONDecoder().decode([ExperimentResult].self, from: data) else { return [] }
-        return results
+    /// The results recorded so far (none when results.json does not exist yet). A results.json
+    /// that cannot be read is an error, never "no results": the next write would replace every
+    /// recorded row with this run's.
+    func loadResults() throws -> [ExperimentResult] {
+        let path = resultsJSONPath
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DiffusionError("experiment: cannot read \(path)")
+        }
+        do {
+            return try JSONDecoder().decode([ExperimentResult].self, from: data)
+        } catch {
+            throw DiffusionError("experiment: \(path) is not a results file of `loom experiment` (\(JSONFileError.describe(error))); "
+                                 + "repair it, or move it away to start the study's results afresh")
+        }
     }
 
     /// Records this run's `results` in results.json and results.md. Parts of a study may run at
@@ -15,7 +27,7 @@ extension ExperimentRunner {
     func writeResults(_ results: [ExperimentResult]) throws {
         let lock = try FileLock.acquire(resultsFolder + "/.results.lock")
         defer { lock.release() }
-        var merged = loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
+        var merged = try loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
         merged += results
         // Config order and seed order, then any rows no longer in the config.
         let order = config.rows.map(\.label), seeds = config.studySeeds

@@ -103,7 +103,7 @@ extension ExperimentRunner {
     /// The study's status (`StudyStatus`): reads results.json, checkpoints and training locks only.
     public func status() throws -> StudyStatus {
         try config.validate()
-        let results = loadResults()
+        let results = try loadResults()
         var parts: [StudyStatus.Part] = []
         for seed in config.studySeeds {
             for (variants, rows) in config.partsOfASeed() {
