@@ -130,7 +130,12 @@ final class LossLog {
         self.path = path
         let header = "step,loss,loss_final,loss_inter,grad_norm,lr"
         var kept = [header]
-        if step > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        if step > 0, FileManager.default.fileExists(atPath: path) {
+            // The rows up to the checkpoint are kept; a log that cannot be read is an error, not
+            // an empty log (which would be written over it).
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw RuntimeError("cannot read the loss log \(path) (not UTF-8 text) to resume it; move it away to start a new log")
+            }
             for line in text.split(separator: "\n").dropFirst() {
                 if let s = Int(line.split(separator: ",").first ?? ""), s <= step { kept.append(String(line)) }
             }

@@ -26,4 +26,19 @@ final class LossLogTests: XCTestCase {
         _ = try LossLog(path: path, keepingStepsThrough: 3)
         XCTAssertEqual(try rows().map { String($0.split(separator: ",")[0]) }, ["step", "1", "2", "3"])
     }
+
+    /// A log that cannot be read (not UTF-8) stops the resume and is left as it is: resuming must
+    /// not take it for an empty log and write a new one over it.
+    func testAnUnreadableLogStopsTheResumeAndIsKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loom-losslog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("loss.csv").path
+        let bytes = Data("step,loss\n1,0.5\n".utf8) + Data([0xFF, 0xFE, 0x80])
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try LossLog(path: path, keepingStepsThrough: 1)) {
+            XCTAssertTrue("\($0)".contains("cannot read the loss log \(path)"), "\($0)")
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: path), bytes)
+    }
 }
