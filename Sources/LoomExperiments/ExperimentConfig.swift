@@ -94,9 +94,21 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var label: String
         public var a: String
         public var b: String
+        /// What the claim says of a − b; without it the comparison only reports what it finds.
+        public var expect: Expectation?
 
-        public init(label: String, a: String, b: String) {
-            (self.label, self.a, self.b) = (label, a, b)
+        /// The direction a claim expects of the FID difference a − b.
+        public enum Expectation: String, Codable, Sendable {
+            /// a scores a lower (better) FID than b.
+            case lower
+            /// a scores a higher FID than b.
+            case higher
+            /// No difference: every interval spans 0 (the sampling-noise floor).
+            case neither
+        }
+
+        public init(label: String, a: String, b: String, expect: Expectation? = nil) {
+            (self.label, self.a, self.b, self.expect) = (label, a, b, expect)
         }
     }
 

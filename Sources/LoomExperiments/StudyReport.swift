@@ -1,8 +1,9 @@
 import Foundation
 import LoomEvaluation
 
-/// results.md of a study: every (row, seed) result; with several seeds, each row's mean ± standard
-/// deviation over seeds and the configured paired comparisons with their bootstrap intervals.
+/// results.md of a study: every (row, seed) result; with several seeds, a verdict per claim, each
+/// row's mean ± standard deviation over seeds and the configured paired comparisons with their
+/// bootstrap and t intervals.
 struct StudyReport {
     let config: ExperimentConfig
     let command: String
@@ -23,7 +24,7 @@ struct StudyReport {
         if results.count < expected {
             lines += ["**Incomplete:** \(results.count) of \(expected) (row, seed) results recorded so far; the study runs in parts.", ""]
         }
-        if seeds.count > 1 { lines += summary() + comparisons() + ["## Every seed", ""] }
+        if seeds.count > 1 { lines += claims() + summary() + comparisons() + ["## Every seed", ""] }
         lines += [
             "| row | variant | guidance | seed | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s | machine |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -68,30 +69,55 @@ struct StudyReport {
         return lines + [""]
     }
 
+    /// A comparison's paired FID difference (a − b over the seeds both rows have) in each feature
+    /// space with results: FID-FM, then the second space.
+    func differences(_ c: ExperimentConfig.Comparison) -> [(space: String, difference: StudyStatistics.PairedDifference)] {
+        func fid(_ label: String, _ space: (ExperimentResult) -> EvaluationReport?) -> [UInt64: Double] {
+            Dictionary(results.filter { $0.label == label }.compactMap { r in space(r).map { (r.seed, $0.fidFM) } },
+                       uniquingKeysWith: { a, _ in a })
+        }
+        let spaces: [(String, (ExperimentResult) -> EvaluationReport?)] = [("FID-FM", { $0.report }), ("2nd", { $0.secondReport })]
+        return spaces.compactMap { name, space in
+            StudyStatistics.pairedDifference(fid(c.a, space), fid(c.b, space)).map { (name, $0) }
+        }
+    }
+
+    /// One line per claim: the difference in each space with its t interval, and the verdict.
+    func claims() -> [String] {
+        guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
+        var lines = ["## Claims (FID a − b by seed, mean [95% t interval])", "",
+                     "| claim | a | b | expected | seeds | FID-FM | FID, 2nd space | verdict |",
+                     "|---|---|---|---|---:|---|---|---|"]
+        for c in comparisons {
+            let found = differences(c)
+            func cell(_ space: String) -> String {
+                guard let d = found.first(where: { $0.space == space })?.difference else { return "–" }
+                return d.pairs < 2 ? String(format: "%+.3f (one seed)", d.mean)
+                    : String(format: "%+.3f [%+.3f, %+.3f]", d.mean, d.tLow, d.tHigh)
+            }
+            let seeds = found.first.map { "\($0.difference.pairs)" } ?? "0"
+            let verdict = StudyStatistics.claimVerdict(found.map(\.difference.verdict), expect: c.expect)
+            lines.append("| \(c.label) | \(c.a) | \(c.b) | \(c.expect.map { $0 == .neither ? "no difference" : "a \($0.rawValue)" } ?? "–") | \(seeds) | "
+                         + "\(cell("FID-FM")) | \(cell("2nd")) | **\(verdict)** |")
+        }
+        return lines + ["", "A claim holds when every feature space decides in the expected direction (both its bootstrap "
+                         + "and its t interval clear of 0), does not hold when every space decides the other way, and is "
+                         + "undecided otherwise; the intervals of each space are in the next table.", ""]
+    }
+
     /// Paired FID differences (a − b) with 95% percentile-bootstrap and Student-t intervals over seeds.
     func comparisons() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
         var lines = ["## Paired comparisons (FID, a − b, by seed; 95% intervals over seeds)", "",
                      "| claim | a | b | space | seeds | a − b | 95% bootstrap | 95% t | a is |",
                      "|---|---|---|---|---:|---:|---|---|---|"]
-        func fid(_ label: String, _ space: (ExperimentResult) -> EvaluationReport?) -> [UInt64: Double] {
-            Dictionary(results.filter { $0.label == label }.compactMap { r in space(r).map { (r.seed, $0.fidFM) } },
-                       uniquingKeysWith: { a, _ in a })
-        }
-        let spaces: [(String, (ExperimentResult) -> EvaluationReport?)] = [("FID-FM", { $0.report }), ("2nd", { $0.secondReport })]
         for c in comparisons {
-            var verdicts: [String] = []
-            for (name, space) in spaces {
-                guard let d = StudyStatistics.pairedDifference(fid(c.a, space), fid(c.b, space)) else { continue }
-                verdicts.append(d.verdict)
+            let found = differences(c)
+            for (name, d) in found {
                 lines.append(String(format: "| %@ | %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | [%+.3f, %+.3f] | %@ |", c.label,
                                     c.a, c.b, name, d.pairs, d.mean, d.low, d.high, d.tLow, d.tHigh, d.verdict))
             }
-            if verdicts.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | – | not run |") }
-            if verdicts.count == 2 {
-                let agreed = verdicts[0] == verdicts[1] && !verdicts[0].hasPrefix("undecided")
-                lines.append("| \(c.label) | | | both | | | | | \(agreed ? "holds in both spaces: \(verdicts[0])" : "undecided (the spaces disagree or an interval spans 0)") |")
-            }
+            if found.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | – | not run |") }
         }
         return lines + ["", "\"lower\" or \"higher\": both intervals lie wholly on that side of 0; otherwise undecided. "
                          + "Over a few seeds the bootstrap interval spans only the seeds' own differences (with three, "

@@ -39,6 +39,27 @@ public enum StudyStatistics {
         }
     }
 
+    /// The verdict on a claim from its comparison's verdict in each feature space (`PairedDifference.verdict`):
+    /// "holds" when every space decides in the expected direction, "does not hold" when every space
+    /// decides the other way, else "undecided" ("not run" without results). A claim of no difference
+    /// (`neither`) holds while no space decides, and does not hold once one does. Without an
+    /// expectation the verdict says what the spaces agree on ("a lower in both spaces").
+    public static func claimVerdict(_ spaces: [String], expect: ExperimentConfig.Comparison.Expectation?) -> String {
+        guard !spaces.isEmpty else { return "not run" }
+        if spaces.contains(where: { $0.hasSuffix("(one seed)") }) { return "undecided (one seed)" }
+        let decided = Set(spaces).count == 1 && (spaces[0] == "lower" || spaces[0] == "higher") ? spaces[0] : nil
+        let every = spaces.count == 1 ? "its space" : "both spaces"
+        switch expect {
+        case .lower?, .higher?:
+            guard let decided else { return "undecided" }
+            return decided == expect?.rawValue ? "holds" : "does not hold (a \(decided) in \(every))"
+        case .neither?:
+            return spaces.allSatisfy { $0 == "undecided" } ? "holds (no difference found)" : "does not hold"
+        case nil:
+            return decided.map { "a \($0) in \(every)" } ?? "undecided"
+        }
+    }
+
     /// The 0.975 quantile of Student's t with `df` degrees of freedom (exact to 3 decimals up to 30,
     /// then the Cornish–Fisher expansion around the normal quantile).
     public static func tQuantile975(df: Int) -> Double {

@@ -220,7 +220,7 @@ final class SeededStudyTests: TemporaryDirectoryTestCase {
         let markdown = try String(contentsOfFile: runner.resultsMarkdownPath, encoding: .utf8)
         XCTAssertTrue(markdown.contains("Mean ± standard deviation over seeds"), markdown)
         XCTAssertTrue(markdown.contains("| IG vs vanilla |"), markdown)
-        XCTAssertTrue(markdown.contains("FID, 2nd space") && markdown.contains("| both |"), markdown)
+        XCTAssertTrue(markdown.contains("FID, 2nd space") && markdown.contains("## Claims"), markdown)
         for result in whole {
             let second = try XCTUnwrap(result.secondReport, "\(result.label): scored in the second feature space")
             XCTAssertNotEqual(second.fidFM, result.report.fidFM)
