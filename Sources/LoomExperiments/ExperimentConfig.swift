@@ -155,14 +155,46 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         return config
     }
 
+    /// Rows sample at most this many images each; far beyond any study, far below overflow.
+    public static let maxSamples = 10_000_000
+    /// Sampler steps at most (as `loom sample --steps`).
+    public static let maxSamplerSteps = 100_000
+    /// Bootstrap resamples of a FID's standard error at most.
+    public static let maxFIDBootstrap = 10_000
+
+    /// Checks everything a study would otherwise find out only when it gets there (hours into a
+    /// run): sizes, counts, every variant's training configuration, grid file names.
     public func validate() throws {
-        guard samples >= 4 else { throw DiffusionError("experiment: samples must be at least 4, got \(samples)") }
-        guard sampler.steps > 0 else { throw DiffusionError("experiment: sampler steps must be positive") }
+        guard (4...Self.maxSamples).contains(samples) else {
+            throw DiffusionError("experiment: samples must be in 4…\(Self.maxSamples), got \(samples)")
+        }
+        // A row's samples ([N, 1, 32, 32]) and their copy for the feature extractor.
+        try MachineMemory.check(samples * 32 * 32 * MemoryLayout<Float>.size, samples * 32 * 32 * MemoryLayout<Float>.size,
+                                what: "experiment: a row of \(samples) samples")
+        guard (1...Self.maxSamplerSteps).contains(sampler.steps) else {
+            throw DiffusionError("experiment: sampler steps must be in 1…\(Self.maxSamplerSteps), got \(sampler.steps)")
+        }
+        if let batch = sampler.batch, batch < 1 {
+            throw DiffusionError("experiment: sampler batch must be positive, got \(batch)")
+        }
+        if let bootstrap = fidBootstrap, !(0...Self.maxFIDBootstrap).contains(bootstrap) {
+            throw DiffusionError("experiment: fidBootstrap must be in 0…\(Self.maxFIDBootstrap), got \(bootstrap)")
+        }
+        for (name, value) in [("classifierSteps", classifierSteps), ("secondClassifierSteps", secondClassifierSteps),
+                              ("trainLimit", trainLimit), ("referenceLimit", referenceLimit)] {
+            if let value, value < 1 { throw DiffusionError("experiment: \(name) must be positive, got \(value)") }
+        }
+        if let threads, !(1...Threading.maxThreads).contains(threads) {
+            throw DiffusionError("experiment: threads must be in 1…\(Threading.maxThreads), got \(threads)")
+        }
         var names = Set<String>()
         for v in training {
             guard names.insert(v.name).inserted else { throw DiffusionError("experiment: duplicate training variant '\(v.name)'") }
             guard !v.name.isEmpty, !v.name.contains("/"), !v.name.hasPrefix("."), !v.name.contains("\0") else {
                 throw DiffusionError("experiment: bad variant name '\(v.name)' (it names a folder inside the output folder: no '/', no leading '.')")
+            }
+            do { try v.trainingConfig(seed: studySeeds[0]).validate() } catch {
+                throw DiffusionError("experiment: training variant '\(v.name)': \(error)")
             }
         }
         if let seeds {
@@ -171,8 +203,18 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
             }
         }
         var labels = Set<String>()
+        var grids: [String: String] = [:]
         for r in rows {
             guard labels.insert(r.label).inserted else { throw DiffusionError("experiment: duplicate row '\(r.label)'") }
+            let grid = ExperimentRunner.fileName(r.label)
+            if let other = grids.updateValue(r.label, forKey: grid) {
+                throw DiffusionError("experiment: rows '\(other)' and '\(r.label)' would write the same grid \(grid).png; rename one")
+            }
+            for (name, value) in [("w", r.w), ("s", r.s)] {
+                if let value, !value.isFinite || abs(value) > 1000 {
+                    throw DiffusionError("experiment: row '\(r.label)': \(name) must be a finite number in [-1000, 1000], got \(value)")
+                }
+            }
             guard names.contains(r.training) else {
                 throw DiffusionError("experiment: row '\(r.label)' names unknown training variant '\(r.training)'")
             }

@@ -358,7 +358,8 @@ public final class ExperimentRunner {
 
     /// A row label as a file name.
     public static func fileName(_ label: String) -> String {
-        String(label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+        let name = String(label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+        return name.hasPrefix(".") ? "_" + name.dropFirst() : name   // never a hidden file
     }
 
     /// Up to 8 images per class, one grid row per class.

@@ -75,6 +75,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
         }
         guard steps >= 0 else { throw DiffusionError("--steps must not be negative, got \(steps)") }
+        guard warmupSteps >= 0 else { throw DiffusionError("--warmup must not be negative, got \(warmupSteps)") }
         guard learningRate > 0, learningRate.isFinite else {
             throw DiffusionError("--lr must be a positive number, got \(learningRate)")
         }

@@ -26,6 +26,37 @@ final class StudyFilesTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// Values that used to crash a study (an allocation of 8 TB, a division by a zero batch) or to
+    /// surface only hours in (a bad second variant) are refused when the config is read.
+    func testHostileConfigValuesAreRefusedUpFront() throws {
+        let tiny = try ExperimentConfig.load(path: ExperimentRunnerTests.tinyConfigPath)
+        let cases: [(String, (inout ExperimentConfig) -> Void, String)] = [
+            ("samples", { $0.samples = 1_000_000_000_000 }, "samples must be in 4…10000000"),
+            ("sampler steps", { $0.sampler.steps = 1_000_000_000_000 }, "sampler steps must be in 1…100000"),
+            ("sampler batch", { $0.sampler.batch = 0 }, "sampler batch must be positive, got 0"),
+            ("bootstrap", { $0.fidBootstrap = -1 }, "fidBootstrap must be in 0…10000"),
+            ("classifier steps", { $0.classifierSteps = -1 }, "classifierSteps must be positive"),
+            ("train limit", { $0.trainLimit = 0 }, "trainLimit must be positive"),
+            ("threads", { $0.threads = 0 }, "threads must be in 1…"),
+            ("second variant", { $0.training[1].lr = -1 }, "training variant 'ig': --lr must be a positive number"),
+            ("warmup", { $0.training[0].warmup = -1 }, "training variant 'vanilla': --warmup must not be negative"),
+            ("head", { $0.training[1].igLayer = 99 }, "training variant 'ig': invalid model configuration"),
+            ("weight", { $0.rows[1].w = 1e308 }, "row 'IG w=2': w must be a finite number"),
+            ("grids", { $0.rows[0].label = "vanilla!"; $0.rows[1].label = "vanilla?" },
+             "rows 'vanilla!' and 'vanilla?' would write the same grid vanilla_.png"),
+        ]
+        for (name, mutate, message) in cases {
+            var config = tiny
+            mutate(&config)
+            XCTAssertThrowsError(try config.validate(), name) {
+                XCTAssertTrue("\($0)".contains(message), "\(name): \($0)")
+            }
+        }
+        XCTAssertNoThrow(try tiny.validate())
+        XCTAssertEqual(ExperimentRunner.fileName("../../etc/x"), "_._.._etc_x", "a grid is never a hidden file")
+        XCTAssertEqual(ExperimentRunner.fileName("IG w=2"), "IG_w_2")
+    }
+
     func testADamagedResultsFileStopsTheStudyAndIsKept() throws {
         var config = try ExperimentConfig.load(path: ExperimentRunnerTests.tinyConfigPath)
         config.out = directory + "/study"
