@@ -34,9 +34,18 @@ struct ExperimentCommand: ParsableCommand {
 
     func validate() throws {
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
+        if let variants { _ = try Self.list(variants, flag: "--variants") }
+        if let seeds { _ = try Self.list(seeds, flag: "--seeds") }
         if status && (!only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
             throw ValidationError("--status reports on the whole study: it takes no --only, --variants, --seeds, --prepare-only or --threads")
         }
+    }
+
+    /// The items of a comma-separated flag value, trimmed; a value that names nothing is an error.
+    static func list(_ text: String, flag: String) throws -> [String] {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw ValidationError("\(flag) '\(text)' names nothing (expected a comma-separated list)") }
+        return items
     }
 
     func run() throws {
@@ -45,10 +54,10 @@ struct ExperimentCommand: ParsableCommand {
             if let threads { config.threads = threads }
             var command = "loom experiment \(file)"
             for row in only { command += " --only '\(row)'" }
-            let parts = variants.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            let parts = try variants.map { try Self.list($0, flag: "--variants") }
             let chosenSeeds = try seeds.map { text in
-                try text.split(separator: ",").map { item -> UInt64 in
-                    guard let seed = UInt64(item.trimmingCharacters(in: .whitespaces)) else {
+                try Self.list(text, flag: "--seeds").map { item -> UInt64 in
+                    guard let seed = UInt64(item) else {
                         throw ValidationError("--seeds: '\(item)' is not a seed (expected e.g. --seeds 0,1)")
                     }
                     return seed
