@@ -104,12 +104,15 @@ extension ExperimentRunner {
     public func status() throws -> StudyStatus {
         try config.validate()
         let results = try loadResults()
+        // The partition and each row's key are the same for every seed: found once.
+        let partition = config.partsOfASeed()
+        let keys = Dictionary(config.rows.map { ($0.label, rowKey($0)) }, uniquingKeysWith: { first, _ in first })
         var parts: [StudyStatus.Part] = []
         for seed in config.studySeeds {
-            for (variants, rows) in config.partsOfASeed() {
+            for (variants, rows) in partition {
                 let rowStates = rows.map { row in
                     StudyStatus.Row(label: row.label, done: results.contains {
-                        $0.label == row.label && $0.seed == seed && $0.rowKey == rowKey(row)
+                        $0.label == row.label && $0.seed == seed && $0.rowKey == keys[row.label]
                     })
                 }
                 var training: [StudyStatus.Training] = []
