@@ -96,7 +96,7 @@ struct StudyReport {
                     : String(format: "%+.3f [%+.3f, %+.3f]", d.mean, d.tLow, d.tHigh)
             }
             let seeds = found.first.map { "\($0.difference.pairs)" } ?? "0"
-            let verdict = StudyStatistics.claimVerdict(found.map(\.difference.verdict), expect: c.expect)
+            let verdict = StudyStatistics.claimVerdict(found.map(\.difference.direction), expect: c.expect)
             lines.append("| \(c.label) | \(c.a) | \(c.b) | \(c.expect.map { $0 == .neither ? "no difference" : "a \($0.rawValue)" } ?? "–") | \(seeds) | "
                          + "\(cell("FID-FM")) | \(cell("2nd")) | **\(verdict)** |")
         }

@@ -29,34 +29,51 @@ public enum StudyStatistics {
         public var tHigh: Double
         public var pairs: Int
 
-        /// `a` lower (better, for FID) when both intervals lie below 0, higher when both lie above,
-        /// else undecided.
-        public var verdict: String {
-            if pairs < 2 { return "undecided (one seed)" }
-            if high < 0 && tHigh < 0 { return "lower" }
-            if low > 0 && tLow > 0 { return "higher" }
-            return "undecided"
+        /// What the intervals decide about `a` against `b`.
+        public enum Direction: String, Sendable {
+            /// Both intervals lie below 0: `a` is lower (better, for FID).
+            case lower
+            /// Both intervals lie above 0.
+            case higher
+            /// At least one interval contains 0.
+            case undecided
+            /// One pair only: no interval to decide with.
+            case oneSeed = "undecided (one seed)"
+
+            var isDecided: Bool { self == .lower || self == .higher }
         }
+
+        /// `a` lower when both intervals lie below 0, higher when both lie above, else undecided.
+        public var direction: Direction {
+            if pairs < 2 { return .oneSeed }
+            if high < 0 && tHigh < 0 { return .lower }
+            if low > 0 && tLow > 0 { return .higher }
+            return .undecided
+        }
+
+        /// `direction` as the report writes it.
+        public var verdict: String { direction.rawValue }
     }
 
-    /// The verdict on a claim from its comparison's verdict in each feature space (`PairedDifference.verdict`):
+    /// The verdict on a claim from its comparison's direction in each feature space:
     /// "holds" when every space decides in the expected direction, "does not hold" when every space
     /// decides the other way, else "undecided" ("not run" without results). A claim of no difference
     /// (`neither`) holds while no space decides, and does not hold once one does. Without an
     /// expectation the verdict says what the spaces agree on ("a lower in both spaces").
-    public static func claimVerdict(_ spaces: [String], expect: ExperimentConfig.Comparison.Expectation?) -> String {
-        guard !spaces.isEmpty else { return "not run" }
-        if spaces.contains(where: { $0.hasSuffix("(one seed)") }) { return "undecided (one seed)" }
-        let decided = Set(spaces).count == 1 && (spaces[0] == "lower" || spaces[0] == "higher") ? spaces[0] : nil
+    public static func claimVerdict(_ spaces: [PairedDifference.Direction],
+                                    expect: ExperimentConfig.Comparison.Expectation?) -> String {
+        guard let first = spaces.first else { return "not run" }
+        if spaces.contains(.oneSeed) { return PairedDifference.Direction.oneSeed.rawValue }
+        let decided = first.isDecided && spaces.allSatisfy({ $0 == first }) ? first : nil
         let every = spaces.count == 1 ? "its space" : "both spaces"
         switch expect {
         case .lower?, .higher?:
             guard let decided else { return "undecided" }
-            return decided == expect?.rawValue ? "holds" : "does not hold (a \(decided) in \(every))"
+            return decided.rawValue == expect?.rawValue ? "holds" : "does not hold (a \(decided.rawValue) in \(every))"
         case .neither?:
-            return spaces.allSatisfy { $0 == "undecided" } ? "holds (no difference found)" : "does not hold"
+            return spaces.allSatisfy { $0 == .undecided } ? "holds (no difference found)" : "does not hold"
         case nil:
-            return decided.map { "a \($0) in \(every)" } ?? "undecided"
+            return decided.map { "a \($0.rawValue) in \(every)" } ?? "undecided"
         }
     }
 

@@ -7,21 +7,22 @@ import XCTest
 final class StudyReportTests: XCTestCase {
     func testClaimVerdicts() {
         typealias E = ExperimentConfig.Comparison.Expectation
-        let cases: [([String], E?, String)] = [
+        typealias D = StudyStatistics.PairedDifference.Direction
+        let cases: [([D], E?, String)] = [
             ([], .lower, "not run"),
-            (["lower", "lower"], .lower, "holds"),
-            (["higher", "higher"], .lower, "does not hold (a higher in both spaces)"),
-            (["higher", "higher"], .higher, "holds"),
-            (["lower", "undecided"], .lower, "undecided"),
-            (["lower", "higher"], .lower, "undecided"),
-            (["higher", "undecided"], .lower, "undecided"),
-            (["undecided (one seed)", "undecided (one seed)"], .lower, "undecided (one seed)"),
-            (["lower"], .lower, "holds"),
-            (["higher"], .lower, "does not hold (a higher in its space)"),
-            (["undecided", "undecided"], .neither, "holds (no difference found)"),
-            (["undecided", "higher"], .neither, "does not hold"),
-            (["lower", "lower"], nil, "a lower in both spaces"),
-            (["lower", "undecided"], nil, "undecided"),
+            ([.lower, .lower], .lower, "holds"),
+            ([.higher, .higher], .lower, "does not hold (a higher in both spaces)"),
+            ([.higher, .higher], .higher, "holds"),
+            ([.lower, .undecided], .lower, "undecided"),
+            ([.lower, .higher], .lower, "undecided"),
+            ([.higher, .undecided], .lower, "undecided"),
+            ([.oneSeed, .oneSeed], .lower, "undecided (one seed)"),
+            ([.lower], .lower, "holds"),
+            ([.higher], .lower, "does not hold (a higher in its space)"),
+            ([.undecided, .undecided], .neither, "holds (no difference found)"),
+            ([.undecided, .higher], .neither, "does not hold"),
+            ([.lower, .lower], nil, "a lower in both spaces"),
+            ([.lower, .undecided], nil, "undecided"),
         ]
         for (spaces, expect, verdict) in cases {
             XCTAssertEqual(StudyStatistics.claimVerdict(spaces, expect: expect), verdict, "\(spaces), \(String(describing: expect))")
