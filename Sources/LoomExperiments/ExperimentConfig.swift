@@ -96,6 +96,11 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var b: String
         /// What the claim says of a − b; without it the comparison only reports what it finds.
         public var expect: Expectation?
+        /// The claim in words, shared by the comparisons that test it under different conditions
+        /// (consecutive comparisons with the same claim form one group of the claims table).
+        public var claim: String?
+        /// What this comparison varies among those of its claim (λ, head position, depth).
+        public var condition: String?
 
         /// The direction a claim expects of the FID difference a − b.
         public enum Expectation: String, Codable, Sendable {
@@ -107,8 +112,12 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
             case neither
         }
 
-        public init(label: String, a: String, b: String, expect: Expectation? = nil) {
-            (self.label, self.a, self.b, self.expect) = (label, a, b, expect)
+        /// The claim this comparison tests: `claim`, or the label when the config gives none.
+        public var claimText: String { claim ?? label }
+
+        public init(label: String, a: String, b: String, expect: Expectation? = nil, claim: String? = nil,
+                    condition: String? = nil) {
+            (self.label, self.a, self.b, self.expect, self.claim, self.condition) = (label, a, b, expect, claim, condition)
         }
     }
 

@@ -82,27 +82,40 @@ struct StudyReport {
         }
     }
 
-    /// One line per claim: the difference in each space with its t interval, and the verdict.
+    /// One line per comparison, grouped by claim (in the order each claim first appears; the claim
+    /// is written on its group's first line): the difference in each space with its t interval, and
+    /// the verdict.
     func claims() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
         var lines = ["## Claims (FID a − b by seed, mean [95% t interval])", "",
-                     "| claim | a | b | expected | seeds | FID-FM | FID, 2nd space | verdict |",
-                     "|---|---|---|---|---:|---|---|---|"]
-        for c in comparisons {
-            let found = differences(c)
-            func cell(_ space: String) -> String {
-                guard let d = found.first(where: { $0.space == space })?.difference else { return "–" }
-                return d.pairs < 2 ? String(format: "%+.3f (one seed)", d.mean)
-                    : String(format: "%+.3f [%+.3f, %+.3f]", d.mean, d.tLow, d.tHigh)
+                     "| claim | condition | a | b | expected | seeds | FID-FM | FID, 2nd space | verdict |",
+                     "|---|---|---|---|---|---:|---|---|---|"]
+        var claimOrder: [String] = []
+        for c in comparisons where !claimOrder.contains(c.claimText) { claimOrder.append(c.claimText) }
+        for claim in claimOrder {
+            for (index, c) in comparisons.filter({ $0.claimText == claim }).enumerated() {
+                let found = differences(c)
+                func cell(_ space: String) -> String {
+                    guard let d = found.first(where: { $0.space == space })?.difference else { return "–" }
+                    return d.pairs < 2 ? String(format: "%+.3f (one seed)", d.mean)
+                        : String(format: "%+.3f [%+.3f, %+.3f]", d.mean, d.tLow, d.tHigh)
+                }
+                let seeds = found.first.map { "\($0.difference.pairs)" } ?? "0"
+                let verdict = StudyStatistics.claimVerdict(found.map(\.difference.direction), expect: c.expect)
+                let expected = c.expect.map { $0 == .neither ? "no difference" : "a \($0.rawValue)" } ?? "–"
+                let cells = [index == 0 ? claim : "", c.condition ?? "–", c.a, c.b, expected, seeds,
+                             cell("FID-FM"), cell("2nd"), "**\(verdict)**"]
+                lines.append(Self.tableRow(cells))
             }
-            let seeds = found.first.map { "\($0.difference.pairs)" } ?? "0"
-            let verdict = StudyStatistics.claimVerdict(found.map(\.difference.direction), expect: c.expect)
-            lines.append("| \(c.label) | \(c.a) | \(c.b) | \(c.expect.map { $0 == .neither ? "no difference" : "a \($0.rawValue)" } ?? "–") | \(seeds) | "
-                         + "\(cell("FID-FM")) | \(cell("2nd")) | **\(verdict)** |")
         }
         return lines + ["", "A claim holds when every feature space decides in the expected direction (both its bootstrap "
                          + "and its t interval clear of 0), does not hold when every space decides the other way, and is "
                          + "undecided otherwise; the intervals of each space are in the next table.", ""]
+    }
+
+    /// A markdown table row; a `|` inside a cell is escaped so that it cannot split the cell.
+    static func tableRow(_ cells: [String]) -> String {
+        "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"
     }
 
     /// Paired FID differences (a − b) with 95% percentile-bootstrap and Student-t intervals over seeds.

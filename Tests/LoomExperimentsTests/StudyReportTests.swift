@@ -31,18 +31,41 @@ final class StudyReportTests: XCTestCase {
 
     /// The seeded study's recorded results (three seeds of the head after block 2 of 6 with
     /// λ = 0.1): IG beats its own unguided model in both spaces, so that claim holds; the
-    /// sampling-noise floor finds no difference.
+    /// sampling-noise floor finds no difference. A claim's conditions share one group.
     func testClaimsOfTheRecordedSeededStudy() throws {
+        let markdown = try recordedStudyReport()
+        let lines = markdown.components(separatedBy: "\n")
+        let ownModel = "| IG improves on the same model without guidance (w = 2) | head after block 2 of 6, λ 0.1 | "
+            + "IG w=2 l2 λ0.1 | aux l2 λ0.1 | a lower | 3 | -1.183 [-1.277, -1.089] |"
+        guard let first = lines.firstIndex(where: { $0.hasPrefix(ownModel) }) else { return XCTFail(markdown) }
+        XCTAssertTrue(lines[first].hasSuffix("| **holds** |"), lines[first])
+        XCTAssertTrue(lines[first + 1].hasPrefix("|  | head after block 2 of 6, λ 0.5 | IG w=2 l2 λ0.5 |"), lines[first + 1])
+        XCTAssertEqual(lines.filter { $0.hasPrefix("| IG vs its own unguided model | ") }.count, 2,
+                       "one detail line per feature space\n\(markdown)")
+        XCTAssertTrue(lines.contains { $0.contains("| vanilla, sampling seeds s and s + 1000 | vanilla (resampled) | vanilla | no difference | 3 |")
+                                       && $0.hasSuffix("**holds (no difference found)** |") }, markdown)
+    }
+
+    /// Docs/results.md shows the claims table the recorded results give, line for line.
+    func testResultsPageShowsTheRecordedClaims() throws {
+        let markdown = try recordedStudyReport().components(separatedBy: "\n")
+        guard let header = markdown.firstIndex(where: { $0.hasPrefix("| claim | condition |") }),
+              let end = markdown[header...].firstIndex(of: "") else { return XCTFail("no claims table") }
+        let table = markdown[header..<end].joined(separator: "\n")
+        let page = try String(contentsOf: RepositoryPaths.root.appendingPathComponent("Docs/results.md"), encoding: .utf8)
+        XCTAssertTrue(page.contains(table + "\n\n"),
+                      "Docs/results.md must show the claims table of Docs/results/ig-study-seeds/results.md:\n\(table)")
+    }
+
+    func testTableCellsCannotSplit() {
+        XCTAssertEqual(StudyReport.tableRow(["a|b", "", "c"]), "| a\\|b |  | c |")
+    }
+
+    private func recordedStudyReport() throws -> String {
         let root = RepositoryPaths.root
         let config = try ExperimentConfig.load(path: root.appendingPathComponent("Benchmarks/study/ig-study-seeds.json").path)
         let data = try Data(contentsOf: root.appendingPathComponent("Docs/results/ig-study-seeds/results.json"))
         let results = try JSONDecoder().decode([ExperimentResult].self, from: data)
-        let markdown = StudyReport(config: config, command: "test", results: results).markdown()
-        let claims = markdown.components(separatedBy: "\n").filter { $0.hasPrefix("| IG vs its own unguided model | ") }
-        XCTAssertEqual(claims.count, 3, "one claims line and one detail line per space\n\(markdown)")
-        XCTAssertTrue(claims.contains { $0.contains("| a lower | 3 | -1.183 [-1.277, -1.089] |") && $0.hasSuffix("| **holds** |") },
-                      "\(claims)")
-        XCTAssertTrue(markdown.contains("| sampling-noise floor | vanilla (resampled) | vanilla | no difference | 3 |")
-                      && markdown.contains("**holds (no difference found)** |"), markdown)
+        return StudyReport(config: config, command: "test", results: results).markdown()
     }
 }
