@@ -46,15 +46,18 @@ final class StudyReportTests: XCTestCase {
                                        && $0.hasSuffix("**holds (no difference found)** |") }, markdown)
     }
 
-    /// Docs/results.md shows the claims table the recorded results give, line for line.
-    func testResultsPageShowsTheRecordedClaims() throws {
+    /// Docs/results.md shows the claims table and the table of row means that the recorded results
+    /// give, line for line.
+    func testResultsPageShowsTheRecordedTables() throws {
         let markdown = try recordedStudyReport().components(separatedBy: "\n")
-        guard let header = markdown.firstIndex(where: { $0.hasPrefix("| claim | condition |") }),
-              let end = markdown[header...].firstIndex(of: "") else { return XCTFail("no claims table") }
-        let table = markdown[header..<end].joined(separator: "\n")
         let page = try String(contentsOf: RepositoryPaths.root.appendingPathComponent("Docs/results.md"), encoding: .utf8)
-        XCTAssertTrue(page.contains(table + "\n\n"),
-                      "Docs/results.md must show the claims table of Docs/results/ig-study-seeds/results.md:\n\(table)")
+        for headerStart in ["| claim | condition |", "| row | variant | guidance | seeds |"] {
+            guard let header = markdown.firstIndex(where: { $0.hasPrefix(headerStart) }),
+                  let end = markdown[header...].firstIndex(of: "") else { return XCTFail("no table \(headerStart)") }
+            let table = markdown[header..<end].joined(separator: "\n")
+            XCTAssertTrue(page.contains(table + "\n\n"),
+                          "Docs/results.md must show this table of Docs/results/ig-study-seeds/results.md:\n\(table)")
+        }
     }
 
     func testTableCellsCannotSplit() {
