@@ -7,17 +7,8 @@ final class IRParserErrorTests: XCTestCase {
     /// Asserts parsing `text` fails with a message containing every fragment.
     private func assertParseError(_ text: String, _ fragments: [String],
                                   file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            let graph = try IRParser.parse(text, source: "bad.loomir")
-            XCTFail("parsed without error: \(IRPrinter.print(graph))", file: file, line: line)
-        } catch let error as IRError {
-            for fragment in fragments {
-                XCTAssertTrue(error.message.contains(fragment), "'\(error.message)' lacks '\(fragment)'",
-                              file: file, line: line)
-            }
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
+        assertThrowsIRError({ IRPrinter.print(try IRParser.parse(text, source: "bad.loomir")) }, mentioning: fragments,
+                            file: file, line: line)
     }
 
     private let header = "graph g {\n  %0 = input \"x\" : f32[2,3]\n"

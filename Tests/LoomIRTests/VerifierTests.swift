@@ -13,22 +13,7 @@ final class VerifierTests: XCTestCase {
     /// Asserts `Verifier.verify(graph)` throws an error whose message contains every fragment.
     private func assertRejects(_ graph: Graph, _ fragments: [String],
                                file: StaticString = #filePath, line: UInt = #line) {
-        assertThrows({ try Verifier.verify(graph) }, fragments, file: file, line: line)
-    }
-
-    private func assertThrows(_ body: () throws -> Void, _ fragments: [String],
-                              file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            try body()
-            XCTFail("no error thrown", file: file, line: line)
-        } catch let error as IRError {
-            for fragment in fragments {
-                XCTAssertTrue(error.message.contains(fragment), "'\(error.message)' lacks '\(fragment)'",
-                              file: file, line: line)
-            }
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
+        assertThrowsIRError({ try Verifier.verify(graph) }, mentioning: fragments, file: file, line: line)
     }
 
     func testWellFormedGraphPasses() throws {
@@ -71,7 +56,7 @@ final class VerifierTests: XCTestCase {
             }
         }
         b.output("y", y)
-        assertThrows({ _ = try b.build() },
+        assertThrowsIRError({ _ = try b.build() }, mentioning:
                      ["node %2 (matmul) in blocks.2.attn", "inner dimensions differ", "[4, 8]", "[16, 32]",
                       "(8 vs 16)", "%0: f32[4,8]", "%1: f32[16,32]"])
     }
@@ -81,7 +66,7 @@ final class VerifierTests: XCTestCase {
         let x = b.input("x", f32(4, 8))
         let bad = x.reshape([3, 3])
         _ = bad.matmul(x)
-        assertThrows({ _ = try b.build() },
+        assertThrowsIRError({ _ = try b.build() }, mentioning:
                      ["node %1 (reshape) in top level", "cannot reshape [4, 8] (32 elements) to [3, 3]",
                       "(and 1 more error(s))"])
     }
@@ -109,7 +94,7 @@ final class VerifierTests: XCTestCase {
             _ = b.parameter("w", [2], initializer: .zeros)
             _ = b.parameter("w", [2], initializer: .zeros)
         }
-        assertThrows({ _ = try b.build() }, ["parameter \"blocks.0.w\" is declared twice"])
+        assertThrowsIRError({ _ = try b.build() }, mentioning: ["parameter \"blocks.0.w\" is declared twice"])
     }
 
     func testDuplicateInputAndOutputNames() {
