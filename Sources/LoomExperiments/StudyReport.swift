@@ -49,7 +49,7 @@ struct StudyReport {
         report.fidStandardError.map { String(format: "%.3f ± %.3f", report.fidFM, $0) } ?? String(format: "%.3f", report.fidFM)
     }
 
-    /// Mean ± sample standard deviation over seeds, per row.
+    /// Mean ± sample standard deviation over seeds, per row (the value alone for a row with one seed).
     func summary() -> [String] {
         var lines = ["## Mean ± standard deviation over seeds", "",
                      "| row | variant | guidance | seeds | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ |",
@@ -57,9 +57,10 @@ struct StudyReport {
         for row in config.rows {
             let mine = results.filter { $0.label == row.label }
             guard let first = mine.first else { continue }
+            // One seed has no standard deviation: its value stands alone.
             func stat(_ value: (ExperimentResult) -> Double, _ digits: Int) -> String {
                 let (mean, sd) = StudyStatistics.meanAndDeviation(mine.map(value))
-                return String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
+                return mine.count < 2 ? String(format: "%.\(digits)f", mean) : String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
             }
             let second = mine.allSatisfy { $0.secondReport != nil } ? stat({ $0.secondReport!.fidFM }, 3) : "–"
             lines.append("| \(row.label) | \(first.training) | \(first.guidance) | \(mine.count) | \(stat({ $0.report.fidFM }, 3)) | \(second) | "
