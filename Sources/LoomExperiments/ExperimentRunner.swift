@@ -24,12 +24,6 @@ public struct ExperimentResult: Codable, Equatable, Sendable {
     public var secondReport: EvaluationReport?
     /// The machine that trained and sampled the row (CPU model, instruction-set level).
     public var machine: String?
-
-    /// The Markdown table row.
-    public var markdownRow: String {
-        String(format: "| %@ | %@ | %@ | %.3f | %.4f | %.4f | %.4f | %.2f |", label, training, guidance,
-               report.fidFM, report.precision, report.recall, report.conditionalAccuracy, samplingSeconds)
-    }
 }
 
 /// Runs a study from an `ExperimentConfig`: trains each variant once into `<out>/<name>/`

@@ -25,15 +25,16 @@ struct StudyReport {
             lines += ["**Incomplete:** \(results.count) of \(expected) (row, seed) results recorded so far; the study runs in parts.", ""]
         }
         if seeds.count > 1 { lines += claims() + summary() + comparisons() + ["## Every seed", ""] }
-        lines += [
-            "| row | variant | guidance | seed | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | sampling s | machine |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        lines += results.map { r in
-            String(format: "| %@ | %@ | %@ | %llu | %@ | %@ | %.4f | %.4f | %.4f | %.2f | %@ |", r.label, r.training, r.guidance, r.seed,
-                   Self.fid(r.report), r.secondReport.map(Self.fid) ?? "–", r.report.precision, r.report.recall,
-                   r.report.conditionalAccuracy, r.samplingSeconds, r.machine ?? "–")
+        var table = MarkdownTable([("row", .left), ("variant", .left), ("guidance", .left), ("seed", .right),
+                                   ("FID-FM ↓", .right), ("FID, 2nd space ↓", .right), ("precision ↑", .right),
+                                   ("recall ↑", .right), ("cond. acc. ↑", .right), ("sampling s", .right), ("machine", .left)])
+        for r in results {
+            table.add([r.label, r.training, r.guidance, "\(r.seed)", Self.fid(r.report), r.secondReport.map(Self.fid) ?? "–",
+                       String(format: "%.4f", r.report.precision), String(format: "%.4f", r.report.recall),
+                       String(format: "%.4f", r.report.conditionalAccuracy), String(format: "%.2f", r.samplingSeconds),
+                       r.machine ?? "–"])
         }
+        lines += table.lines
         lines += ["", "Training variants:", ""]
         for v in config.training {
             let t = v.trainingConfig(seed: seeds[0])
@@ -51,9 +52,9 @@ struct StudyReport {
 
     /// Mean ± sample standard deviation over seeds, per row (the value alone for a row with one seed).
     func summary() -> [String] {
-        var lines = ["## Mean ± standard deviation over seeds", "",
-                     "| row | variant | guidance | seeds | FID-FM ↓ | FID, 2nd space ↓ | precision ↑ | recall ↑ | cond. acc. ↑ |",
-                     "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        var table = MarkdownTable([("row", .left), ("variant", .left), ("guidance", .left), ("seeds", .right),
+                                   ("FID-FM ↓", .right), ("FID, 2nd space ↓", .right), ("precision ↑", .right),
+                                   ("recall ↑", .right), ("cond. acc. ↑", .right)])
         for row in config.rows {
             let mine = results.filter { $0.label == row.label }
             guard let first = mine.first else { continue }
@@ -63,11 +64,10 @@ struct StudyReport {
                 return mine.count < 2 ? String(format: "%.\(digits)f", mean) : String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
             }
             let second = mine.allSatisfy { $0.secondReport != nil } ? stat({ $0.secondReport!.fidFM }, 3) : "–"
-            lines.append("| \(row.label) | \(first.training) | \(first.guidance) | \(mine.count) | \(stat({ $0.report.fidFM }, 3)) | \(second) | "
-                         + "\(stat({ $0.report.precision }, 4)) | \(stat({ $0.report.recall }, 4)) | "
-                         + "\(stat({ $0.report.conditionalAccuracy }, 4)) |")
+            table.add([row.label, first.training, first.guidance, "\(mine.count)", stat({ $0.report.fidFM }, 3), second,
+                       stat({ $0.report.precision }, 4), stat({ $0.report.recall }, 4), stat({ $0.report.conditionalAccuracy }, 4)])
         }
-        return lines + [""]
+        return ["## Mean ± standard deviation over seeds", ""] + table.lines + [""]
     }
 
     /// A comparison's paired FID difference (a − b over the seeds both rows have) in each feature
@@ -88,9 +88,8 @@ struct StudyReport {
     /// the verdict.
     func claims() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
-        var lines = ["## Claims (FID a − b by seed, mean [95% t interval])", "",
-                     "| claim | condition | a | b | expected | seeds | FID-FM | FID, 2nd space | verdict |",
-                     "|---|---|---|---|---|---:|---|---|---|"]
+        var table = MarkdownTable([("claim", .left), ("condition", .left), ("a", .left), ("b", .left), ("expected", .left),
+                                   ("seeds", .right), ("FID-FM", .left), ("FID, 2nd space", .left), ("verdict", .left)])
         var claimOrder: [String] = []
         for c in comparisons where !claimOrder.contains(c.claimText) { claimOrder.append(c.claimText) }
         for claim in claimOrder {
@@ -106,34 +105,30 @@ struct StudyReport {
                 let expected = c.expect.map { $0 == .neither ? "no difference" : "a \($0.rawValue)" } ?? "–"
                 let cells = [index == 0 ? claim : "", c.condition ?? "–", c.a, c.b, expected, seeds,
                              cell("FID-FM"), cell("2nd"), "**\(verdict)**"]
-                lines.append(Self.tableRow(cells))
+                table.add(cells)
             }
         }
-        return lines + ["", "A claim holds when every feature space decides in the expected direction (both its bootstrap "
+        return ["## Claims (FID a − b by seed, mean [95% t interval])", ""] + table.lines
+            + ["", "A claim holds when every feature space decides in the expected direction (both its bootstrap "
                          + "and its t interval clear of 0), does not hold when every space decides the other way, and is "
                          + "undecided otherwise; the intervals of each space are in the next table.", ""]
-    }
-
-    /// A markdown table row; a `|` inside a cell is escaped so that it cannot split the cell.
-    static func tableRow(_ cells: [String]) -> String {
-        "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"
     }
 
     /// Paired FID differences (a − b) with 95% percentile-bootstrap and Student-t intervals over seeds.
     func comparisons() -> [String] {
         guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
-        var lines = ["## Paired comparisons (FID, a − b, by seed; 95% intervals over seeds)", "",
-                     "| claim | a | b | space | seeds | a − b | 95% bootstrap | 95% t | a is |",
-                     "|---|---|---|---|---:|---:|---|---|---|"]
+        var table = MarkdownTable([("claim", .left), ("a", .left), ("b", .left), ("space", .left), ("seeds", .right),
+                                   ("a − b", .right), ("95% bootstrap", .left), ("95% t", .left), ("a is", .left)])
         for c in comparisons {
             let found = differences(c)
             for (name, d) in found {
-                lines.append(String(format: "| %@ | %@ | %@ | %@ | %d | %+.3f | [%+.3f, %+.3f] | [%+.3f, %+.3f] | %@ |", c.label,
-                                    c.a, c.b, name, d.pairs, d.mean, d.low, d.high, d.tLow, d.tHigh, d.verdict))
+                table.add([c.label, c.a, c.b, name, "\(d.pairs)", String(format: "%+.3f", d.mean),
+                           String(format: "[%+.3f, %+.3f]", d.low, d.high), String(format: "[%+.3f, %+.3f]", d.tLow, d.tHigh),
+                           d.verdict])
             }
-            if found.isEmpty { lines.append("| \(c.label) | \(c.a) | \(c.b) | – | 0 | – | – | – | not run |") }
+            if found.isEmpty { table.add([c.label, c.a, c.b, "–", "0", "–", "–", "–", "not run"]) }
         }
-        return lines + ["", "\"lower\" or \"higher\": both intervals lie wholly on that side of 0; otherwise undecided. "
+        return ["## Paired comparisons (FID, a − b, by seed; 95% intervals over seeds)", ""] + table.lines + ["", "\"lower\" or \"higher\": both intervals lie wholly on that side of 0; otherwise undecided. "
                          + "Over a few seeds the bootstrap interval spans only the seeds' own differences (with three, "
                          + "it excludes 0 whenever all three share a sign, as noise alone does one time in four), so "
                          + "the Student-t interval must agree. A claim holds only where both feature spaces agree.", ""]

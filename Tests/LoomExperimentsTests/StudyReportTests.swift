@@ -73,7 +73,7 @@ final class StudyReportTests: XCTestCase {
     }
 
     func testTableCellsCannotSplit() {
-        XCTAssertEqual(StudyReport.tableRow(["a|b", "", "c"]), "| a\\|b |  | c |")
+        XCTAssertEqual(MarkdownTable.row(["a|b", "", "c"]), "| a\\|b |  | c |")
     }
 
     private func recordedStudyReport() throws -> String {
