@@ -29,17 +29,7 @@ final class PlanFileTests: XCTestCase {
     /// Asserts that `body` throws a `RuntimeError` whose message contains every string of `parts`.
     func assertFails(_ label: String, _ parts: [String], file: StaticString = #filePath, line: UInt = #line,
                      _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("\(label): no error", file: file, line: line)
-        } catch let error as RuntimeError {
-            for part in parts {
-                XCTAssertTrue(error.message.contains(part), "\(label): message \"\(error.message)\" lacks \"\(part)\"",
-                              file: file, line: line)
-            }
-        } catch {
-            XCTFail("\(label): unexpected error type \(type(of: error)): \(error)", file: file, line: line)
-        }
+        assertThrows(RuntimeError.self, mentioning: parts, label, file: file, line: line, body)
     }
 
     // MARK: round trip and determinism

@@ -7,8 +7,9 @@ final class IRParserErrorTests: XCTestCase {
     /// Asserts parsing `text` fails with a message containing every fragment.
     private func assertParseError(_ text: String, _ fragments: [String],
                                   file: StaticString = #filePath, line: UInt = #line) {
-        assertThrowsIRError({ IRPrinter.print(try IRParser.parse(text, source: "bad.loomir")) }, mentioning: fragments,
-                            file: file, line: line)
+        assertThrows(IRError.self, mentioning: fragments, file: file, line: line) {
+            IRPrinter.print(try IRParser.parse(text, source: "bad.loomir"))
+        }
     }
 
     private let header = "graph g {\n  %0 = input \"x\" : f32[2,3]\n"

@@ -1,3 +1,4 @@
+import LoomTestSupport
 import XCTest
 @testable import LoomIR
 
@@ -13,7 +14,7 @@ final class VerifierTests: XCTestCase {
     /// Asserts `Verifier.verify(graph)` throws an error whose message contains every fragment.
     private func assertRejects(_ graph: Graph, _ fragments: [String],
                                file: StaticString = #filePath, line: UInt = #line) {
-        assertThrowsIRError({ try Verifier.verify(graph) }, mentioning: fragments, file: file, line: line)
+        assertThrows(IRError.self, mentioning: fragments, file: file, line: line) { try Verifier.verify(graph) }
     }
 
     func testWellFormedGraphPasses() throws {
@@ -56,9 +57,9 @@ final class VerifierTests: XCTestCase {
             }
         }
         b.output("y", y)
-        assertThrowsIRError({ _ = try b.build() }, mentioning:
+        assertThrows(IRError.self, mentioning:
                      ["node %2 (matmul) in blocks.2.attn", "inner dimensions differ", "[4, 8]", "[16, 32]",
-                      "(8 vs 16)", "%0: f32[4,8]", "%1: f32[16,32]"])
+                      "(8 vs 16)", "%0: f32[4,8]", "%1: f32[16,32]"]) { try b.build() }
     }
 
     func testBuilderReportsFirstErrorAndCount() {
@@ -66,9 +67,9 @@ final class VerifierTests: XCTestCase {
         let x = b.input("x", f32(4, 8))
         let bad = x.reshape([3, 3])
         _ = bad.matmul(x)
-        assertThrowsIRError({ _ = try b.build() }, mentioning:
+        assertThrows(IRError.self, mentioning:
                      ["node %1 (reshape) in top level", "cannot reshape [4, 8] (32 elements) to [3, 3]",
-                      "(and 1 more error(s))"])
+                      "(and 1 more error(s))"]) { try b.build() }
     }
 
     func testBinaryBroadcastFailure() {
@@ -94,7 +95,7 @@ final class VerifierTests: XCTestCase {
             _ = b.parameter("w", [2], initializer: .zeros)
             _ = b.parameter("w", [2], initializer: .zeros)
         }
-        assertThrowsIRError({ _ = try b.build() }, mentioning: ["parameter \"blocks.0.w\" is declared twice"])
+        assertThrows(IRError.self, mentioning: ["parameter \"blocks.0.w\" is declared twice"]) { try b.build() }
     }
 
     func testDuplicateInputAndOutputNames() {

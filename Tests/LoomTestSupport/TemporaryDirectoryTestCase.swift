@@ -23,16 +23,7 @@ open class TemporaryDirectoryTestCase: XCTestCase {
 
     /// Asserts that `body` throws a `DiffusionError` whose message contains every string of `parts`.
     public func assertError(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
-                     _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("expected an error containing \(parts)", file: file, line: line)
-        } catch let error as DiffusionError {
-            for part in parts where !error.message.contains(part) {
-                XCTFail("error '\(error.message)' does not contain '\(part)'", file: file, line: line)
-            }
-        } catch {
-            XCTFail("unexpected error type: \(error)", file: file, line: line)
-        }
+                            _ body: () throws -> Void) {
+        assertThrows(DiffusionError.self, mentioning: parts, file: file, line: line, body)
     }
 }
