@@ -97,7 +97,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         /// What the claim says of a − b; without it the comparison only reports what it finds.
         public var expect: Expectation?
         /// The claim in words, shared by the comparisons that test it under different conditions
-        /// (consecutive comparisons with the same claim form one group of the claims table).
+        /// (they form one group of the claims table, where the claim first appears).
         public var claim: String?
         /// What this comparison varies among those of its claim (λ, head position, depth).
         public var condition: String?

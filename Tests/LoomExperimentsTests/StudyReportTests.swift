@@ -62,11 +62,7 @@ final class StudyReportTests: XCTestCase {
 
     /// A row with one seed so far shows its value without a standard deviation.
     func testOneSeedRowHasNoDeviation() throws {
-        let root = RepositoryPaths.root
-        let config = try ExperimentConfig.load(path: root.appendingPathComponent("Benchmarks/study/ig-study-seeds.json").path)
-        let data = try Data(contentsOf: root.appendingPathComponent("Docs/results/ig-study-seeds/results.json"))
-        let results = try JSONDecoder().decode([ExperimentResult].self, from: data).filter { $0.label != "vanilla" || $0.seed == 0 }
-        let lines = StudyReport(config: config, command: "test", results: results).markdown().components(separatedBy: "\n")
+        let lines = try recordedStudyReport(keeping: { $0.label != "vanilla" || $0.seed == 0 }).components(separatedBy: "\n")
         let vanilla = try XCTUnwrap(lines.first { $0.hasPrefix("| vanilla | vanilla | none | 1 | ") })
         XCTAssertFalse(vanilla.contains("±"), vanilla)
         XCTAssertTrue(lines.contains { $0.hasPrefix("| vanilla (resampled) | vanilla | none | 3 | ") && $0.contains(" ± ") })
@@ -76,11 +72,12 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(MarkdownTable.row(["a|b", "", "c"]), "| a\\|b |  | c |")
     }
 
-    private func recordedStudyReport() throws -> String {
+    /// The report of the repository's study config over its recorded results (those `keeping` keeps).
+    private func recordedStudyReport(keeping: (ExperimentResult) -> Bool = { _ in true }) throws -> String {
         let root = RepositoryPaths.root
         let config = try ExperimentConfig.load(path: root.appendingPathComponent("Benchmarks/study/ig-study-seeds.json").path)
         let data = try Data(contentsOf: root.appendingPathComponent("Docs/results/ig-study-seeds/results.json"))
-        let results = try JSONDecoder().decode([ExperimentResult].self, from: data)
+        let results = try JSONDecoder().decode([ExperimentResult].self, from: data).filter(keeping)
         return StudyReport(config: config, command: "test", results: results).markdown()
     }
 }
