@@ -41,4 +41,32 @@ extension ExperimentRunner {
         try StudyReport(config: config, command: command, results: sorted).markdown()
             .write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
     }
+
+    /// Writes results.md again from the recorded results.json without running anything (after a
+    /// change to the config's comparisons or to the report's format), and, given `page`, replaces
+    /// the summary tables that page shows with the fresh ones (`StudyPage`). Returns the paths written.
+    public func rewriteReport(page: String? = nil) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: resultsJSONPath) else {
+            throw DiffusionError("experiment: no results recorded yet in \(resultsJSONPath); run a part of the study first")
+        }
+        if let page {
+            let target = URL(fileURLWithPath: page).standardizedFileURL.path
+            let protected = [resultsJSONPath, resultsMarkdownPath].map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            guard !protected.contains(target) else {
+                throw DiffusionError("experiment: --page \(page) is the study's own results file; name the hand-written page that shows its tables")
+            }
+            guard FileManager.default.fileExists(atPath: page) else {
+                throw DiffusionError("experiment: --page \(page) does not exist (the page is updated, never created)")
+            }
+        }
+        try writeResults([])
+        guard let page else { return [resultsMarkdownPath] }
+        let report = try String(contentsOfFile: resultsMarkdownPath, encoding: .utf8)
+        let old: String
+        do { old = try String(contentsOfFile: page, encoding: .utf8) } catch {
+            throw DiffusionError("experiment: cannot read --page \(page) as UTF-8 text (\(error.localizedDescription))")
+        }
+        try StudyPage.updated(page: old, from: report, pageName: page).write(toFile: page, atomically: true, encoding: .utf8)
+        return [resultsMarkdownPath, page]
+    }
 }

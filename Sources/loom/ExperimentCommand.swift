@@ -30,6 +30,10 @@ struct ExperimentCommand: ParsableCommand {
     var prepareOnly = false
     @Flag(help: "Print which parts of the study are done, under way (training step reached) or not started, and the command for each part still to run; runs and writes nothing.")
     var status = false
+    @Flag(help: "Write results.md again from the recorded results.json (after a change to the config's comparisons, say); runs nothing.")
+    var report = false
+    @Option(help: "With --report: a Markdown page that shows the study's claims table and table of row means; both are replaced with the fresh ones, the rest of the page is kept.")
+    var page: String?
     @Option(help: "Threads (default: the config's, else LOOM_THREADS or all cores).") var threads: Int?
 
     func validate() throws {
@@ -39,6 +43,10 @@ struct ExperimentCommand: ParsableCommand {
         if status && (!only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
             throw ValidationError("--status reports on the whole study: it takes no --only, --variants, --seeds, --prepare-only or --threads")
         }
+        if report && (status || !only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
+            throw ValidationError("--report rewrites the whole study's results.md: it takes no --status, --only, --variants, --seeds, --prepare-only or --threads")
+        }
+        if page != nil && !report { throw ValidationError("--page is updated by --report only; add --report") }
     }
 
     /// The items of a comma-separated flag value, trimmed; a value that names nothing is an error.
@@ -66,6 +74,10 @@ struct ExperimentCommand: ParsableCommand {
             let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
             if status {
                 print(try runner.status().report(configPath: file))
+                return
+            }
+            if report {
+                for path in try runner.rewriteReport(page: page) { print("wrote \(path)") }
                 return
             }
             if prepareOnly {

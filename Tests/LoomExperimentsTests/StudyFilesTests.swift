@@ -65,7 +65,8 @@ final class StudyFilesTests: TemporaryDirectoryTestCase {
         let runner = ExperimentRunner(config: config, command: "damaged") { _ in }
         let damaged = "[{\"label\": \"vanilla\", \"seed\": 0"   // cut off mid-write by hand
         try damaged.write(toFile: runner.resultsJSONPath, atomically: true, encoding: .utf8)
-        for (what, call) in [("run", { _ = try runner.run() }), ("status", { _ = try runner.status() })] as [(String, () throws -> Void)] {
+        for (what, call) in [("run", { _ = try runner.run() }), ("status", { _ = try runner.status() }),
+                          ("report", { _ = try runner.rewriteReport() })] as [(String, () throws -> Void)] {
             XCTAssertThrowsError(try call(), what) {
                 XCTAssertTrue("\($0)".contains("\(runner.resultsJSONPath) is not a results file"), "\(what): \($0)")
             }

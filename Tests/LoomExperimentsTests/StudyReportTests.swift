@@ -49,14 +49,15 @@ final class StudyReportTests: XCTestCase {
     /// Docs/results.md shows the claims table and the table of row means that the recorded results
     /// give, line for line.
     func testResultsPageShowsTheRecordedTables() throws {
-        let markdown = try recordedStudyReport().components(separatedBy: "\n")
+        let report = try recordedStudyReport().components(separatedBy: "\n")
         let page = try String(contentsOf: RepositoryPaths.root.appendingPathComponent("Docs/results.md"), encoding: .utf8)
-        for headerStart in ["| claim | condition |", "| row | variant | guidance | seeds |"] {
-            guard let header = markdown.firstIndex(where: { $0.hasPrefix(headerStart) }),
-                  let end = markdown[header...].firstIndex(of: "") else { return XCTFail("no table \(headerStart)") }
-            let table = markdown[header..<end].joined(separator: "\n")
-            XCTAssertTrue(page.contains(table + "\n\n"),
-                          "Docs/results.md must show this table of Docs/results/ig-study-seeds/results.md:\n\(table)")
+            .components(separatedBy: "\n")
+        for header in StudyPage.tableHeaders {
+            let recorded = try XCTUnwrap(StudyPage.table(startingWith: header, in: report), header)
+            let shown = try XCTUnwrap(StudyPage.table(startingWith: header, in: page), "Docs/results.md has no table \(header)")
+            XCTAssertEqual(shown.joined(separator: "\n"), recorded.joined(separator: "\n"),
+                           "Docs/results.md must show this table of the recorded results; `loom experiment "
+                           + "Benchmarks/study/ig-study-seeds.json --report --page Docs/results.md` copies it")
         }
     }
 
