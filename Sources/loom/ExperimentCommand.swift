@@ -38,8 +38,8 @@ struct ExperimentCommand: ParsableCommand {
 
     func validate() throws {
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
-        if let variants { _ = try Self.list(variants, flag: "--variants") }
-        if let seeds { _ = try Self.list(seeds, flag: "--seeds") }
+        _ = try chosenVariants()
+        _ = try chosenSeeds()
         if status && (!only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
             throw ValidationError("--status reports on the whole study: it takes no --only, --variants, --seeds, --prepare-only or --threads")
         }
@@ -56,21 +56,25 @@ struct ExperimentCommand: ParsableCommand {
         return items
     }
 
+    /// The variants `--variants` names, if given.
+    func chosenVariants() throws -> [String]? { try variants.map { try Self.list($0, flag: "--variants") } }
+
+    /// The seeds `--seeds` names, if given.
+    func chosenSeeds() throws -> [UInt64]? {
+        try seeds.map { text in
+            try Self.list(text, flag: "--seeds").map { item in
+                guard let seed = UInt64(item) else { throw ValidationError("--seeds: '\(item)' is not a seed (expected e.g. --seeds 0,1)") }
+                return seed
+            }
+        }
+    }
+
     func run() throws {
         do {
             var config = try ExperimentConfig.load(path: file)
             if let threads { config.threads = threads }
             var command = "loom experiment \(file)"
             for row in only { command += " --only '\(row)'" }
-            let parts = try variants.map { try Self.list($0, flag: "--variants") }
-            let chosenSeeds = try seeds.map { text in
-                try Self.list(text, flag: "--seeds").map { item -> UInt64 in
-                    guard let seed = UInt64(item) else {
-                        throw ValidationError("--seeds: '\(item)' is not a seed (expected e.g. --seeds 0,1)")
-                    }
-                    return seed
-                }
-            }
             let runner = ExperimentRunner(config: config, command: command) { print($0); fflush(stdout) }
             if status {
                 print(try runner.status().report(configPath: file))
@@ -85,7 +89,7 @@ struct ExperimentCommand: ParsableCommand {
                 print("feature spaces ready: \(config.classifier)" + (config.secondClassifier.map { ", \($0)" } ?? ""))
                 return
             }
-            try runner.run(only: only.isEmpty ? nil : only, variants: parts, seeds: chosenSeeds)
+            try runner.run(only: only.isEmpty ? nil : only, variants: chosenVariants(), seeds: chosenSeeds())
             print("wrote \(runner.resultsMarkdownPath)")
         } catch let error as DiffusionError {
             throw ValidationError(error.message)

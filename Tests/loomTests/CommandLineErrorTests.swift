@@ -37,6 +37,7 @@ final class CommandLineErrorTests: XCTestCase {
             (["run", "missing.plan", "--runs", "0"], [:], 64, "--runs 0"),
             (["demo", "--steps", "0"], [:], 64, "--steps 0"),
             (["experiment", "x.json", "--status", "--seeds", "1"], [:], 64, "--status reports on the whole study"),
+            (["experiment", "x.json", "--seeds", "0,one"], [:], 64, "--seeds: 'one' is not a seed"),
             (["experiment", "x.json", "--page", "Docs/results.md"], [:], 64, "--page is updated by --report only"),
             (["experiment", "x.json", "--report", "--variants", "vanilla"], [:], 64, "--report rewrites the whole study's results.md"),
             (["experiment", Self.root.appendingPathComponent("Benchmarks/study/tiny-study.json").path, "--seeds", ",,"], [:], 64, "--seeds ',,' names nothing"),
