@@ -8,6 +8,9 @@ public enum StudyPage {
     /// How each summary table's header row begins, in results.md and in the page alike.
     public static let tableHeaders = ["| claim | condition |", "| row | variant | guidance | seeds |"]
 
+    /// The largest page `--page` reads (16 MiB): a study page is a few dozen kilobytes.
+    public static let maxBytes = 16 << 20
+
     /// The lines of the table whose header starts with `header`, up to the blank line (or the end)
     /// after it; nil when `lines` has no such table.
     public static func table(startingWith header: String, in lines: [String]) -> ArraySlice<String>? {

@@ -49,23 +49,24 @@ extension ExperimentRunner {
         guard FileManager.default.fileExists(atPath: resultsJSONPath) else {
             throw DiffusionError("experiment: no results recorded yet in \(resultsJSONPath); run a part of the study first")
         }
+        var pageText: String?
         if let page {
-            let target = URL(fileURLWithPath: page).standardizedFileURL.path
-            let protected = [resultsJSONPath, resultsMarkdownPath].map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-            guard !protected.contains(target) else {
-                throw DiffusionError("experiment: --page \(page) is the study's own results file; name the hand-written page that shows its tables")
+            if let problem = FileKind.problem(with: page) {
+                throw DiffusionError("experiment: --page \(page) " + (problem == .missing ? "does not exist (the page is updated, never created)" : "\(problem)"))
             }
-            guard FileManager.default.fileExists(atPath: page) else {
-                throw DiffusionError("experiment: --page \(page) does not exist (the page is updated, never created)")
+            for own in [resultsJSONPath, resultsMarkdownPath] where SameFile.check(page, own) {
+                throw DiffusionError("experiment: --page \(page) is the study's own results file \(own); name the hand-written page that shows its tables")
             }
+            let size = (try? FileManager.default.attributesOfItem(atPath: page)[.size] as? Int) ?? 0
+            guard size <= StudyPage.maxBytes else {
+                throw DiffusionError("experiment: --page \(page) is \(size) bytes; a Markdown page over \(StudyPage.maxBytes) bytes is refused")
+            }
+            pageText = try String(data: FileKind.contents(of: page), encoding: .utf8)
+            guard pageText != nil else { throw DiffusionError("experiment: --page \(page) is not UTF-8 text") }
         }
         try writeResults([])
-        guard let page else { return [resultsMarkdownPath] }
+        guard let page, let old = pageText else { return [resultsMarkdownPath] }
         let report = try String(contentsOfFile: resultsMarkdownPath, encoding: .utf8)
-        let old: String
-        do { old = try String(contentsOfFile: page, encoding: .utf8) } catch {
-            throw DiffusionError("experiment: cannot read --page \(page) as UTF-8 text (\(error.localizedDescription))")
-        }
         try StudyPage.updated(page: old, from: report, pageName: page).write(toFile: page, atomically: true, encoding: .utf8)
         return [resultsMarkdownPath, page]
     }

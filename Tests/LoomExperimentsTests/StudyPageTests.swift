@@ -77,10 +77,20 @@ final class StudyPageTests: TemporaryDirectoryTestCase {
                                          to: URL(fileURLWithPath: runner.resultsJSONPath))
         let page = directory + "/page.md"
         assertError(["--page \(page) does not exist"]) { _ = try runner.rewriteReport(page: page) }
-        for own in [runner.resultsJSONPath, runner.resultsMarkdownPath] {
-            assertError(["--page \(own) is the study's own results file"]) { _ = try runner.rewriteReport(page: own) }
+        assertError(["--page \(directory) is a directory"]) { _ = try runner.rewriteReport(page: directory) }
+        let link = directory + "/link.md"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: runner.resultsJSONPath)
+        for own in [runner.resultsJSONPath, link] {
+            assertError(["--page \(own) is the study's own results file \(runner.resultsJSONPath)"]) { _ = try runner.rewriteReport(page: own) }
         }
+        try Data(count: StudyPage.maxBytes + 1).write(to: URL(fileURLWithPath: page))
+        assertError(["--page \(page) is \(StudyPage.maxBytes + 1) bytes"]) { _ = try runner.rewriteReport(page: page) }
+        try Data([0x7C, 0xFF, 0xFE]).write(to: URL(fileURLWithPath: page))
+        assertError(["--page \(page) is not UTF-8 text"]) { _ = try runner.rewriteReport(page: page) }
         XCTAssertFalse(FileManager.default.fileExists(atPath: runner.resultsMarkdownPath), "refused calls write nothing")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: runner.resultsJSONPath)),
+                       try Data(contentsOf: root.appendingPathComponent("Docs/results/ig-study-seeds/results.json")),
+                       "results.json is never replaced by a page")
 
         let stale = "Intro.\n\n| claim | condition |\n|---|---|\n| old | old |\n\nMiddle.\n\n| row | variant | guidance | seeds |\n|---|---|\n| old |\n\nEnd.\n"
         try stale.write(toFile: page, atomically: true, encoding: .utf8)
