@@ -24,7 +24,10 @@ struct StudyReport {
         if results.count < expected {
             lines += ["**Incomplete:** \(results.count) of \(expected) (row, seed) results recorded so far; the study runs in parts.", ""]
         }
-        if seeds.count > 1 { lines += claims() + summary() + comparisons() + ["## Every seed", ""] }
+        if seeds.count > 1 {
+            let measured = (config.comparisons ?? []).map { ($0, differences($0)) }
+            lines += claims(measured) + summary() + comparisons(measured) + ["## Every seed", ""]
+        }
         var table = MarkdownTable([("row", .left), ("variant", .left), ("guidance", .left), ("seed", .right),
                                    ("FID-FM ↓", .right), ("FID, 2nd space ↓", .right), ("precision ↑", .right),
                                    ("recall ↑", .right), ("cond. acc. ↑", .right), ("sampling s", .right), ("machine", .left)])
@@ -83,18 +86,21 @@ struct StudyReport {
         }
     }
 
+    /// A configured comparison with its paired differences (`differences(_:)`), computed once for
+    /// both tables that show them.
+    typealias Measured = (comparison: ExperimentConfig.Comparison, found: [(space: String, difference: StudyStatistics.PairedDifference)])
+
     /// One line per comparison, grouped by claim (in the order each claim first appears; the claim
     /// is written on its group's first line): the difference in each space with its t interval, and
     /// the verdict.
-    func claims() -> [String] {
-        guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
+    func claims(_ measured: [Measured]) -> [String] {
+        guard !measured.isEmpty else { return [] }
         var table = MarkdownTable([("claim", .left), ("condition", .left), ("a", .left), ("b", .left), ("expected", .left),
                                    ("seeds", .right), ("FID-FM", .left), ("FID, 2nd space", .left), ("verdict", .left)])
         var claimOrder: [String] = []
-        for c in comparisons where !claimOrder.contains(c.claimText) { claimOrder.append(c.claimText) }
+        for (c, _) in measured where !claimOrder.contains(c.claimText) { claimOrder.append(c.claimText) }
         for claim in claimOrder {
-            for (index, c) in comparisons.filter({ $0.claimText == claim }).enumerated() {
-                let found = differences(c)
+            for (index, (c, found)) in measured.filter({ $0.comparison.claimText == claim }).enumerated() {
                 func cell(_ space: String) -> String {
                     guard let d = found.first(where: { $0.space == space })?.difference else { return "–" }
                     return d.pairs < 2 ? String(format: "%+.3f (one seed)", d.mean)
@@ -115,12 +121,11 @@ struct StudyReport {
     }
 
     /// Paired FID differences (a − b) with 95% percentile-bootstrap and Student-t intervals over seeds.
-    func comparisons() -> [String] {
-        guard let comparisons = config.comparisons, !comparisons.isEmpty else { return [] }
+    func comparisons(_ measured: [Measured]) -> [String] {
+        guard !measured.isEmpty else { return [] }
         var table = MarkdownTable([("claim", .left), ("a", .left), ("b", .left), ("space", .left), ("seeds", .right),
                                    ("a − b", .right), ("95% bootstrap", .left), ("95% t", .left), ("a is", .left)])
-        for c in comparisons {
-            let found = differences(c)
+        for (c, found) in measured {
             for (name, d) in found {
                 table.add([c.label, c.a, c.b, name, "\(d.pairs)", String(format: "%+.3f", d.mean),
                            String(format: "[%+.3f, %+.3f]", d.low, d.high), String(format: "[%+.3f, %+.3f]", d.tLow, d.tHigh),
