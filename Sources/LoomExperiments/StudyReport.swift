@@ -41,8 +41,10 @@ struct StudyReport {
         lines += ["", "Training variants:", ""]
         for v in config.training {
             let t = v.trainingConfig(seed: seeds[0])
-            lines.append("- `\(v.name)`: \(t.model.displayName), \(t.loss.objective.rawValue), λ \(t.loss.igLambda), "
-                         + "ω \(t.loss.omega), \(t.steps) steps × batch \(t.batch), lr \(t.learningRate)")
+            // λ and ω weigh the auxiliary head's losses: a model without a head has neither.
+            let head = t.model.igLayer == nil ? "" : "λ \(t.loss.igLambda), ω \(t.loss.omega), "
+            lines.append("- `\(v.name)`: \(t.model.displayName), \(t.loss.objective.rawValue), \(head)"
+                         + "\(t.steps) steps × batch \(t.batch), lr \(t.learningRate)")
         }
         lines.append("")
         return lines.joined(separator: "\n")

@@ -69,6 +69,14 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("| vanilla (resampled) | vanilla | none | 3 | ") && $0.contains(" ± ") })
     }
 
+    /// λ and ω are listed only for variants with an auxiliary head.
+    func testHeadWeightsOnlyForHeadModels() throws {
+        let lines = try recordedStudyReport().components(separatedBy: "\n")
+        XCTAssertTrue(lines.contains("- `vanilla`: SiT-6x128x4/4, flow_repa, 19000 steps × batch 32, lr 0.0005"), lines.suffix(12).joined(separator: "\n"))
+        XCTAssertTrue(lines.contains("- `accel-l2-omega0.5`: SiT-6x128x4/4+IG@2, flow_repa, λ 0.5, ω 0.5, 19000 steps × batch 32, lr 0.0005"),
+                      lines.suffix(12).joined(separator: "\n"))
+    }
+
     func testTableCellsCannotSplit() {
         XCTAssertEqual(MarkdownTable.row(["a|b", "", "c"]), "| a\\|b |  | c |")
     }
