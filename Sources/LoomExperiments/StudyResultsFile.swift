@@ -67,7 +67,9 @@ extension ExperimentRunner {
         try writeResults([])
         guard let page, let old = pageText else { return [resultsMarkdownPath] }
         let report = try String(contentsOfFile: resultsMarkdownPath, encoding: .utf8)
-        try StudyPage.updated(page: old, from: report, pageName: page).write(toFile: page, atomically: true, encoding: .utf8)
+        // Written through a link: a page that is a symbolic link stays one, and its target is updated.
+        let target = URL(fileURLWithPath: page).resolvingSymlinksInPath().path
+        try StudyPage.updated(page: old, from: report, pageName: page).write(toFile: target, atomically: true, encoding: .utf8)
         return [resultsMarkdownPath, page]
     }
 }

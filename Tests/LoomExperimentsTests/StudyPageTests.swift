@@ -106,5 +106,13 @@ final class StudyPageTests: TemporaryDirectoryTestCase {
         }
         XCTAssertTrue(updated.hasPrefix("Intro.\n\n") && updated.contains("\n\nMiddle.\n\n") && updated.hasSuffix("\n\nEnd.\n"), updated)
         XCTAssertFalse(updated.contains("| old |"), updated)
+
+        // A page reached through a symbolic link is updated where it lives; the link stays a link.
+        let real = directory + "/real-page.md", pageLink = directory + "/page-link.md"
+        try stale.write(toFile: real, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: pageLink, withDestinationPath: real)
+        _ = try runner.rewriteReport(page: pageLink)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: pageLink), real)
+        XCTAssertEqual(try String(contentsOfFile: real, encoding: .utf8), updated)
     }
 }
