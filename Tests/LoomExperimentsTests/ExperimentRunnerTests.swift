@@ -265,7 +265,7 @@ extension SeededStudyTests {
         let config = try ExperimentConfig.load(path: path)
         XCTAssertEqual(config.studySeeds, [0, 1, 2])
         XCTAssertEqual(config.samples, 5000)
-        XCTAssertEqual(config.comparisons?.count, 19)
+        XCTAssertEqual(config.comparisons?.count, 22)
         XCTAssertTrue(config.training.allSatisfy { $0.precision == .bf16 && ($0.steps >= 19000 || $0.name == "guide-short") })
     }
 }
