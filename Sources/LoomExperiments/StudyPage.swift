@@ -5,8 +5,12 @@ import LoomData
 /// verbatim beside its prose: `updated(page:from:)` replaces each such table with the one a
 /// freshly rendered results.md has, and leaves every other line of the page as it was.
 public enum StudyPage {
-    /// How each summary table's header row begins, in results.md and in the page alike.
-    public static let tableHeaders = ["| claim | condition |", "| row | variant | guidance | seeds |"]
+    /// How each summary table's header row begins, in results.md and in the page alike: the
+    /// report's own leading column titles, enough to tell the tables apart ("seeds" sets the row
+    /// means apart from the every-seed table's "seed"), so that a later column may change and the
+    /// page's old table is still found and replaced.
+    public static let tableHeaders = [MarkdownTable.row(StudyReport.claimColumns.prefix(2).map(\.0)),
+                                      MarkdownTable.row(StudyReport.summaryColumns.prefix(4).map(\.0))]
 
     /// The largest page `--page` reads (16 MiB): a study page is a few dozen kilobytes.
     public static let maxBytes = 16 << 20

@@ -50,6 +50,16 @@ struct StudyReport {
         return lines.joined(separator: "\n")
     }
 
+    /// Columns of the table of row means (`summary()`).
+    static let summaryColumns: [(String, MarkdownTable.Alignment)] = [
+        ("row", .left), ("variant", .left), ("guidance", .left), ("seeds", .right), ("FID-FM ↓", .right),
+        ("FID, 2nd space ↓", .right), ("precision ↑", .right), ("recall ↑", .right), ("cond. acc. ↑", .right)]
+
+    /// Columns of the claims table (`claims(_:)`).
+    static let claimColumns: [(String, MarkdownTable.Alignment)] = [
+        ("claim", .left), ("condition", .left), ("a", .left), ("b", .left), ("expected", .left),
+        ("seeds", .right), ("FID-FM", .left), ("FID, 2nd space", .left), ("verdict", .left)]
+
     /// `12.345 ± 0.210` (the bootstrap standard error over samples), or the value alone.
     static func fid(_ report: EvaluationReport) -> String {
         report.fidStandardError.map { String(format: "%.3f ± %.3f", report.fidFM, $0) } ?? String(format: "%.3f", report.fidFM)
@@ -57,9 +67,7 @@ struct StudyReport {
 
     /// Mean ± sample standard deviation over seeds, per row (the value alone for a row with one seed).
     func summary() -> [String] {
-        var table = MarkdownTable([("row", .left), ("variant", .left), ("guidance", .left), ("seeds", .right),
-                                   ("FID-FM ↓", .right), ("FID, 2nd space ↓", .right), ("precision ↑", .right),
-                                   ("recall ↑", .right), ("cond. acc. ↑", .right)])
+        var table = MarkdownTable(Self.summaryColumns)
         for row in config.rows {
             let mine = results.filter { $0.label == row.label }
             guard let first = mine.first else { continue }
@@ -97,8 +105,7 @@ struct StudyReport {
     /// the verdict.
     func claims(_ measured: [Measured]) -> [String] {
         guard !measured.isEmpty else { return [] }
-        var table = MarkdownTable([("claim", .left), ("condition", .left), ("a", .left), ("b", .left), ("expected", .left),
-                                   ("seeds", .right), ("FID-FM", .left), ("FID, 2nd space", .left), ("verdict", .left)])
+        var table = MarkdownTable(Self.claimColumns)
         var claimOrder: [String] = []
         for (c, _) in measured where !claimOrder.contains(c.claimText) { claimOrder.append(c.claimText) }
         for claim in claimOrder {
