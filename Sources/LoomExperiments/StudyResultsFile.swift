@@ -24,7 +24,8 @@ extension ExperimentRunner {
     /// Records this run's `results` in results.json and results.md. Parts of a study may run at
     /// the same time into one results folder: under an exclusive lock, the file is read again and
     /// every (row, seed) this run did not produce is kept as the file has it.
-    func writeResults(_ results: [ExperimentResult]) throws {
+    @discardableResult
+    func writeResults(_ results: [ExperimentResult]) throws -> String {
         let lock = try FileLock.acquire(resultsFolder + "/.results.lock")
         defer { lock.release() }
         var merged = try loadResults().filter { other in !results.contains { $0.label == other.label && $0.seed == other.seed } }
@@ -38,8 +39,9 @@ extension ExperimentRunner {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(sorted).write(to: URL(fileURLWithPath: resultsJSONPath), options: .atomic)
-        try StudyReport(config: config, command: command, results: sorted).markdown()
-            .write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
+        let markdown = StudyReport(config: config, command: command, results: sorted).markdown()
+        try markdown.write(toFile: resultsMarkdownPath, atomically: true, encoding: .utf8)
+        return markdown
     }
 
     /// Writes results.md again from the recorded results.json without running anything (after a
@@ -64,9 +66,8 @@ extension ExperimentRunner {
             pageText = try String(data: FileKind.contents(of: page), encoding: .utf8)
             guard pageText != nil else { throw DiffusionError("experiment: --page \(page) is not UTF-8 text") }
         }
-        try writeResults([])
+        let report = try writeResults([])
         guard let page, let old = pageText else { return [resultsMarkdownPath] }
-        let report = try String(contentsOfFile: resultsMarkdownPath, encoding: .utf8)
         // Written through a link: a page that is a symbolic link stays one, and its target is updated.
         let target = URL(fileURLWithPath: page).resolvingSymlinksInPath().path
         try StudyPage.updated(page: old, from: report, pageName: page).write(toFile: target, atomically: true, encoding: .utf8)
