@@ -40,13 +40,20 @@ struct ExperimentCommand: ParsableCommand {
         if let threads { try FlagCheck.count(threads, "--threads", max: Threading.maxThreads) }
         _ = try chosenVariants()
         _ = try chosenSeeds()
-        if status && (!only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
-            throw ValidationError("--status reports on the whole study: it takes no --only, --variants, --seeds, --prepare-only or --threads")
+        if status, !runFlagsGiven.isEmpty {
+            throw ValidationError("--status reports on the whole study: it takes no \(runFlagsGiven.joined(separator: ", "))")
         }
-        if report && (status || !only.isEmpty || variants != nil || seeds != nil || prepareOnly || threads != nil) {
-            throw ValidationError("--report rewrites the whole study's results.md: it takes no --status, --only, --variants, --seeds, --prepare-only or --threads")
+        if report, status || !runFlagsGiven.isEmpty {
+            let given = (status ? ["--status"] : []) + runFlagsGiven
+            throw ValidationError("--report rewrites the whole study's results.md: it takes no \(given.joined(separator: ", "))")
         }
         if page != nil && !report { throw ValidationError("--page is updated by --report only; add --report") }
+    }
+
+    /// The flags given that choose or tune a run of the study; `--status` and `--report` take none.
+    var runFlagsGiven: [String] {
+        [("--only", !only.isEmpty), ("--variants", variants != nil), ("--seeds", seeds != nil),
+         ("--prepare-only", prepareOnly), ("--threads", threads != nil)].filter(\.1).map(\.0)
     }
 
     /// The items of a comma-separated flag value, trimmed; a value that names nothing is an error.
